@@ -1,0 +1,322 @@
+//! The Parquet key-value metadata contract: what a recording says about itself.
+//!
+//! Every top-level field of [`RecordingMeta`] is stored under the key `tcptape.<field>` with a
+//! JSON value, so `SELECT * FROM parquet_kv_metadata('rec.parquet')` in DuckDB shows them one per
+//! row. Readers ignore keys they do not know, so fields can be added without a schema bump.
+//! Each segment of a recording carries the whole metadata; the counters (lost events, seen
+//! events, end time) are cumulative up to that segment's finalization.
+
+use crate::schema::SCHEMA_VERSION;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Prefix of every key tcptape writes.
+pub const KEY_PREFIX: &str = "tcptape.";
+/// The key of the schema version, checked before anything else.
+pub const SCHEMA_VERSION_KEY: &str = "tcptape.schema_version";
+
+/// Everything a recording says about itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordingMeta {
+    /// Version of the columns and of these keys.
+    pub schema_version: u32,
+    /// Version of the tool that wrote the file.
+    pub tool_version: String,
+    /// Random id shared by the segments of one recording.
+    pub recording_id: String,
+    /// `live` for a kernel capture, `synth` for a synthetic recording.
+    pub source: String,
+    /// Host name of the recording host.
+    pub hostname: String,
+    /// `uname -r` of the recording host.
+    pub kernel_release: String,
+    /// Add to a `ts_ns` value to get wall-clock nanoseconds since the Unix epoch.
+    pub mono_to_wall_ns: i64,
+    /// Monotonic time the recording started.
+    pub start_ns: u64,
+    /// Monotonic time the recording (or, in a segment, this segment) ended.
+    pub end_ns: u64,
+    /// How each stage was attached, with every attempt.
+    pub attach_plan: Vec<StageAttach>,
+    /// Filters applied in the kernel.
+    pub filters: Filters,
+    /// Flow sampling.
+    pub sampling: Sampling,
+    /// Ring-buffer size in bytes.
+    pub ring_bytes: u64,
+    /// Events lost, by where they were lost.
+    pub lost: Lost,
+    /// Events the kernel side saw per stage (before sampling), when known.
+    pub seen: BTreeMap<String, u64>,
+    /// What was anonymized.
+    pub anonymization: Anonymization,
+    /// The environment the recording was made in.
+    pub environment: Environment,
+    /// This segment's place in the recording.
+    pub segment: SegmentInfo,
+    /// Parameters of a synthetic recording (`source` = `synth`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synth: Option<serde_json::Value>,
+}
+
+/// The outcome of attaching one stage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StageAttach {
+    /// Stage name.
+    pub stage: String,
+    /// The mechanism that won (`fentry`, `kprobe`, `tp_btf`, `tracepoint`), if any.
+    pub chosen: Option<String>,
+    /// Every mechanism tried, in order.
+    pub attempts: Vec<AttachAttempt>,
+}
+
+/// One attach attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachAttempt {
+    /// `fentry`, `kprobe`, `tp_btf` or `tracepoint`.
+    pub mechanism: String,
+    /// Kernel function or tracepoint.
+    pub target: String,
+    /// `None` on success, else the error.
+    pub error: Option<String>,
+}
+
+/// Kernel-side filters of a recording.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Filters {
+    /// Ports, either side.
+    pub ports: Vec<u16>,
+    /// Address ranges (CIDR), either side.
+    pub addrs: Vec<String>,
+    /// Process ids.
+    pub pids: Vec<u32>,
+    /// Network namespace inodes.
+    pub netns: Vec<u32>,
+    /// Interface names.
+    pub ifaces: Vec<String>,
+}
+
+/// Flow sampling: 1 in `one_in` flows is kept, coherently across stages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sampling {
+    /// 1 = every flow.
+    pub one_in: u32,
+}
+
+impl Default for Sampling {
+    fn default() -> Self {
+        Sampling { one_in: 1 }
+    }
+}
+
+/// Events lost, cumulative.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lost {
+    /// Ring-buffer reserve failures, per CPU.
+    pub ring_per_cpu: Vec<u64>,
+    /// Events dropped because the writer fell behind (its queue was full).
+    pub writer_queue: u64,
+}
+
+impl Lost {
+    /// All lost events.
+    pub fn total(&self) -> u64 {
+        self.ring_per_cpu.iter().sum::<u64>() + self.writer_queue
+    }
+}
+
+/// What was anonymized in a recording.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Anonymization {
+    /// Addresses replaced by prefix-preserving pseudonyms.
+    pub addresses: bool,
+    /// Ports mapped.
+    pub ports: bool,
+    /// `pid` and `comm` removed.
+    pub tasks: bool,
+}
+
+/// The environment fingerprint: what must match for two recordings to be comparable.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Environment {
+    /// `uname -r`.
+    pub kernel_release: String,
+    /// `net.ipv4.tcp_congestion_control`.
+    pub congestion_control: String,
+    /// `net.ipv4.tcp_rmem`.
+    pub tcp_rmem: String,
+    /// `net.ipv4.tcp_wmem`.
+    pub tcp_wmem: String,
+    /// Offloads per interface.
+    pub interfaces: Vec<InterfaceOffloads>,
+}
+
+/// Offload settings of one interface.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InterfaceOffloads {
+    /// Interface name.
+    pub name: String,
+    /// Interface index.
+    pub ifindex: u32,
+    /// Generic receive offload.
+    pub gro: Option<bool>,
+    /// TCP segmentation offload.
+    pub tso: Option<bool>,
+    /// Generic segmentation offload.
+    pub gso: Option<bool>,
+}
+
+/// A segment's place in its recording.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentInfo {
+    /// 0-based index.
+    pub index: u32,
+    /// True only in the last segment of a recording that ended cleanly.
+    pub last: bool,
+    /// Why the recording stopped (in the last segment): `duration`, `signal`, `max-size`, ...
+    pub stop_reason: Option<String>,
+}
+
+/// Why key-value metadata is not a valid tcptape description.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MetaError {
+    /// No tcptape keys at all.
+    #[error("no tcptape metadata (not a tcptape recording)")]
+    Foreign,
+    /// A newer schema than this build reads.
+    #[error("schema version {0} is newer than this tcptape reads ({SCHEMA_VERSION}); upgrade tcptape")]
+    Newer(u32),
+    /// A value that does not parse.
+    #[error("metadata key '{key}' is invalid: {reason}")]
+    Invalid {
+        /// The key.
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl RecordingMeta {
+    /// The metadata as `(key, value)` pairs: one `tcptape.<field>` key per field, JSON values.
+    pub fn to_key_values(&self) -> Vec<(String, String)> {
+        let value = serde_json::to_value(self).expect("metadata serializes");
+        let serde_json::Value::Object(map) = value else { unreachable!("a struct is an object") };
+        map.into_iter()
+            .map(|(k, v)| (format!("{KEY_PREFIX}{k}"), v.to_string()))
+            .collect()
+    }
+
+    /// Parses metadata from key-value pairs, checking the schema version first. Keys without
+    /// the `tcptape.` prefix and unknown fields are ignored.
+    pub fn from_key_values<'a>(
+        kvs: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
+    ) -> Result<RecordingMeta, MetaError> {
+        let mut map = serde_json::Map::new();
+        for (k, v) in kvs {
+            let Some(field) = k.strip_prefix(KEY_PREFIX) else { continue };
+            let v = v.unwrap_or("null");
+            let parsed: serde_json::Value = serde_json::from_str(v).map_err(|e| {
+                MetaError::Invalid { key: k.to_string(), reason: format!("not JSON ({e})") }
+            })?;
+            map.insert(field.to_string(), parsed);
+        }
+        let version = match map.get("schema_version") {
+            None if map.is_empty() => return Err(MetaError::Foreign),
+            None => {
+                return Err(MetaError::Invalid {
+                    key: SCHEMA_VERSION_KEY.into(),
+                    reason: "missing".into(),
+                })
+            }
+            Some(v) => v.as_u64().filter(|&v| v >= 1 && v <= u32::MAX as u64).ok_or_else(|| {
+                MetaError::Invalid {
+                    key: SCHEMA_VERSION_KEY.into(),
+                    reason: format!("{v} is not a version number"),
+                }
+            })? as u32,
+        };
+        if version > SCHEMA_VERSION {
+            return Err(MetaError::Newer(version));
+        }
+        serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| MetaError::Invalid {
+            key: format!("{KEY_PREFIX}*"),
+            reason: e.to_string(),
+        })
+    }
+
+    /// A minimal description for a recording made on this host now; callers fill in the rest.
+    pub fn new(source: &str) -> RecordingMeta {
+        let kernel_release = host::kernel_release();
+        RecordingMeta {
+            schema_version: SCHEMA_VERSION,
+            tool_version: env!("CARGO_PKG_VERSION").to_string(),
+            recording_id: format!("{:032x}", rand::random::<u128>()),
+            source: source.to_string(),
+            hostname: host::hostname(),
+            kernel_release: kernel_release.clone(),
+            mono_to_wall_ns: host::mono_to_wall_ns(),
+            start_ns: 0,
+            end_ns: 0,
+            attach_plan: Vec::new(),
+            filters: Filters::default(),
+            sampling: Sampling::default(),
+            ring_bytes: 0,
+            lost: Lost::default(),
+            seen: BTreeMap::new(),
+            anonymization: Anonymization::default(),
+            environment: Environment { kernel_release, ..Environment::default() },
+            segment: SegmentInfo::default(),
+            synth: None,
+        }
+    }
+}
+
+/// Facts about the host, read without privileges.
+pub mod host {
+    /// `uname -r`, or `unknown`.
+    pub fn kernel_release() -> String {
+        read_trimmed("/proc/sys/kernel/osrelease").unwrap_or_else(|| "unknown".into())
+    }
+
+    /// The host name, or `unknown`.
+    pub fn hostname() -> String {
+        read_trimmed("/proc/sys/kernel/hostname").unwrap_or_else(|| "unknown".into())
+    }
+
+    /// Wall-clock minus monotonic time, in ns (0 where there is no monotonic clock to read).
+    pub fn mono_to_wall_ns() -> i64 {
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i64)
+            .unwrap_or(0);
+        match monotonic_ns() {
+            Some(m) => wall - m as i64,
+            None => 0,
+        }
+    }
+
+    /// CLOCK_MONOTONIC now, in ns: the clock `bpf_ktime_get_ns` reads (`None` off Unix).
+    pub fn monotonic_ns() -> Option<u64> {
+        #[cfg(unix)]
+        {
+            let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+            // SAFETY: `ts` is a valid, writable timespec.
+            let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+            (rc == 0).then(|| ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
+        }
+        #[cfg(not(unix))]
+        {
+            None
+        }
+    }
+
+    /// A sysctl value by its `/proc/sys` path relative part (`net/ipv4/tcp_rmem`).
+    pub fn sysctl(name: &str) -> Option<String> {
+        read_trimmed(&format!("/proc/sys/{name}"))
+            .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
+    }
+
+    fn read_trimmed(path: &str) -> Option<String> {
+        std::fs::read_to_string(path).ok().map(|s| s.trim().to_string())
+    }
+}

@@ -1,0 +1,149 @@
+//! Writing one Parquet file of a recording: encodings chosen per column, metadata added at the
+//! end, and a crash-safe finish (temporary name → footer → fsync → rename → fsync directory).
+
+use crate::metadata::RecordingMeta;
+use crate::schema::{arrow_schema, COLUMNS, DELTA_COLUMNS, DICTIONARY_COLUMNS};
+use arrow_array::RecordBatch;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, Encoding, ZstdLevel};
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
+use parquet::schema::types::ColumnPath;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// zstd level: 3 is zstd's default; higher levels cost writer CPU for a few % of size.
+const ZSTD_LEVEL: i32 = 3;
+/// Rows per row group. Large groups compress better; segments bound the size anyway.
+pub const ROW_GROUP_ROWS: usize = 1 << 20;
+
+/// Writer properties of every recording file: zstd, dictionary encoding for low-cardinality
+/// columns, delta encoding for timestamps, statistics for range pruning.
+pub fn writer_properties() -> WriterProperties {
+    let mut b = WriterProperties::builder()
+        .set_writer_version(WriterVersion::PARQUET_2_0)
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(ZSTD_LEVEL).expect("valid level")))
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_dictionary_enabled(false)
+        .set_statistics_enabled(EnabledStatistics::Chunk)
+        .set_created_by(format!("tcptape {}", env!("CARGO_PKG_VERSION")));
+    for (name, _, _, _) in COLUMNS {
+        let path = ColumnPath::from(*name);
+        if DICTIONARY_COLUMNS.contains(name) {
+            b = b.set_column_dictionary_enabled(path, true);
+        } else if DELTA_COLUMNS.contains(name) {
+            b = b.set_column_encoding(path, Encoding::DELTA_BINARY_PACKED);
+        }
+    }
+    // Timestamps get page statistics so a reader can skip pages outside a time range.
+    b = b.set_column_statistics_enabled(ColumnPath::from("ts_ns"), EnabledStatistics::Page);
+    b.build()
+}
+
+/// One recording file being written under a temporary name.
+pub struct ParquetFileWriter {
+    tmp_path: PathBuf,
+    final_path: PathBuf,
+    writer: ArrowWriter<File>,
+    rows: u64,
+}
+
+impl ParquetFileWriter {
+    /// Starts a file that will be named `final_path` once finished. The temporary file is
+    /// `.NAME.tmp` beside it, created exclusively with mode 0600.
+    pub fn create(final_path: &Path) -> io::Result<ParquetFileWriter> {
+        let name = final_path
+            .file_name()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "output has no file name"))?;
+        let tmp_path = final_path.with_file_name(format!(".{}.tmp", name.to_string_lossy()));
+        let mut opts = OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+        }
+        let file = opts.open(&tmp_path)?;
+        let writer = ArrowWriter::try_new(file, arrow_schema(), Some(writer_properties()))
+            .map_err(io::Error::other)?;
+        Ok(ParquetFileWriter { tmp_path, final_path: final_path.to_path_buf(), writer, rows: 0 })
+    }
+
+    /// Appends a batch.
+    pub fn write(&mut self, batch: &RecordBatch) -> io::Result<()> {
+        self.writer.write(batch).map_err(parquet_to_io)?;
+        self.rows += batch.num_rows() as u64;
+        Ok(())
+    }
+
+    /// Rows written so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Bytes this file will take, roughly: flushed bytes plus the encoded size of the open row
+    /// group.
+    pub fn approx_bytes(&self) -> u64 {
+        (self.writer.bytes_written() + self.writer.in_progress_size()) as u64
+    }
+
+    /// Writes the metadata and footer, syncs, and gives the file its final name. Returns the
+    /// final path and size in bytes.
+    pub fn finish(mut self, meta: &RecordingMeta) -> io::Result<(PathBuf, u64)> {
+        for (k, v) in meta.to_key_values() {
+            self.writer.append_key_value_metadata(KeyValue::new(k, v));
+        }
+        let file = self.writer.into_inner().map_err(parquet_to_io)?;
+        file.sync_all()?;
+        let size = file.metadata()?.len();
+        drop(file);
+        std::fs::rename(&self.tmp_path, &self.final_path)?;
+        sync_parent(&self.final_path)?;
+        Ok((self.final_path, size))
+    }
+
+    /// Removes the temporary file (for a segment with no rows).
+    pub fn abandon(self) -> io::Result<()> {
+        let tmp = self.tmp_path.clone();
+        drop(self.writer);
+        std::fs::remove_file(tmp)
+    }
+
+    /// The temporary path being written.
+    pub fn tmp_path(&self) -> &Path {
+        &self.tmp_path
+    }
+}
+
+fn parquet_to_io(e: parquet::errors::ParquetError) -> io::Error {
+    match e {
+        parquet::errors::ParquetError::External(inner) => match inner.downcast::<io::Error>() {
+            Ok(io) => *io,
+            Err(other) => io::Error::other(other),
+        },
+        other => io::Error::other(other),
+    }
+}
+
+/// fsyncs the directory holding `path`, so a rename survives a power cut.
+pub fn sync_parent(path: &Path) -> io::Result<()> {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    File::open(parent)?.sync_all()
+}
+
+/// Writes events already encoded as batches to a single finished file.
+pub fn write_file(
+    path: &Path,
+    batches: &[RecordBatch],
+    meta: &RecordingMeta,
+) -> io::Result<(PathBuf, u64)> {
+    let mut w = ParquetFileWriter::create(path)?;
+    for b in batches {
+        w.write(b)?;
+    }
+    w.finish(meta)
+}

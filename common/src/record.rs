@@ -1,0 +1,208 @@
+//! One decoded row of a recording, for code that wants events one at a time (replay, JSON lines,
+//! tests) rather than as columns.
+
+use crate::encode::{ip_from_bytes, EncodeContext};
+use crate::event::{valid, RawEvent, AF_INET, AF_INET6};
+use crate::schema::COLUMNS;
+use crate::stage::Stage;
+use crate::tcp_names::{ca_state_name, tcp_state_name};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{
+    Int32Type, UInt16Type, UInt32Type, UInt64Type, UInt8Type,
+};
+use arrow_array::{Array, RecordBatch};
+use serde::{Deserialize, Serialize};
+
+/// One event as stored in a recording. `None` is a null cell.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// CLOCK_MONOTONIC ns.
+    pub ts_ns: u64,
+    /// CPU.
+    pub cpu: u16,
+    /// Stage name.
+    pub kind: String,
+    /// Hashed skb id.
+    pub skb: Option<u64>,
+    /// Socket cookie.
+    pub sock: Option<u64>,
+    /// Process id.
+    pub pid: Option<u32>,
+    /// Task name.
+    pub comm: Option<String>,
+    /// Network namespace inode.
+    pub netns: Option<u32>,
+    /// Interface index.
+    pub ifindex: Option<u32>,
+    /// 4 or 6.
+    pub family: Option<u8>,
+    /// Source address.
+    pub saddr: Option<String>,
+    /// Destination address.
+    pub daddr: Option<String>,
+    /// Source port.
+    pub sport: Option<u16>,
+    /// Destination port.
+    pub dport: Option<u16>,
+    /// Byte count.
+    pub len: Option<u32>,
+    /// TCP sequence number.
+    pub seq: Option<u32>,
+    /// GSO segments.
+    pub segs: Option<u16>,
+    /// Error code.
+    pub err: Option<i32>,
+    /// Congestion window.
+    pub cwnd: Option<u32>,
+    /// Slow-start threshold.
+    pub ssthresh: Option<u32>,
+    /// Smoothed RTT, µs.
+    pub srtt_us: Option<u32>,
+    /// RTT variance, µs.
+    pub rttvar_us: Option<u32>,
+    /// Send window.
+    pub snd_wnd: Option<u32>,
+    /// Receive window.
+    pub rcv_wnd: Option<u32>,
+    /// Segments in flight.
+    pub packets_out: Option<u32>,
+    /// Retransmitted segments in flight.
+    pub retrans_out: Option<u32>,
+    /// Congestion-avoidance state.
+    pub ca_state: Option<String>,
+    /// TCP state.
+    pub state: Option<String>,
+    /// Previous TCP state.
+    pub old_state: Option<String>,
+    /// Drop reason.
+    pub drop_reason: Option<String>,
+}
+
+impl Record {
+    /// The row a raw event becomes when encoded with `ctx`; `None` for an unknown stage.
+    pub fn from_raw(ev: &RawEvent, ctx: &EncodeContext) -> Option<Record> {
+        let stage = Stage::from_code(ev.kind)?;
+        let flow = ev.has(valid::FLOW) && matches!(ev.family, AF_INET | AF_INET6);
+        let tcp = |v: u32| ev.has(valid::TCP).then_some(v);
+        let pid = ev.has(valid::PID);
+        Some(Record {
+            ts_ns: ev.ts_ns,
+            cpu: ev.cpu.min(u16::MAX as u32) as u16,
+            kind: stage.name().to_string(),
+            skb: ev.has(valid::SKB).then(|| ctx.skb_hasher.hash(ev.skb)),
+            sock: ev.has(valid::SOCK).then_some(ev.sock),
+            pid: pid.then_some(ev.pid),
+            comm: pid.then(|| ev.comm_str().into_owned()),
+            netns: ev.has(valid::NETNS).then_some(ev.netns),
+            ifindex: ev.has(valid::IFINDEX).then_some(ev.ifindex),
+            family: flow.then_some(if ev.family == AF_INET { 4 } else { 6 }),
+            saddr: flow.then(|| ip_from_bytes(ev.family, &ev.saddr)).flatten().map(|a| a.to_string()),
+            daddr: flow.then(|| ip_from_bytes(ev.family, &ev.daddr)).flatten().map(|a| a.to_string()),
+            sport: flow.then_some(ev.sport),
+            dport: flow.then_some(ev.dport),
+            len: ev.has(valid::LEN).then_some(ev.len),
+            seq: ev.has(valid::SEQ).then_some(ev.seq),
+            segs: ev.has(valid::SEGS).then_some(ev.segs),
+            err: ev.has(valid::ERR).then_some(ev.err),
+            cwnd: tcp(ev.cwnd),
+            ssthresh: tcp(ev.ssthresh),
+            srtt_us: tcp(ev.srtt_us),
+            rttvar_us: tcp(ev.rttvar_us),
+            snd_wnd: tcp(ev.snd_wnd),
+            rcv_wnd: tcp(ev.rcv_wnd),
+            packets_out: tcp(ev.packets_out),
+            retrans_out: tcp(ev.retrans_out),
+            ca_state: ev.has(valid::CA_STATE).then(|| ca_state_name(ev.ca_state).to_string()),
+            state: ev.has(valid::STATE).then(|| tcp_state_name(ev.state).to_string()),
+            old_state: ev.has(valid::STATE).then(|| tcp_state_name(ev.old_state).to_string()),
+            drop_reason: ev.has(valid::DROP).then(|| ctx.drop_reason_name(ev.drop_reason)),
+        })
+    }
+
+    /// Decodes every row of a batch that has the recording schema's columns (by name, in any
+    /// order; extra columns are ignored).
+    pub fn from_batch(batch: &RecordBatch) -> Result<Vec<Record>, String> {
+        let col = |name: &str| {
+            batch.column_by_name(name).ok_or_else(|| format!("column '{name}' is missing"))
+        };
+        for (name, ty, _, _) in COLUMNS {
+            let c = col(name)?;
+            if c.data_type() != ty {
+                return Err(format!("column '{name}' is {} (expected {ty})", c.data_type()));
+            }
+        }
+        macro_rules! prim {
+            ($name:literal, $t:ty) => {
+                col($name)?.as_primitive::<$t>()
+            };
+        }
+        let ts = prim!("ts_ns", UInt64Type);
+        let cpu = prim!("cpu", UInt16Type);
+        let kind = col("kind")?.as_string::<i32>();
+        let skb = prim!("skb", UInt64Type);
+        let sock = prim!("sock", UInt64Type);
+        let pid = prim!("pid", UInt32Type);
+        let comm = col("comm")?.as_string::<i32>();
+        let netns = prim!("netns", UInt32Type);
+        let ifindex = prim!("ifindex", UInt32Type);
+        let family = prim!("family", UInt8Type);
+        let saddr = col("saddr")?.as_string::<i32>();
+        let daddr = col("daddr")?.as_string::<i32>();
+        let sport = prim!("sport", UInt16Type);
+        let dport = prim!("dport", UInt16Type);
+        let len = prim!("len", UInt32Type);
+        let seq = prim!("seq", UInt32Type);
+        let segs = prim!("segs", UInt16Type);
+        let err = prim!("err", Int32Type);
+        let tcp: Vec<_> = [
+            "cwnd", "ssthresh", "srtt_us", "rttvar_us", "snd_wnd", "rcv_wnd", "packets_out",
+            "retrans_out",
+        ]
+        .iter()
+        .map(|n| col(n).map(|c| c.as_primitive::<UInt32Type>().clone()))
+        .collect::<Result<_, _>>()?;
+        let ca_state = col("ca_state")?.as_string::<i32>();
+        let state = col("state")?.as_string::<i32>();
+        let old_state = col("old_state")?.as_string::<i32>();
+        let drop_reason = col("drop_reason")?.as_string::<i32>();
+
+        fn opt<A: Array, T>(a: &A, i: usize, get: impl Fn(usize) -> T) -> Option<T> {
+            a.is_valid(i).then(|| get(i))
+        }
+        let text = |a: &arrow_array::StringArray, i: usize| opt(a, i, |i| a.value(i).to_string());
+        Ok((0..batch.num_rows())
+            .map(|i| Record {
+                ts_ns: ts.value(i),
+                cpu: cpu.value(i),
+                kind: kind.value(i).to_string(),
+                skb: opt(skb, i, |i| skb.value(i)),
+                sock: opt(sock, i, |i| sock.value(i)),
+                pid: opt(pid, i, |i| pid.value(i)),
+                comm: text(comm, i),
+                netns: opt(netns, i, |i| netns.value(i)),
+                ifindex: opt(ifindex, i, |i| ifindex.value(i)),
+                family: opt(family, i, |i| family.value(i)),
+                saddr: text(saddr, i),
+                daddr: text(daddr, i),
+                sport: opt(sport, i, |i| sport.value(i)),
+                dport: opt(dport, i, |i| dport.value(i)),
+                len: opt(len, i, |i| len.value(i)),
+                seq: opt(seq, i, |i| seq.value(i)),
+                segs: opt(segs, i, |i| segs.value(i)),
+                err: opt(err, i, |i| err.value(i)),
+                cwnd: opt(&tcp[0], i, |i| tcp[0].value(i)),
+                ssthresh: opt(&tcp[1], i, |i| tcp[1].value(i)),
+                srtt_us: opt(&tcp[2], i, |i| tcp[2].value(i)),
+                rttvar_us: opt(&tcp[3], i, |i| tcp[3].value(i)),
+                snd_wnd: opt(&tcp[4], i, |i| tcp[4].value(i)),
+                rcv_wnd: opt(&tcp[5], i, |i| tcp[5].value(i)),
+                packets_out: opt(&tcp[6], i, |i| tcp[6].value(i)),
+                retrans_out: opt(&tcp[7], i, |i| tcp[7].value(i)),
+                ca_state: text(ca_state, i),
+                state: text(state, i),
+                old_state: text(old_state, i),
+                drop_reason: text(drop_reason, i),
+            })
+            .collect())
+    }
+}
