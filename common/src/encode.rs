@@ -51,7 +51,9 @@ impl std::fmt::Debug for SkbHasher {
 /// The address of an event's `saddr`/`daddr` bytes for a family.
 pub fn ip_from_bytes(family: u16, bytes: &[u8; 16]) -> Option<IpAddr> {
     match family {
-        AF_INET => Some(IpAddr::V4(Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3]))),
+        AF_INET => Some(IpAddr::V4(Ipv4Addr::new(
+            bytes[0], bytes[1], bytes[2], bytes[3],
+        ))),
         AF_INET6 => Some(IpAddr::V6(Ipv6Addr::from(*bytes))),
         _ => None,
     }
@@ -69,12 +71,18 @@ pub struct EncodeContext {
 impl EncodeContext {
     /// A context with a random skb key and the given drop-reason names.
     pub fn new(drop_reasons: HashMap<u32, String>) -> EncodeContext {
-        EncodeContext { skb_hasher: SkbHasher::random(), drop_reasons }
+        EncodeContext {
+            skb_hasher: SkbHasher::random(),
+            drop_reasons,
+        }
     }
 
     /// The name stored for a drop reason value.
     pub fn drop_reason_name(&self, value: u32) -> String {
-        self.drop_reasons.get(&value).cloned().unwrap_or_else(|| format!("reason_{value}"))
+        self.drop_reasons
+            .get(&value)
+            .cloned()
+            .unwrap_or_else(|| format!("reason_{value}"))
     }
 }
 
@@ -104,7 +112,9 @@ impl TextCache {
         if self.comms.len() >= CACHE_LIMIT {
             self.comms.clear();
         }
-        self.comms.entry(ev.comm).or_insert_with(|| ev.comm_str().into_owned())
+        self.comms
+            .entry(ev.comm)
+            .or_insert_with(|| ev.comm_str().into_owned())
     }
 }
 
@@ -117,7 +127,10 @@ pub struct BatchEncoder {
 impl BatchEncoder {
     /// An encoder for one recording.
     pub fn new(ctx: EncodeContext) -> BatchEncoder {
-        BatchEncoder { ctx, cache: TextCache::default() }
+        BatchEncoder {
+            ctx,
+            cache: TextCache::default(),
+        }
     }
 
     /// The context this encoder applies.
@@ -154,7 +167,9 @@ impl BatchEncoder {
         let mut drop_reason = StringBuilder::with_capacity(n, 0);
 
         for ev in events {
-            let Some(stage) = Stage::from_code(ev.kind) else { continue };
+            let Some(stage) = Stage::from_code(ev.kind) else {
+                continue;
+            };
             ts.append_value(ev.ts_ns);
             cpu.append_value(ev.cpu.min(u16::MAX as u32) as u16);
             kind.append_value(stage.name());

@@ -204,7 +204,9 @@ impl RawEvent {
     /// The event's bytes, as the kernel would write them.
     pub fn as_bytes(&self) -> &[u8] {
         // SAFETY: plain old data without padding.
-        unsafe { std::slice::from_raw_parts((self as *const RawEvent).cast::<u8>(), RAW_EVENT_SIZE) }
+        unsafe {
+            std::slice::from_raw_parts((self as *const RawEvent).cast::<u8>(), RAW_EVENT_SIZE)
+        }
     }
 
     /// True when every bit of `flags` is set in `valid`.
@@ -214,7 +216,11 @@ impl RawEvent {
 
     /// The task name up to its first NUL, lossily decoded.
     pub fn comm_str(&self) -> std::borrow::Cow<'_, str> {
-        let end = self.comm.iter().position(|&b| b == 0).unwrap_or(self.comm.len());
+        let end = self
+            .comm
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(self.comm.len());
         String::from_utf8_lossy(&self.comm[..end])
     }
 
@@ -265,7 +271,12 @@ mod tests {
 
     #[test]
     fn decodes_unaligned_and_rejects_short_or_unknown() {
-        let mut ev = RawEvent { ts_ns: 42, kind: 5, seq: 7, ..Default::default() };
+        let mut ev = RawEvent {
+            ts_ns: 42,
+            kind: 5,
+            seq: 7,
+            ..Default::default()
+        };
         ev.set_comm("a-very-long-task-name");
         let mut buf = vec![0u8; 1];
         buf.extend_from_slice(ev.as_bytes());
@@ -277,6 +288,9 @@ mod tests {
             Err(DecodeError::Short { got: 99 })
         );
         ev.kind = 0;
-        assert_eq!(RawEvent::from_bytes(ev.as_bytes()), Err(DecodeError::UnknownStage(0)));
+        assert_eq!(
+            RawEvent::from_bytes(ev.as_bytes()),
+            Err(DecodeError::UnknownStage(0))
+        );
     }
 }

@@ -27,6 +27,8 @@ pub mod stage;
 pub mod synth;
 pub mod tcp_names;
 
+/// Re-exported for readers of the string columns.
+pub use arrow_array;
 pub use event::RawEvent;
 pub use metadata::RecordingMeta;
 pub use reader::{ReadError, Recording};

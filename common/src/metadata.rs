@@ -184,7 +184,9 @@ pub enum MetaError {
     #[error("no tcptape metadata (not a tcptape recording)")]
     Foreign,
     /// A newer schema than this build reads.
-    #[error("schema version {0} is newer than this tcptape reads ({SCHEMA_VERSION}); upgrade tcptape")]
+    #[error(
+        "schema version {0} is newer than this tcptape reads ({SCHEMA_VERSION}); upgrade tcptape"
+    )]
     Newer(u32),
     /// A value that does not parse.
     #[error("metadata key '{key}' is invalid: {reason}")]
@@ -200,7 +202,9 @@ impl RecordingMeta {
     /// The metadata as `(key, value)` pairs: one `tcptape.<field>` key per field, JSON values.
     pub fn to_key_values(&self) -> Vec<(String, String)> {
         let value = serde_json::to_value(self).expect("metadata serializes");
-        let serde_json::Value::Object(map) = value else { unreachable!("a struct is an object") };
+        let serde_json::Value::Object(map) = value else {
+            unreachable!("a struct is an object")
+        };
         map.into_iter()
             .map(|(k, v)| (format!("{KEY_PREFIX}{k}"), v.to_string()))
             .collect()
@@ -213,11 +217,15 @@ impl RecordingMeta {
     ) -> Result<RecordingMeta, MetaError> {
         let mut map = serde_json::Map::new();
         for (k, v) in kvs {
-            let Some(field) = k.strip_prefix(KEY_PREFIX) else { continue };
+            let Some(field) = k.strip_prefix(KEY_PREFIX) else {
+                continue;
+            };
             let v = v.unwrap_or("null");
-            let parsed: serde_json::Value = serde_json::from_str(v).map_err(|e| {
-                MetaError::Invalid { key: k.to_string(), reason: format!("not JSON ({e})") }
-            })?;
+            let parsed: serde_json::Value =
+                serde_json::from_str(v).map_err(|e| MetaError::Invalid {
+                    key: k.to_string(),
+                    reason: format!("not JSON ({e})"),
+                })?;
             map.insert(field.to_string(), parsed);
         }
         let version = match map.get("schema_version") {
@@ -228,12 +236,13 @@ impl RecordingMeta {
                     reason: "missing".into(),
                 })
             }
-            Some(v) => v.as_u64().filter(|&v| v >= 1 && v <= u32::MAX as u64).ok_or_else(|| {
-                MetaError::Invalid {
+            Some(v) => v
+                .as_u64()
+                .filter(|&v| v >= 1 && v <= u32::MAX as u64)
+                .ok_or_else(|| MetaError::Invalid {
                     key: SCHEMA_VERSION_KEY.into(),
                     reason: format!("{v} is not a version number"),
-                }
-            })? as u32,
+                })? as u32,
         };
         if version > SCHEMA_VERSION {
             return Err(MetaError::Newer(version));
@@ -264,7 +273,10 @@ impl RecordingMeta {
             lost: Lost::default(),
             seen: BTreeMap::new(),
             anonymization: Anonymization::default(),
-            environment: Environment { kernel_release, ..Environment::default() },
+            environment: Environment {
+                kernel_release,
+                ..Environment::default()
+            },
             segment: SegmentInfo::default(),
             synth: None,
         }
@@ -299,7 +311,10 @@ pub mod host {
     pub fn monotonic_ns() -> Option<u64> {
         #[cfg(unix)]
         {
-            let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+            let mut ts = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
             // SAFETY: `ts` is a valid, writable timespec.
             let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
             (rc == 0).then(|| ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
@@ -317,6 +332,8 @@ pub mod host {
     }
 
     fn read_trimmed(path: &str) -> Option<String> {
-        std::fs::read_to_string(path).ok().map(|s| s.trim().to_string())
+        std::fs::read_to_string(path)
+            .ok()
+            .map(|s| s.trim().to_string())
     }
 }

@@ -23,7 +23,9 @@ pub const ROW_GROUP_ROWS: usize = 1 << 20;
 pub fn writer_properties() -> WriterProperties {
     let mut b = WriterProperties::builder()
         .set_writer_version(WriterVersion::PARQUET_2_0)
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(ZSTD_LEVEL).expect("valid level")))
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(ZSTD_LEVEL).expect("valid level"),
+        ))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_dictionary_enabled(false)
         .set_statistics_enabled(EnabledStatistics::Chunk)
@@ -53,9 +55,9 @@ impl ParquetFileWriter {
     /// Starts a file that will be named `final_path` once finished. The temporary file is
     /// `.NAME.tmp` beside it, created exclusively with mode 0600.
     pub fn create(final_path: &Path) -> io::Result<ParquetFileWriter> {
-        let name = final_path
-            .file_name()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "output has no file name"))?;
+        let name = final_path.file_name().ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, "output has no file name")
+        })?;
         let tmp_path = final_path.with_file_name(format!(".{}.tmp", name.to_string_lossy()));
         let mut opts = OpenOptions::new();
         opts.write(true).create_new(true);
@@ -67,7 +69,12 @@ impl ParquetFileWriter {
         let file = opts.open(&tmp_path)?;
         let writer = ArrowWriter::try_new(file, arrow_schema(), Some(writer_properties()))
             .map_err(io::Error::other)?;
-        Ok(ParquetFileWriter { tmp_path, final_path: final_path.to_path_buf(), writer, rows: 0 })
+        Ok(ParquetFileWriter {
+            tmp_path,
+            final_path: final_path.to_path_buf(),
+            writer,
+            rows: 0,
+        })
     }
 
     /// Appends a batch.

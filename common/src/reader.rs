@@ -76,7 +76,10 @@ pub struct ReadError {
 
 impl ReadError {
     fn new(path: &Path, kind: impl Into<ReadErrorKind>) -> ReadError {
-        ReadError { path: path.to_path_buf(), kind: kind.into() }
+        ReadError {
+            path: path.to_path_buf(),
+            kind: kind.into(),
+        }
     }
 }
 
@@ -111,7 +114,11 @@ impl Recording {
         let md = std::fs::metadata(path).map_err(|e| ReadError::new(path, e))?;
         if !md.is_dir() {
             let seg = open_segment(path)?;
-            return Ok(Recording { path: path.to_path_buf(), segments: vec![seg], unfinished: vec![] });
+            return Ok(Recording {
+                path: path.to_path_buf(),
+                segments: vec![seg],
+                unfinished: vec![],
+            });
         }
         let mut finished = Vec::new();
         let mut unfinished = Vec::new();
@@ -134,15 +141,26 @@ impl Recording {
             };
             return Err(ReadError::new(path, ReadErrorKind::NoSegments(why)));
         }
-        let segments = finished.iter().map(|p| open_segment(p)).collect::<Result<Vec<_>, _>>()?;
+        let segments = finished
+            .iter()
+            .map(|p| open_segment(p))
+            .collect::<Result<Vec<_>, _>>()?;
         let id = &segments[0].meta.recording_id;
         if let Some(other) = segments.iter().find(|s| &s.meta.recording_id != id) {
             return Err(ReadError::new(
                 path,
-                ReadErrorKind::Mixed(format!("{} and {}", segments[0].path.display(), other.path.display())),
+                ReadErrorKind::Mixed(format!(
+                    "{} and {}",
+                    segments[0].path.display(),
+                    other.path.display()
+                )),
             ));
         }
-        Ok(Recording { path: path.to_path_buf(), segments, unfinished })
+        Ok(Recording {
+            path: path.to_path_buf(),
+            segments,
+            unfinished,
+        })
     }
 
     /// The recording's metadata: fixed facts from the first segment, cumulative counters and the
@@ -184,8 +202,11 @@ impl Recording {
         &self,
         columns: Option<&[&str]>,
     ) -> impl Iterator<Item = Result<RecordBatch, ReadError>> + '_ {
-        let columns: Option<Vec<String>> = columns.map(|c| c.iter().map(|s| s.to_string()).collect());
-        self.segments.iter().flat_map(move |seg| segment_batches(seg, columns.as_deref()))
+        let columns: Option<Vec<String>> =
+            columns.map(|c| c.iter().map(|s| s.to_string()).collect());
+        self.segments
+            .iter()
+            .flat_map(move |seg| segment_batches(seg, columns.as_deref()))
     }
 }
 
@@ -201,13 +222,17 @@ fn segment_batches<'a>(
         Err(e) => return fail(e.into()),
     };
     let options = parquet::arrow::arrow_reader::ArrowReaderOptions::new();
-    let meta = match parquet::arrow::arrow_reader::ArrowReaderMetadata::try_new(seg.parquet.clone(), options) {
+    let meta = match parquet::arrow::arrow_reader::ArrowReaderMetadata::try_new(
+        seg.parquet.clone(),
+        options,
+    ) {
         Ok(m) => m,
         Err(e) => return fail(ReadErrorKind::Corrupt(e.to_string())),
     };
     let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta);
     if let Some(cols) = columns {
-        let mask = ProjectionMask::columns(builder.parquet_schema(), cols.iter().map(|s| s.as_str()));
+        let mask =
+            ProjectionMask::columns(builder.parquet_schema(), cols.iter().map(|s| s.as_str()));
         builder = builder.with_projection(mask);
     }
     match builder.build() {
@@ -235,7 +260,8 @@ pub fn open_segment(path: &Path) -> Result<Segment, ReadError> {
         return Err(err(ReadErrorKind::Truncated));
     }
     let mut tail = [0u8; 8];
-    file.seek(SeekFrom::Start(len - 8)).map_err(|e| err(e.into()))?;
+    file.seek(SeekFrom::Start(len - 8))
+        .map_err(|e| err(e.into()))?;
     file.read_exact(&mut tail).map_err(|e| err(e.into()))?;
     if &tail[4..] != b"PAR1" {
         return Err(err(ReadErrorKind::Truncated));
@@ -255,18 +281,26 @@ pub fn open_segment(path: &Path) -> Result<Segment, ReadError> {
         .parse_and_finish(&file)
         .map_err(|e| err(ReadErrorKind::Corrupt(e.to_string())))?;
     let fmd = parquet.file_metadata();
-    let kvs = fmd.key_value_metadata().map(|v| v.as_slice()).unwrap_or(&[]);
-    let meta = RecordingMeta::from_key_values(kvs.iter().map(|kv| (kv.key.as_str(), kv.value.as_deref())))
-        .map_err(|e| match e {
-            MetaError::Foreign => err(ReadErrorKind::Foreign),
-            e @ MetaError::Newer(_) => err(ReadErrorKind::Newer(e)),
-            e => err(ReadErrorKind::BadMetadata(e)),
-        })?;
+    let kvs = fmd
+        .key_value_metadata()
+        .map(|v| v.as_slice())
+        .unwrap_or(&[]);
+    let meta =
+        RecordingMeta::from_key_values(kvs.iter().map(|kv| (kv.key.as_str(), kv.value.as_deref())))
+            .map_err(|e| match e {
+                MetaError::Foreign => err(ReadErrorKind::Foreign),
+                e @ MetaError::Newer(_) => err(ReadErrorKind::Newer(e)),
+                e => err(ReadErrorKind::BadMetadata(e)),
+            })?;
     let schema = parquet_to_arrow_schema(fmd.schema_descr(), fmd.key_value_metadata())
         .map_err(|e| err(ReadErrorKind::Schema(e.to_string())))?;
     check_columns(&schema).map_err(|m| err(ReadErrorKind::Schema(m)))?;
-    let rows = u64::try_from(fmd.num_rows())
-        .map_err(|_| err(ReadErrorKind::Corrupt(format!("negative row count {}", fmd.num_rows()))))?;
+    let rows = u64::try_from(fmd.num_rows()).map_err(|_| {
+        err(ReadErrorKind::Corrupt(format!(
+            "negative row count {}",
+            fmd.num_rows()
+        )))
+    })?;
     let declared: i64 = parquet.row_groups().iter().map(|rg| rg.num_rows()).sum();
     if declared != fmd.num_rows() {
         return Err(err(ReadErrorKind::Corrupt(format!(
@@ -274,15 +308,26 @@ pub fn open_segment(path: &Path) -> Result<Segment, ReadError> {
             fmd.num_rows()
         ))));
     }
-    Ok(Segment { path: path.to_path_buf(), meta, rows, bytes: len, parquet: Arc::new(parquet) })
+    Ok(Segment {
+        path: path.to_path_buf(),
+        meta,
+        rows,
+        bytes: len,
+        parquet: Arc::new(parquet),
+    })
 }
 
 fn check_columns(schema: &arrow_schema::Schema) -> Result<(), String> {
     let expected = arrow_schema();
     for (name, ty, _, _) in COLUMNS {
-        let field = schema.field_with_name(name).map_err(|_| format!("column '{name}' is missing"))?;
+        let field = schema
+            .field_with_name(name)
+            .map_err(|_| format!("column '{name}' is missing"))?;
         if field.data_type() != ty {
-            return Err(format!("column '{name}' is {} (expected {ty})", field.data_type()));
+            return Err(format!(
+                "column '{name}' is {} (expected {ty})",
+                field.data_type()
+            ));
         }
     }
     debug_assert_eq!(expected.fields().len(), COLUMNS.len());

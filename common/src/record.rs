@@ -7,9 +7,7 @@ use crate::schema::COLUMNS;
 use crate::stage::Stage;
 use crate::tcp_names::{ca_state_name, tcp_state_name};
 use arrow_array::cast::AsArray;
-use arrow_array::types::{
-    Int32Type, UInt16Type, UInt32Type, UInt64Type, UInt8Type,
-};
+use arrow_array::types::{Int32Type, UInt16Type, UInt32Type, UInt64Type, UInt8Type};
 use arrow_array::{Array, RecordBatch};
 use serde::{Deserialize, Serialize};
 
@@ -96,8 +94,14 @@ impl Record {
             netns: ev.has(valid::NETNS).then_some(ev.netns),
             ifindex: ev.has(valid::IFINDEX).then_some(ev.ifindex),
             family: flow.then_some(if ev.family == AF_INET { 4 } else { 6 }),
-            saddr: flow.then(|| ip_from_bytes(ev.family, &ev.saddr)).flatten().map(|a| a.to_string()),
-            daddr: flow.then(|| ip_from_bytes(ev.family, &ev.daddr)).flatten().map(|a| a.to_string()),
+            saddr: flow
+                .then(|| ip_from_bytes(ev.family, &ev.saddr))
+                .flatten()
+                .map(|a| a.to_string()),
+            daddr: flow
+                .then(|| ip_from_bytes(ev.family, &ev.daddr))
+                .flatten()
+                .map(|a| a.to_string()),
             sport: flow.then_some(ev.sport),
             dport: flow.then_some(ev.dport),
             len: ev.has(valid::LEN).then_some(ev.len),
@@ -112,10 +116,18 @@ impl Record {
             rcv_wnd: tcp(ev.rcv_wnd),
             packets_out: tcp(ev.packets_out),
             retrans_out: tcp(ev.retrans_out),
-            ca_state: ev.has(valid::CA_STATE).then(|| ca_state_name(ev.ca_state).to_string()),
-            state: ev.has(valid::STATE).then(|| tcp_state_name(ev.state).to_string()),
-            old_state: ev.has(valid::STATE).then(|| tcp_state_name(ev.old_state).to_string()),
-            drop_reason: ev.has(valid::DROP).then(|| ctx.drop_reason_name(ev.drop_reason)),
+            ca_state: ev
+                .has(valid::CA_STATE)
+                .then(|| ca_state_name(ev.ca_state).to_string()),
+            state: ev
+                .has(valid::STATE)
+                .then(|| tcp_state_name(ev.state).to_string()),
+            old_state: ev
+                .has(valid::STATE)
+                .then(|| tcp_state_name(ev.old_state).to_string()),
+            drop_reason: ev
+                .has(valid::DROP)
+                .then(|| ctx.drop_reason_name(ev.drop_reason)),
         })
     }
 
@@ -123,12 +135,17 @@ impl Record {
     /// order; extra columns are ignored).
     pub fn from_batch(batch: &RecordBatch) -> Result<Vec<Record>, String> {
         let col = |name: &str| {
-            batch.column_by_name(name).ok_or_else(|| format!("column '{name}' is missing"))
+            batch
+                .column_by_name(name)
+                .ok_or_else(|| format!("column '{name}' is missing"))
         };
         for (name, ty, _, _) in COLUMNS {
             let c = col(name)?;
             if c.data_type() != ty {
-                return Err(format!("column '{name}' is {} (expected {ty})", c.data_type()));
+                return Err(format!(
+                    "column '{name}' is {} (expected {ty})",
+                    c.data_type()
+                ));
             }
         }
         macro_rules! prim {
@@ -155,7 +172,13 @@ impl Record {
         let segs = prim!("segs", UInt16Type);
         let err = prim!("err", Int32Type);
         let tcp: Vec<_> = [
-            "cwnd", "ssthresh", "srtt_us", "rttvar_us", "snd_wnd", "rcv_wnd", "packets_out",
+            "cwnd",
+            "ssthresh",
+            "srtt_us",
+            "rttvar_us",
+            "snd_wnd",
+            "rcv_wnd",
+            "packets_out",
             "retrans_out",
         ]
         .iter()

@@ -158,9 +158,25 @@ mod tests {
         assert_eq!(
             names,
             [
-                "rx_driver", "rx_netif", "rx_ip", "rx_tcp", "rx_tcp_est", "rx_app", "tx_sendmsg",
-                "tx_tcp_xmit", "tx_dev_queue", "tx_qdisc_enq", "tx_qdisc_deq", "tx_driver",
-                "tx_done", "retransmit", "tcp_sample", "cong_state", "state", "drop", "buffer"
+                "rx_driver",
+                "rx_netif",
+                "rx_ip",
+                "rx_tcp",
+                "rx_tcp_est",
+                "rx_app",
+                "tx_sendmsg",
+                "tx_tcp_xmit",
+                "tx_dev_queue",
+                "tx_qdisc_enq",
+                "tx_qdisc_deq",
+                "tx_driver",
+                "tx_done",
+                "retransmit",
+                "tcp_sample",
+                "cong_state",
+                "state",
+                "drop",
+                "buffer"
             ]
         );
     }

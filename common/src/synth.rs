@@ -104,8 +104,20 @@ impl SynthConfig {
     pub fn new(mix: Mix, events: u64, seed: u64) -> SynthConfig {
         let ln = |median_ns, sigma| Delay::LogNormal { median_ns, sigma };
         let (app, queue, segment_bytes, interarrival, flows) = match mix {
-            Mix::Bulk => (ln(40_000, 1.0), ln(200_000, 0.6), 65_160, ln(20_000, 0.5), 4),
-            Mix::RequestResponse => (ln(23_000_000, 0.05), ln(5_000, 0.5), 512, ln(500_000, 0.8), 8),
+            Mix::Bulk => (
+                ln(40_000, 1.0),
+                ln(200_000, 0.6),
+                65_160,
+                ln(20_000, 0.5),
+                4,
+            ),
+            Mix::RequestResponse => (
+                ln(23_000_000, 0.05),
+                ln(5_000, 0.5),
+                512,
+                ln(500_000, 0.8),
+                8,
+            ),
         };
         SynthConfig {
             events,
@@ -146,10 +158,15 @@ impl SynthConfig {
 
 /// Drop-reason names the synthetic kernel uses (a real recording takes them from BTF).
 pub fn drop_reason_names() -> HashMap<u32, String> {
-    [(2, "NOT_SPECIFIED"), (6, "TCP_CSUM"), (34, "TCP_OLD_DATA"), (41, "TCP_OFO_DROP")]
-        .into_iter()
-        .map(|(k, v)| (k, v.to_string()))
-        .collect()
+    [
+        (2, "NOT_SPECIFIED"),
+        (6, "TCP_CSUM"),
+        (34, "TCP_OLD_DATA"),
+        (41, "TCP_OFO_DROP"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k, v.to_string()))
+    .collect()
 }
 
 /// The monotonic time the synthetic recordings start at (an hour after boot).
@@ -247,7 +264,11 @@ impl SynthStream {
 
     fn push(&mut self, ev: RawEvent) {
         self.order += 1;
-        self.heap.push(Reverse(Pending { ts: ev.ts_ns, order: self.order, ev }));
+        self.heap.push(Reverse(Pending {
+            ts: ev.ts_ns,
+            order: self.order,
+            ev,
+        }));
     }
 
     fn base(&self, f: usize, stage: Stage, ts: u64, sender_side: bool) -> RawEvent {
@@ -260,7 +281,11 @@ impl SynthStream {
             dport: fl.dport,
             cpu: if sender_side { 0 } else { 1 },
             valid: valid::FLOW | valid::NETNS,
-            netns: if sender_side { NETNS_SENDER } else { NETNS_RECEIVER },
+            netns: if sender_side {
+                NETNS_SENDER
+            } else {
+                NETNS_RECEIVER
+            },
             ..RawEvent::default()
         };
         ev.saddr[..4].copy_from_slice(&[10, 200, 0, 1]);
@@ -270,7 +295,11 @@ impl SynthStream {
 
     fn state(&mut self, f: usize, ts: u64, sender: bool, old: u8, new: u8) {
         let mut ev = self.base(f, Stage::State, ts, sender);
-        ev.sock = if sender { self.flows[f].snd_sock } else { self.flows[f].rcv_sock };
+        ev.sock = if sender {
+            self.flows[f].snd_sock
+        } else {
+            self.flows[f].rcv_sock
+        };
         ev.valid |= valid::SOCK | valid::STATE;
         ev.old_state = old;
         ev.state = new;
@@ -392,7 +421,8 @@ impl SynthStream {
             fl.cwnd += 1;
         }
         fl.srtt_us = (fl.srtt_us * 7 + 80 + jitter * 10) / 8;
-        let (cwnd, ssthresh, srtt, seq, sock) = (fl.cwnd, fl.ssthresh, fl.srtt_us, fl.seq, fl.snd_sock);
+        let (cwnd, ssthresh, srtt, seq, sock) =
+            (fl.cwnd, fl.ssthresh, fl.srtt_us, fl.seq, fl.snd_sock);
         let mut ev = self.base(f, Stage::TcpSample, ts, true);
         ev.valid |= valid::SOCK | valid::TCP | valid::SEQ;
         ev.sock = sock;
@@ -421,8 +451,14 @@ impl SynthStream {
         cong.ca_state = ca;
         self.push(cong);
         let mut ev = self.base(f, Stage::Retransmit, ts + 200, true);
-        ev.valid |= valid::SOCK | valid::SEQ | valid::LEN | valid::SEGS | valid::ERR | valid::SKB
-            | valid::CA_STATE | valid::STATE;
+        ev.valid |= valid::SOCK
+            | valid::SEQ
+            | valid::LEN
+            | valid::SEGS
+            | valid::ERR
+            | valid::SKB
+            | valid::CA_STATE
+            | valid::STATE;
         ev.sock = sock;
         ev.skb = self.kernel_addr();
         ev.seq = seq;
@@ -462,7 +498,9 @@ impl Iterator for SynthStream {
                     self.next_start += gap.max(1);
                 }
             }
-            let Some(Reverse(p)) = self.heap.pop() else { break };
+            let Some(Reverse(p)) = self.heap.pop() else {
+                break;
+            };
             self.emitted += 1;
             self.last_ts = p.ts;
             out.push(p.ev);

@@ -1,0 +1,8 @@
+//! The analyzer's exit codes (documented in `--help` and the README).
+
+/// Success (for `diff`: no regression).
+pub const OK: i32 = 0;
+/// `diff` found a regression.
+pub const REGRESSION: i32 = 1;
+/// Bad arguments or unusable input (not Parquet, truncated, foreign, newer schema, ...).
+pub const INPUT: i32 = 2;

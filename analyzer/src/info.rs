@@ -1,0 +1,291 @@
+//! `tcptape info REC`: what a recording is, before any analysis — the first command a person
+//! runs on a recording from a ticket.
+
+use crate::cli::{InfoArgs, InfoFormat};
+use crate::exit_code;
+use crate::units::{bytes, ns, wall};
+use arrow_like::count_kinds;
+use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::io::Write;
+use tcptape_common::metadata::RecordingMeta;
+use tcptape_common::{Recording, Stage};
+
+/// What `info` reports, also its JSON shape.
+#[derive(Debug, Serialize)]
+pub struct Info {
+    /// The recording's path.
+    pub path: String,
+    /// Number of finished segment files.
+    pub segments: usize,
+    /// Unfinished segment files (left by a killed recorder).
+    pub unfinished_segments: usize,
+    /// Bytes on disk.
+    pub bytes: u64,
+    /// Rows.
+    pub events: u64,
+    /// True when the recorder ended the recording itself.
+    pub closed: bool,
+    /// Events per stage name, in stage order.
+    pub events_per_stage: BTreeMap<String, u64>,
+    /// Span of the recording, ns.
+    pub duration_ns: u64,
+    /// The metadata (counters from the last segment).
+    pub meta: RecordingMeta,
+}
+
+mod arrow_like {
+    use std::collections::BTreeMap;
+    use tcptape_common::{ReadError, Recording};
+
+    /// Events per `kind`, reading only that column.
+    pub fn count_kinds(rec: &Recording) -> Result<BTreeMap<String, u64>, ReadError> {
+        let mut counts = BTreeMap::new();
+        for batch in rec.batches(Some(&["kind"])) {
+            let batch = batch?;
+            let col = batch.column(0);
+            let kinds = col
+                .as_any()
+                .downcast_ref::<tcptape_common::arrow_array::StringArray>()
+                .expect("the reader checked the kind column's type");
+            for k in kinds.iter().flatten() {
+                match counts.get_mut(k) {
+                    Some(n) => *n += 1,
+                    None => {
+                        counts.insert(k.to_string(), 1);
+                    }
+                }
+            }
+        }
+        Ok(counts)
+    }
+}
+
+/// Gathers the facts `info` shows.
+pub fn gather(rec: &Recording) -> anyhow::Result<Info> {
+    let meta = rec.meta();
+    Ok(Info {
+        path: rec.path.display().to_string(),
+        segments: rec.segments.len(),
+        unfinished_segments: rec.unfinished.len(),
+        bytes: rec.bytes(),
+        events: rec.rows(),
+        closed: rec.closed(),
+        events_per_stage: count_kinds(rec)?,
+        duration_ns: meta.end_ns.saturating_sub(meta.start_ns),
+        meta,
+    })
+}
+
+/// Runs `info`.
+pub fn run(args: &InfoArgs, out: &mut impl Write) -> anyhow::Result<i32> {
+    let rec = Recording::open(&args.rec)?;
+    let info = gather(&rec)?;
+    match args.format {
+        InfoFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&info)?)?,
+        InfoFormat::Table => write_text(&info, out)?,
+    }
+    Ok(exit_code::OK)
+}
+
+fn or_none(v: String) -> String {
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v
+    }
+}
+
+fn write_text(info: &Info, out: &mut impl Write) -> std::io::Result<()> {
+    let m = &info.meta;
+    let files = if info.segments == 1 {
+        "1 file".to_string()
+    } else {
+        format!("{} segments", info.segments)
+    };
+    writeln!(
+        out,
+        "recording    {} ({files}, {}, {} events)",
+        info.path,
+        bytes(info.bytes),
+        info.events
+    )?;
+    writeln!(
+        out,
+        "source       {} recording by tcptape {}, schema {}, id {}",
+        m.source, m.tool_version, m.schema_version, m.recording_id
+    )?;
+    writeln!(
+        out,
+        "host         {}, kernel {}",
+        m.hostname, m.kernel_release
+    )?;
+    writeln!(
+        out,
+        "time         {} → {} ({})",
+        wall(m.start_ns, m.mono_to_wall_ns),
+        wall(m.end_ns, m.mono_to_wall_ns),
+        ns(info.duration_ns as f64)
+    )?;
+    if info.closed {
+        let why = m.segment.stop_reason.as_deref().unwrap_or("unknown");
+        writeln!(out, "status       complete (stopped: {why})")?;
+    } else {
+        writeln!(
+            out,
+            "status       NOT CLOSED: the recorder did not finish this recording (killed?); \
+             {} finished segment(s) cover {}{}",
+            info.segments,
+            ns(info.duration_ns as f64),
+            if info.unfinished_segments > 0 {
+                format!(
+                    ", {} unfinished segment file(s) ignored",
+                    info.unfinished_segments
+                )
+            } else {
+                String::new()
+            }
+        )?;
+    }
+    let lost = m.lost.total();
+    let per_cpu = m
+        .lost
+        .ring_per_cpu
+        .iter()
+        .map(|n| n.to_string())
+        .collect::<Vec<_>>()
+        .join(" ");
+    writeln!(
+        out,
+        "lost events  {lost}{}",
+        if lost > 0 || !m.lost.ring_per_cpu.is_empty() {
+            format!(
+                " (ring buffer per CPU: [{per_cpu}], writer queue: {})",
+                m.lost.writer_queue
+            )
+        } else {
+            String::new()
+        }
+    )?;
+    writeln!(
+        out,
+        "sampling     {}",
+        if m.sampling.one_in <= 1 {
+            "every flow".to_string()
+        } else {
+            format!("1 in {} flows", m.sampling.one_in)
+        }
+    )?;
+    let f = &m.filters;
+    let mut filters = Vec::new();
+    filters.extend(f.ports.iter().map(|p| format!("port {p}")));
+    filters.extend(f.addrs.iter().map(|a| format!("addr {a}")));
+    filters.extend(f.pids.iter().map(|p| format!("pid {p}")));
+    filters.extend(f.netns.iter().map(|n| format!("netns {n}")));
+    filters.extend(f.ifaces.iter().map(|i| format!("iface {i}")));
+    writeln!(out, "filters      {}", or_none(filters.join(", ")))?;
+    let a = &m.anonymization;
+    let mut anon = Vec::new();
+    if a.addresses {
+        anon.push("addresses");
+    }
+    if a.ports {
+        anon.push("ports");
+    }
+    if a.tasks {
+        anon.push("pid/comm");
+    }
+    writeln!(out, "anonymized   {}", or_none(anon.join(", ")))?;
+    if m.ring_bytes > 0 {
+        writeln!(out, "ring buffer  {}", bytes(m.ring_bytes))?;
+    }
+    let e = &m.environment;
+    writeln!(
+        out,
+        "environment  kernel {}, congestion control {}, tcp_rmem [{}], tcp_wmem [{}]",
+        or_none(e.kernel_release.clone()),
+        or_none(e.congestion_control.clone()),
+        e.tcp_rmem,
+        e.tcp_wmem
+    )?;
+    let flag = |v: Option<bool>| match v {
+        Some(true) => "on",
+        Some(false) => "off",
+        None => "?",
+    };
+    for i in &e.interfaces {
+        writeln!(
+            out,
+            "             {} (ifindex {}): gro {}, tso {}, gso {}",
+            i.name,
+            i.ifindex,
+            flag(i.gro),
+            flag(i.tso),
+            flag(i.gso)
+        )?;
+    }
+
+    if !m.attach_plan.is_empty() {
+        writeln!(out, "\nattach plan")?;
+        let mut t = Table::new();
+        t.load_preset(UTF8_BORDERS_ONLY).set_header([
+            "stage",
+            "mechanism",
+            "target",
+            "other attempts",
+        ]);
+        for s in &m.attach_plan {
+            let chosen = s.attempts.iter().find(|a| a.error.is_none());
+            let others = s
+                .attempts
+                .iter()
+                .filter(|a| a.error.is_some())
+                .map(|a| {
+                    format!(
+                        "{} {}: {}",
+                        a.mechanism,
+                        a.target,
+                        a.error.as_deref().unwrap_or("")
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; ");
+            t.add_row([
+                s.stage.clone(),
+                s.chosen.clone().unwrap_or_else(|| "UNAVAILABLE".into()),
+                chosen.map(|a| a.target.clone()).unwrap_or_default(),
+                others,
+            ]);
+        }
+        writeln!(out, "{t}")?;
+    }
+
+    writeln!(out, "\nevents per stage")?;
+    let mut t = Table::new();
+    t.load_preset(UTF8_BORDERS_ONLY)
+        .set_header(["stage", "recorded", "seen by the kernel"]);
+    let mut names: Vec<&String> = info.events_per_stage.keys().chain(m.seen.keys()).collect();
+    names.sort_by_key(|n| {
+        (
+            n.parse::<Stage>().map(|s| s.code()).unwrap_or(u8::MAX),
+            n.to_string(),
+        )
+    });
+    names.dedup();
+    for name in names {
+        t.add_row([
+            name.clone(),
+            info.events_per_stage
+                .get(name)
+                .copied()
+                .unwrap_or(0)
+                .to_string(),
+            m.seen
+                .get(name)
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| "-".into()),
+        ]);
+    }
+    writeln!(out, "{t}")
+}

@@ -1,0 +1,75 @@
+//! The C mirror of the event (`ebpf/include/event.h`) has the same layout as `RawEvent`, field by
+//! field: compiled with the host C compiler, which must agree with clang's BPF target on the
+//! layout of fixed-width fields.
+
+use std::process::Command;
+use tcptape_common::event::{RAW_EVENT_FIELDS, RAW_EVENT_SIZE};
+use tcptape_common::stage::Stage;
+
+fn compile_and_run(body: &str) -> String {
+    let dir = tempdir();
+    let src = dir.join("layout.c");
+    let bin = dir.join("layout");
+    let include = concat!(env!("CARGO_MANIFEST_DIR"), "/include");
+    std::fs::write(
+        &src,
+        format!(
+            "#include <stdio.h>\n#include \"event.h\"\nint main(void) {{\n{body}\nreturn 0; }}\n"
+        ),
+    )
+    .unwrap();
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let out = Command::new(&cc)
+        .args(["-std=c11", "-Wall", "-Werror", "-I", include, "-o"])
+        .arg(&bin)
+        .arg(&src)
+        .output()
+        .unwrap_or_else(|e| panic!("the C compiler '{cc}' is needed for this test: {e}"));
+    assert!(
+        out.status.success(),
+        "compiling event.h failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = Command::new(&bin).output().unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    String::from_utf8(run.stdout).unwrap()
+}
+
+fn tempdir() -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "tcptape-layout-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn every_field_has_the_same_offset_in_c_and_rust() {
+    let mut body = format!("printf(\"size %zu\\n\", sizeof(struct tcptape_event));\n");
+    for (name, _) in RAW_EVENT_FIELDS {
+        body.push_str(&format!(
+            "printf(\"{name} %zu\\n\", offsetof(struct tcptape_event, {name}));\n"
+        ));
+    }
+    let out = compile_and_run(&body);
+    let mut lines = out.lines();
+    assert_eq!(
+        lines.next(),
+        Some(format!("size {RAW_EVENT_SIZE}").as_str())
+    );
+    for ((name, off), line) in RAW_EVENT_FIELDS.iter().zip(lines) {
+        assert_eq!(line, format!("{name} {off}"), "field {name}");
+    }
+}
+
+#[test]
+fn stage_codes_match_the_c_enum() {
+    let header =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/include/event.h")).unwrap();
+    for stage in Stage::ALL {
+        let c_name = format!("ST_{} = {},", stage.name().to_uppercase(), stage.code());
+        assert!(header.contains(&c_name), "event.h lacks `{c_name}`");
+    }
+}

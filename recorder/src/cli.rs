@@ -1,0 +1,262 @@
+//! Command-line arguments of `tcptape-record`. Validated here without touching the kernel; the
+//! capture starts only once every argument makes sense.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Records what the Linux TCP/IP stack does to each packet into a Parquet recording.
+///
+/// Recording is the default action: `tcptape-record -o incident.parquet --duration 30s --port 443`.
+/// Ctrl-C or SIGTERM end a recording cleanly; everything received is written.
+#[derive(Debug, Parser)]
+#[command(
+    name = "tcptape-record",
+    version,
+    args_conflicts_with_subcommands = true
+)]
+#[command(after_long_help = EXIT_CODES_HELP)]
+pub struct Cli {
+    /// What to do instead of recording.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Recording options.
+    #[command(flatten)]
+    pub record: RecordArgs,
+}
+
+/// Exit codes, shown at the end of `--help`.
+pub const EXIT_CODES_HELP: &str = "Exit codes:
+  0  the recording (or command) completed; Ctrl-C/SIGTERM also end a recording with 0
+  1  the recording failed while running (e.g. the disk is full); finished segments are intact
+  2  bad arguments or an unusable output path
+  3  missing privileges (CAP_BPF and CAP_PERFMON, or root)
+  4  the kernel cannot support a recording (no BTF, no tracefs, nothing attachable)";
+
+/// Subcommands besides recording.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print what this host can record: per stage, the mechanism chosen and why others failed.
+    Check(CheckArgs),
+    /// Write a synthetic recording with known per-stage delays (no root needed).
+    Synth(SynthArgs),
+}
+
+/// Options of a live recording.
+#[derive(Debug, Args, Default)]
+pub struct RecordArgs {
+    /// Output: a path ending in `.parquet` for one file, anything else for a directory of
+    /// segments. Must not exist yet.
+    #[arg(short, long, value_name = "PATH")]
+    pub output: Option<PathBuf>,
+    /// Stop after this long (e.g. `30s`, `5m`). Default: until Ctrl-C or SIGTERM.
+    #[arg(short, long, value_parser = parse_duration, value_name = "TIME")]
+    pub duration: Option<Duration>,
+    /// Keep only TCP traffic with this port on either side (repeatable).
+    #[arg(short, long = "port", value_name = "PORT")]
+    pub ports: Vec<u16>,
+    /// Keep only traffic with an address in this range on either side (e.g. `10.0.0.0/8`).
+    #[arg(long = "addr", value_name = "CIDR")]
+    pub addrs: Vec<String>,
+    /// Keep only events of this process (repeatable).
+    #[arg(long = "pid", value_name = "PID")]
+    pub pids: Vec<u32>,
+    /// Keep only this network namespace, by inode (`stat -L -c %i /proc/PID/ns/net`).
+    #[arg(long = "netns", value_name = "INODE")]
+    pub netns: Vec<u32>,
+    /// Keep only packets on this interface (repeatable).
+    #[arg(long = "iface", value_name = "NAME")]
+    pub ifaces: Vec<String>,
+    /// Keep 1 in N flows, every stage of a kept flow (counters stay exact for all flows).
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub sample: u32,
+    /// Stop when the recording reaches this size on disk (e.g. `500M`, `2G`).
+    #[arg(long, default_value = "1G", value_parser = parse_size, value_name = "SIZE")]
+    pub max_size: u64,
+    /// Stop after this many events.
+    #[arg(long, value_name = "N")]
+    pub max_events: Option<u64>,
+    /// Finish a segment at least this often, so a killed recorder loses at most this much.
+    #[arg(long, default_value_t = 5, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub segment_secs: u64,
+    /// Ring-buffer size (a power of two, at least the page size), e.g. `16M`.
+    #[arg(long, default_value = "16M", value_parser = parse_size, value_name = "SIZE")]
+    pub ring_size: u64,
+    /// Anonymize addresses (keyed, prefix-preserving), and drop pid and comm.
+    #[arg(long)]
+    pub anonymize: bool,
+    /// Print nothing but errors.
+    #[arg(short, long, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Print the attach plan and segment details.
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+/// Options of `check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Print the plan as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Options of `synth`.
+#[derive(Debug, Args)]
+pub struct SynthArgs {
+    /// Output path (`.parquet` for one file, else a directory). Must not exist yet.
+    #[arg(short, long, value_name = "PATH")]
+    pub output: PathBuf,
+    /// Number of events.
+    #[arg(long, default_value_t = 100_000, value_name = "N")]
+    pub events: u64,
+    /// Random seed: the same seed gives the same events.
+    #[arg(long, default_value_t = 1, value_name = "S")]
+    pub seed: u64,
+    /// Traffic mix: `bulk` (64 KB segments through a queue) or `rr` (small requests, slow reader).
+    #[arg(long, default_value = "bulk", value_name = "MIX")]
+    pub mix: tcptape_common::synth::Mix,
+    /// Concurrent flows (default: 4 for bulk, 8 for rr).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10000))]
+    pub flows: Option<u32>,
+    /// Finish a segment every this many seconds of event time.
+    #[arg(long, default_value_t = 5, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub segment_secs: u64,
+    /// Print nothing.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 30s, 5m, 1h)"))?;
+    if d.is_zero() {
+        return Err("must be longer than zero".into());
+    }
+    Ok(d)
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    let n = s
+        .parse::<bytesize::ByteSize>()
+        .map_err(|e| format!("{e} (examples: 16M, 500M, 2G)"))?
+        .as_u64();
+    if n == 0 {
+        return Err("must be larger than zero".into());
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("tcptape-record").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn record_flags_parse() {
+        let cli = parse(&[
+            "-o",
+            "x.parquet",
+            "--duration",
+            "30s",
+            "--port",
+            "443",
+            "-p",
+            "80",
+            "--addr",
+            "10.0.0.0/8",
+            "--pid",
+            "7",
+            "--netns",
+            "4026531840",
+            "--iface",
+            "eth0",
+            "--sample",
+            "100",
+            "--max-size",
+            "2G",
+            "--max-events",
+            "5",
+            "--segment-secs",
+            "2",
+            "--ring-size",
+            "32M",
+            "--anonymize",
+            "-v",
+        ])
+        .unwrap();
+        let r = cli.record;
+        assert_eq!(r.output.unwrap(), PathBuf::from("x.parquet"));
+        assert_eq!(r.duration, Some(Duration::from_secs(30)));
+        assert_eq!(r.ports, vec![443, 80]);
+        assert_eq!(r.addrs, vec!["10.0.0.0/8"]);
+        assert_eq!(r.pids, vec![7]);
+        assert_eq!(r.netns, vec![4026531840]);
+        assert_eq!(r.ifaces, vec!["eth0"]);
+        assert_eq!(r.sample, 100);
+        assert_eq!(r.max_size, 2_000_000_000);
+        assert_eq!(r.max_events, Some(5));
+        assert_eq!(r.segment_secs, 2);
+        assert_eq!(r.ring_size, 32_000_000);
+        assert!(r.anonymize && r.verbose && !r.quiet);
+    }
+
+    #[test]
+    fn defaults_bound_a_recording() {
+        let r = parse(&["-o", "x"]).unwrap().record;
+        assert_eq!(r.max_size, 1_000_000_000);
+        assert_eq!(r.segment_secs, 5);
+        assert_eq!(r.sample, 1);
+        assert_eq!(r.duration, None);
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        for bad in [
+            &["-o", "x", "--sample", "0"][..],
+            &["-o", "x", "--duration", "0s"],
+            &["-o", "x", "--duration", "soon"],
+            &["-o", "x", "--max-size", "lots"],
+            &["-o", "x", "--port", "70000"],
+            &["-o", "x", "--segment-secs", "0"],
+            &["-o", "x", "-q", "-v"],
+            &["synth", "-o", "x", "--mix", "weird"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn subcommands_parse() {
+        let cli = parse(&[
+            "synth",
+            "-o",
+            "s.parquet",
+            "--events",
+            "10",
+            "--seed",
+            "3",
+            "--mix",
+            "rr",
+        ])
+        .unwrap();
+        match cli.command {
+            Some(Command::Synth(s)) => {
+                assert_eq!((s.events, s.seed), (10, 3));
+                assert_eq!(s.mix, tcptape_common::synth::Mix::RequestResponse);
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        assert!(
+            matches!(parse(&["check", "--json"]).unwrap().command, Some(Command::Check(c)) if c.json)
+        );
+    }
+}

@@ -1,0 +1,289 @@
+//! The segment writer: batches of raw events → finished Parquet segments.
+//!
+//! A recording is written as segments `seg-NNNNNN.parquet` in a directory. A segment is finished
+//! (footer, fsync, rename from its temporary name) when it has been open for `segment_secs` of
+//! wall-clock or event time, or reaches `segment_bytes`, so a killed recorder loses at most the
+//! open segment. When the output is a single `.parquet` file, the segments live in
+//! `FILE.segments/` while recording and are merged into `FILE` at the end; a killed recorder
+//! leaves that directory behind, readable as is.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tcptape_common::encode::BatchEncoder;
+use tcptape_common::metadata::{Lost, RecordingMeta, SegmentInfo};
+use tcptape_common::parquet_file::{sync_parent, ParquetFileWriter};
+use tcptape_common::reader::{Recording, SEGMENT_PREFIX};
+use tcptape_common::RawEvent;
+
+/// Where a recording goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// One `.parquet` file (segments are merged into it at the end).
+    File(PathBuf),
+    /// A directory of segments.
+    Directory(PathBuf),
+}
+
+impl Output {
+    /// A path ending in `.parquet` is a file; anything else a directory.
+    pub fn from_path(path: &Path) -> Output {
+        if path.extension().is_some_and(|e| e == "parquet") {
+            Output::File(path.to_path_buf())
+        } else {
+            Output::Directory(path.to_path_buf())
+        }
+    }
+
+    /// The directory segments are written to.
+    pub fn segment_dir(&self) -> PathBuf {
+        match self {
+            Output::Directory(d) => d.clone(),
+            Output::File(f) => {
+                let mut s = f.as_os_str().to_owned();
+                s.push(".segments");
+                PathBuf::from(s)
+            }
+        }
+    }
+
+    /// The path the user asked for.
+    pub fn path(&self) -> &Path {
+        match self {
+            Output::File(p) | Output::Directory(p) => p,
+        }
+    }
+}
+
+/// When segments are finished.
+#[derive(Debug, Clone, Copy)]
+pub struct SegmentLimits {
+    /// Finish a segment after this long (wall-clock or event time).
+    pub segment_secs: Duration,
+    /// Finish a segment at this size.
+    pub segment_bytes: u64,
+}
+
+impl Default for SegmentLimits {
+    fn default() -> Self {
+        SegmentLimits {
+            segment_secs: Duration::from_secs(5),
+            segment_bytes: 64 << 20,
+        }
+    }
+}
+
+/// Counters that the capture side updates and every finished segment records.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Events lost so far.
+    pub lost: Lost,
+    /// Events seen per stage so far.
+    pub seen: BTreeMap<String, u64>,
+    /// Monotonic time the recording has covered up to.
+    pub end_ns: u64,
+}
+
+/// What a finished recording holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    /// The recording's path.
+    pub path: PathBuf,
+    /// Rows written.
+    pub rows: u64,
+    /// Bytes on disk.
+    pub bytes: u64,
+    /// Segments written (1 for a merged file).
+    pub segments: u32,
+}
+
+struct OpenSegment {
+    writer: ParquetFileWriter,
+    opened: Instant,
+    first_ts: Option<u64>,
+}
+
+/// Writes a recording as segments.
+pub struct SegmentWriter {
+    output: Output,
+    dir: PathBuf,
+    encoder: BatchEncoder,
+    meta: RecordingMeta,
+    limits: SegmentLimits,
+    open: Option<OpenSegment>,
+    next_index: u32,
+    finished_bytes: u64,
+    rows: u64,
+    last_ts: u64,
+}
+
+impl SegmentWriter {
+    /// Prepares the output: creates the segment directory (0700). Refuses an output that
+    /// already exists, so no recording is ever overwritten or mixed with another.
+    pub fn create(
+        output: Output,
+        meta: RecordingMeta,
+        encoder: BatchEncoder,
+        limits: SegmentLimits,
+    ) -> io::Result<SegmentWriter> {
+        if std::fs::symlink_metadata(output.path()).is_ok() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!(
+                    "{} already exists; choose a new path",
+                    output.path().display()
+                ),
+            ));
+        }
+        let dir = output.segment_dir();
+        let mut b = std::fs::DirBuilder::new();
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+        b.create(&dir).map_err(|e| {
+            io::Error::new(e.kind(), format!("cannot create {}: {e}", dir.display()))
+        })?;
+        Ok(SegmentWriter {
+            last_ts: meta.start_ns,
+            output,
+            dir,
+            encoder,
+            meta,
+            limits,
+            open: None,
+            next_index: 0,
+            finished_bytes: 0,
+            rows: 0,
+        })
+    }
+
+    /// Updates the counters the next finished segment records.
+    pub fn set_progress(&mut self, p: &Progress) {
+        self.meta.lost = p.lost.clone();
+        self.meta.seen = p.seen.clone();
+        self.meta.end_ns = self.meta.end_ns.max(p.end_ns);
+    }
+
+    /// Rows written so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Bytes on disk so far, including the open segment's estimate.
+    pub fn bytes(&self) -> u64 {
+        self.finished_bytes + self.open.as_ref().map_or(0, |o| o.writer.approx_bytes())
+    }
+
+    /// Writes a batch of events, finishing the open segment when it is due.
+    pub fn write(&mut self, events: &[RawEvent]) -> io::Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let batch = self.encoder.encode(events);
+        if self.open.is_none() {
+            self.open_segment()?;
+        }
+        let seg = self.open.as_mut().expect("opened above");
+        seg.writer.write(&batch)?;
+        seg.first_ts.get_or_insert(events[0].ts_ns);
+        self.rows += batch.num_rows() as u64;
+        self.last_ts = self
+            .last_ts
+            .max(events.iter().map(|e| e.ts_ns).max().unwrap_or(0));
+        self.meta.end_ns = self.meta.end_ns.max(self.last_ts);
+        self.tick()
+    }
+
+    /// Finishes the open segment if it is old or large enough. Call it periodically when no
+    /// events arrive.
+    pub fn tick(&mut self) -> io::Result<()> {
+        let Some(seg) = &self.open else { return Ok(()) };
+        let span = Duration::from_nanos(
+            self.last_ts
+                .saturating_sub(seg.first_ts.unwrap_or(self.last_ts)),
+        );
+        let due = seg.opened.elapsed() >= self.limits.segment_secs
+            || span >= self.limits.segment_secs
+            || seg.writer.approx_bytes() >= self.limits.segment_bytes;
+        if due {
+            self.finish_segment(false, None)?;
+        }
+        Ok(())
+    }
+
+    fn open_segment(&mut self) -> io::Result<()> {
+        let path = self
+            .dir
+            .join(format!("{SEGMENT_PREFIX}{:06}.parquet", self.next_index));
+        let writer = ParquetFileWriter::create(&path)?;
+        self.open = Some(OpenSegment {
+            writer,
+            opened: Instant::now(),
+            first_ts: None,
+        });
+        Ok(())
+    }
+
+    fn finish_segment(&mut self, last: bool, stop_reason: Option<&str>) -> io::Result<()> {
+        if self.open.is_none() {
+            if !last {
+                return Ok(());
+            }
+            // The last segment carries the final counters even when it has no rows.
+            self.open_segment()?;
+        }
+        let seg = self.open.take().expect("checked above");
+        self.meta.segment = SegmentInfo {
+            index: self.next_index,
+            last,
+            stop_reason: stop_reason.map(str::to_string),
+        };
+        let (_, size) = seg.writer.finish(&self.meta)?;
+        self.finished_bytes += size;
+        self.next_index += 1;
+        Ok(())
+    }
+
+    /// Ends the recording: finishes the open segment as the last one, and for a file output
+    /// merges the segments into the file.
+    pub fn finish(mut self, stop_reason: &str) -> io::Result<Summary> {
+        self.finish_segment(true, Some(stop_reason))?;
+        match self.output.clone() {
+            Output::Directory(path) => Ok(Summary {
+                path,
+                rows: self.rows,
+                bytes: self.finished_bytes,
+                segments: self.next_index,
+            }),
+            Output::File(path) => self.merge_into(&path),
+        }
+    }
+
+    fn merge_into(self, path: &Path) -> io::Result<Summary> {
+        let rec = Recording::open(&self.dir).map_err(io::Error::other)?;
+        let meta = rec.meta();
+        let mut w = ParquetFileWriter::create(path)?;
+        for batch in rec.batches(None) {
+            w.write(&batch.map_err(io::Error::other)?)?;
+        }
+        let rows = w.rows();
+        let (path, bytes) = w.finish(&RecordingMeta {
+            segment: SegmentInfo {
+                index: 0,
+                ..meta.segment.clone()
+            },
+            ..meta
+        })?;
+        for f in rec.files() {
+            std::fs::remove_file(f)?;
+        }
+        std::fs::remove_dir(&self.dir)?;
+        sync_parent(&path)?;
+        Ok(Summary {
+            path,
+            rows,
+            bytes,
+            segments: 1,
+        })
+    }
+}
