@@ -9,7 +9,9 @@
 //!
 //! Events come out in time order, in batches, with bounded memory whatever the count.
 
+use crate::encode::{BatchEncoder, EncodeContext};
 use crate::event::{valid, RawEvent, AF_INET};
+use crate::metadata::{Environment, InterfaceOffloads, RecordingMeta};
 use crate::stage::Stage;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -507,4 +509,64 @@ impl Iterator for SynthStream {
         }
         (!out.is_empty()).then_some(out)
     }
+}
+
+/// The metadata of a synthetic recording.
+pub fn synth_meta(cfg: &SynthConfig) -> RecordingMeta {
+    let mut meta = RecordingMeta::new("synth");
+    meta.start_ns = SYNTH_START_NS;
+    meta.end_ns = SYNTH_START_NS;
+    meta.hostname = "synthetic".into();
+    // A fixed wall clock (2026-01-01T00:00:00Z at the start) keeps synthetic files reproducible.
+    meta.mono_to_wall_ns = 1_767_225_600_000_000_000 - SYNTH_START_NS as i64;
+    meta.kernel_release = "synthetic".into();
+    meta.environment = Environment {
+        kernel_release: "synthetic".into(),
+        congestion_control: "cubic".into(),
+        tcp_rmem: "4096 131072 6291456".into(),
+        tcp_wmem: "4096 16384 4194304".into(),
+        interfaces: vec![
+            InterfaceOffloads {
+                name: "veth-snd".into(),
+                ifindex: 2,
+                gro: Some(true),
+                tso: Some(true),
+                gso: Some(true),
+            },
+            InterfaceOffloads {
+                name: "veth-rcv".into(),
+                ifindex: 3,
+                gro: Some(true),
+                tso: Some(true),
+                gso: Some(true),
+            },
+        ],
+    };
+    meta.synth = Some(serde_json::to_value(cfg).expect("config serializes"));
+    meta
+}
+
+/// Writes a synthetic recording as one Parquet file (for tests and tools that do not link the
+/// recorder). The recorder's `synth` command writes the same events through its segment writer.
+pub fn write_file(path: &std::path::Path, cfg: SynthConfig) -> std::io::Result<u64> {
+    let meta = synth_meta(&cfg);
+    let mut encoder = BatchEncoder::new(EncodeContext::new(drop_reason_names()));
+    let mut w = crate::parquet_file::ParquetFileWriter::create(path)?;
+    let mut end_ns = meta.end_ns;
+    for batch in SynthStream::new(cfg, 8192) {
+        end_ns = end_ns.max(batch.last().map_or(0, |e| e.ts_ns));
+        w.write(&encoder.encode(&batch))?;
+    }
+    let rows = w.rows();
+    let segment = crate::metadata::SegmentInfo {
+        index: 0,
+        last: true,
+        stop_reason: Some("complete".into()),
+    };
+    w.finish(&RecordingMeta {
+        end_ns,
+        segment,
+        ..meta
+    })?;
+    Ok(rows)
 }

@@ -5,46 +5,10 @@ use crate::cli::SynthArgs;
 use crate::segment_writer::{Output, SegmentLimits, SegmentWriter, Summary};
 use std::time::Duration;
 use tcptape_common::encode::{BatchEncoder, EncodeContext};
-use tcptape_common::metadata::{Environment, InterfaceOffloads, RecordingMeta};
-use tcptape_common::synth::{drop_reason_names, SynthConfig, SynthStream, SYNTH_START_NS};
+use tcptape_common::synth::{drop_reason_names, synth_meta, SynthConfig, SynthStream};
 
 /// Events per batch handed to the writer, as the live drain loop batches them.
 pub const BATCH: usize = 8192;
-
-/// The metadata of a synthetic recording.
-pub fn synth_meta(cfg: &SynthConfig) -> RecordingMeta {
-    let mut meta = RecordingMeta::new("synth");
-    meta.start_ns = SYNTH_START_NS;
-    meta.end_ns = SYNTH_START_NS;
-    meta.hostname = "synthetic".into();
-    // A fixed wall clock (2026-01-01T00:00:00Z at the start) keeps synthetic files reproducible.
-    meta.mono_to_wall_ns = 1_767_225_600_000_000_000 - SYNTH_START_NS as i64;
-    meta.kernel_release = "synthetic".into();
-    meta.environment = Environment {
-        kernel_release: "synthetic".into(),
-        congestion_control: "cubic".into(),
-        tcp_rmem: "4096 131072 6291456".into(),
-        tcp_wmem: "4096 16384 4194304".into(),
-        interfaces: vec![
-            InterfaceOffloads {
-                name: "veth-snd".into(),
-                ifindex: 2,
-                gro: Some(true),
-                tso: Some(true),
-                gso: Some(true),
-            },
-            InterfaceOffloads {
-                name: "veth-rcv".into(),
-                ifindex: 3,
-                gro: Some(true),
-                tso: Some(true),
-                gso: Some(true),
-            },
-        ],
-    };
-    meta.synth = Some(serde_json::to_value(cfg).expect("config serializes"));
-    meta
-}
 
 /// Writes the recording `cfg` describes to `output`.
 pub fn write_synth(
