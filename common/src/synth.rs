@@ -570,3 +570,58 @@ pub fn write_file(path: &std::path::Path, cfg: SynthConfig) -> std::io::Result<u
     })?;
     Ok(rows)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stage::Path;
+
+    fn all(cfg: SynthConfig) -> Vec<RawEvent> {
+        SynthStream::new(cfg, 1000).flatten().collect()
+    }
+
+    #[test]
+    fn exact_count_time_order_and_reproducible() {
+        for n in [0, 1, 50, 12_345] {
+            let evs = all(SynthConfig::new(Mix::Bulk, n, 9));
+            assert_eq!(evs.len() as u64, n);
+            assert!(evs.windows(2).all(|w| w[0].ts_ns <= w[1].ts_ns), "not time-ordered");
+        }
+        let a = all(SynthConfig::new(Mix::RequestResponse, 5_000, 1));
+        assert_eq!(a, all(SynthConfig::new(Mix::RequestResponse, 5_000, 1)));
+        assert_ne!(a, all(SynthConfig::new(Mix::RequestResponse, 5_000, 2)));
+    }
+
+    #[test]
+    fn fixed_delays_are_the_hop_deltas() {
+        let cfg = SynthConfig::new(Mix::Bulk, 20_000, 4)
+            .with_fixed_delays(&[(Stage::TxQdiscDeq, 250_000), (Stage::RxApp, 23_000_000)]);
+        let evs = all(cfg);
+        // Follow the transmitted skb: its enqueue→dequeue and est→app gaps are exact.
+        let mut by_skb: HashMap<u64, Vec<&RawEvent>> = HashMap::new();
+        for e in evs.iter().filter(|e| Stage::from_code(e.kind).is_some_and(|s| s.path() != Path::Tcp)) {
+            by_skb.entry(e.skb).or_default().push(e);
+        }
+        let mut checked = 0;
+        for hops in by_skb.values() {
+            let at = |s: Stage| hops.iter().find(|e| e.kind == s.code()).map(|e| e.ts_ns);
+            if let (Some(enq), Some(deq)) = (at(Stage::TxQdiscEnq), at(Stage::TxQdiscDeq)) {
+                assert_eq!(deq - enq, 250_000);
+                checked += 1;
+            }
+            if let (Some(est), Some(app)) = (at(Stage::RxTcpEst), at(Stage::RxApp)) {
+                assert_eq!(app - est, 23_000_000);
+            }
+        }
+        assert!(checked > 500, "only {checked} journeys checked");
+    }
+
+    #[test]
+    fn retransmits_and_states_are_present() {
+        let evs = all(SynthConfig::new(Mix::Bulk, 50_000, 5));
+        let count = |s: Stage| evs.iter().filter(|e| e.kind == s.code()).count();
+        assert!(count(Stage::Retransmit) > 0);
+        assert!(count(Stage::Drop) > 0);
+        assert_eq!(count(Stage::State), 4 * 7, "3 opening and 4 closing transitions per flow");
+    }
+}
