@@ -585,7 +585,10 @@ mod tests {
         for n in [0, 1, 50, 12_345] {
             let evs = all(SynthConfig::new(Mix::Bulk, n, 9));
             assert_eq!(evs.len() as u64, n);
-            assert!(evs.windows(2).all(|w| w[0].ts_ns <= w[1].ts_ns), "not time-ordered");
+            assert!(
+                evs.windows(2).all(|w| w[0].ts_ns <= w[1].ts_ns),
+                "not time-ordered"
+            );
         }
         let a = all(SynthConfig::new(Mix::RequestResponse, 5_000, 1));
         assert_eq!(a, all(SynthConfig::new(Mix::RequestResponse, 5_000, 1)));
@@ -599,7 +602,10 @@ mod tests {
         let evs = all(cfg);
         // Follow the transmitted skb: its enqueue→dequeue and est→app gaps are exact.
         let mut by_skb: HashMap<u64, Vec<&RawEvent>> = HashMap::new();
-        for e in evs.iter().filter(|e| Stage::from_code(e.kind).is_some_and(|s| s.path() != Path::Tcp)) {
+        for e in evs
+            .iter()
+            .filter(|e| Stage::from_code(e.kind).is_some_and(|s| s.path() != Path::Tcp))
+        {
             by_skb.entry(e.skb).or_default().push(e);
         }
         let mut checked = 0;
@@ -622,6 +628,10 @@ mod tests {
         let count = |s: Stage| evs.iter().filter(|e| e.kind == s.code()).count();
         assert!(count(Stage::Retransmit) > 0);
         assert!(count(Stage::Drop) > 0);
-        assert_eq!(count(Stage::State), 4 * 7, "3 opening and 4 closing transitions per flow");
+        assert_eq!(
+            count(Stage::State),
+            4 * 7,
+            "3 opening and 4 closing transitions per flow"
+        );
     }
 }

@@ -28,7 +28,10 @@ fn open_err(path: &Path) -> ReadErrorKind {
     };
     let text = err.to_string();
     assert!(!text.contains('\n'), "multi-line error: {text}");
-    assert!(text.starts_with(&path.display().to_string()), "error does not name the input: {text}");
+    assert!(
+        text.starts_with(&path.display().to_string()),
+        "error does not name the input: {text}"
+    );
     err.kind
 }
 
@@ -69,7 +72,10 @@ fn truncated_files() {
     for keep in [4, 5, 100, good.len() / 2, good.len() - 1] {
         let p = d.path().join(format!("cut-{keep}.parquet"));
         std::fs::write(&p, &good[..keep]).unwrap();
-        assert!(matches!(open_err(&p), ReadErrorKind::Truncated), "cut at {keep}");
+        assert!(
+            matches!(open_err(&p), ReadErrorKind::Truncated),
+            "cut at {keep}"
+        );
     }
 }
 
@@ -120,7 +126,10 @@ fn garbage_metadata_values() {
         kvs.retain(|(key, _)| key != k);
         kvs.push((k.to_string(), v.to_string()));
         write_parquet(&p, &int_batch(), kvs);
-        assert!(matches!(open_err(&p), ReadErrorKind::BadMetadata(_)), "{k}={v}");
+        assert!(
+            matches!(open_err(&p), ReadErrorKind::BadMetadata(_)),
+            "{k}={v}"
+        );
     }
 }
 
@@ -151,8 +160,16 @@ fn segments_of_two_recordings_are_not_mixed() {
     let d = tempfile::tempdir().unwrap();
     let dir = d.path().join("rec");
     std::fs::create_dir(&dir).unwrap();
-    write_file(&dir.join("seg-000000.parquet"), SynthConfig::new(Mix::Bulk, 100, 1)).unwrap();
-    write_file(&dir.join("seg-000001.parquet"), SynthConfig::new(Mix::Bulk, 100, 2)).unwrap();
+    write_file(
+        &dir.join("seg-000000.parquet"),
+        SynthConfig::new(Mix::Bulk, 100, 1),
+    )
+    .unwrap();
+    write_file(
+        &dir.join("seg-000001.parquet"),
+        SynthConfig::new(Mix::Bulk, 100, 2),
+    )
+    .unwrap();
     assert!(matches!(open_err(&dir), ReadErrorKind::Mixed(_)));
 }
 
@@ -183,7 +200,10 @@ fn bit_flips_never_panic() {
         std::fs::write(&p, &bytes).unwrap();
         let outcome = std::panic::catch_unwind(|| match Recording::open(&p) {
             Err(e) => Err(e.to_string()),
-            Ok(rec) => rec.batches(None).try_for_each(|b| b.map(drop)).map_err(|e| e.to_string()),
+            Ok(rec) => rec
+                .batches(None)
+                .try_for_each(|b| b.map(drop))
+                .map_err(|e| e.to_string()),
         });
         match outcome.expect("the reader panicked on a bit flip") {
             Ok(()) => read += 1,

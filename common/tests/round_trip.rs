@@ -43,7 +43,10 @@ fn everything_event() -> RawEvent {
         ..RawEvent::default()
     };
     ev.saddr = "fd00::1".parse::<std::net::Ipv6Addr>().unwrap().octets();
-    ev.daddr = "2001:db8::ff".parse::<std::net::Ipv6Addr>().unwrap().octets();
+    ev.daddr = "2001:db8::ff"
+        .parse::<std::net::Ipv6Addr>()
+        .unwrap()
+        .octets();
     ev.set_comm("tâche-ünïcode");
     ev
 }
@@ -56,8 +59,16 @@ fn full_meta() -> RecordingMeta {
         stage: "rx_ip".into(),
         chosen: Some("tp_btf".into()),
         attempts: vec![
-            AttachAttempt { mechanism: "fentry".into(), target: "ip_rcv".into(), error: Some("EPERM".into()) },
-            AttachAttempt { mechanism: "tp_btf".into(), target: "netif_receive_skb".into(), error: None },
+            AttachAttempt {
+                mechanism: "fentry".into(),
+                target: "ip_rcv".into(),
+                error: Some("EPERM".into()),
+            },
+            AttachAttempt {
+                mechanism: "tp_btf".into(),
+                target: "netif_receive_skb".into(),
+                error: None,
+            },
         ],
     }];
     m.filters = Filters {
@@ -69,27 +80,53 @@ fn full_meta() -> RecordingMeta {
     };
     m.sampling = Sampling { one_in: 100 };
     m.ring_bytes = 1 << 24;
-    m.lost = Lost { ring_per_cpu: vec![0, 5], writer_queue: 3 };
+    m.lost = Lost {
+        ring_per_cpu: vec![0, 5],
+        writer_queue: 3,
+    };
     m.seen = BTreeMap::from([("rx_app".to_string(), 12345u64)]);
-    m.anonymization = Anonymization { addresses: true, ports: false, tasks: true };
+    m.anonymization = Anonymization {
+        addresses: true,
+        ports: false,
+        tasks: true,
+    };
     m.environment = Environment {
         kernel_release: "6.18.0".into(),
         congestion_control: "bbr".into(),
         tcp_rmem: "4096 131072 6291456".into(),
         tcp_wmem: "4096 16384 4194304".into(),
-        interfaces: vec![InterfaceOffloads { name: "eth0".into(), ifindex: 2, gro: Some(true), tso: Some(false), gso: None }],
+        interfaces: vec![InterfaceOffloads {
+            name: "eth0".into(),
+            ifindex: 2,
+            gro: Some(true),
+            tso: Some(false),
+            gso: None,
+        }],
     };
-    m.segment = SegmentInfo { index: 0, last: true, stop_reason: Some("signal".into()) };
+    m.segment = SegmentInfo {
+        index: 0,
+        last: true,
+        stop_reason: Some("signal".into()),
+    };
     m.synth = Some(serde_json::json!({"seed": 1}));
     m
 }
 
 #[test]
 fn every_column_and_metadata_key_round_trips() {
-    let mut events: Vec<RawEvent> = SynthStream::new(SynthConfig::new(Mix::Bulk, 30_000, 7), 4096).flatten().collect();
+    let mut events: Vec<RawEvent> = SynthStream::new(SynthConfig::new(Mix::Bulk, 30_000, 7), 4096)
+        .flatten()
+        .collect();
     events.push(everything_event());
-    events.push(RawEvent { ts_ns: 5, kind: Stage::RxNetif.code(), ..RawEvent::default() });
-    let ctx = EncodeContext { skb_hasher: SkbHasher::new([7; 16]), drop_reasons: drop_reason_names() };
+    events.push(RawEvent {
+        ts_ns: 5,
+        kind: Stage::RxNetif.code(),
+        ..RawEvent::default()
+    });
+    let ctx = EncodeContext {
+        skb_hasher: SkbHasher::new([7; 16]),
+        drop_reasons: drop_reason_names(),
+    };
     let mut enc = BatchEncoder::new(ctx.clone());
     let batches: Vec<_> = events.chunks(5000).map(|c| enc.encode(c)).collect();
 
@@ -107,7 +144,10 @@ fn every_column_and_metadata_key_round_trips() {
     for b in rec.batches(None) {
         read.extend(Record::from_batch(&b.unwrap()).unwrap());
     }
-    let expected: Vec<Record> = events.iter().map(|e| Record::from_raw(e, &ctx).unwrap()).collect();
+    let expected: Vec<Record> = events
+        .iter()
+        .map(|e| Record::from_raw(e, &ctx).unwrap())
+        .collect();
     assert_eq!(read.len(), expected.len());
     for (i, (got, want)) in read.iter().zip(&expected).enumerate() {
         assert_eq!(got, want, "row {i}");
@@ -120,11 +160,19 @@ fn every_column_and_metadata_key_round_trips() {
         assert!(!v.is_null(), "column {k} is null in the all-fields event");
     }
     assert_eq!(last.saddr.as_deref(), Some("fd00::1"));
-    assert_eq!(last.comm.as_deref(), Some("tâche-ünïcod"), "comm is cut at 15 bytes as the kernel cuts it");
+    assert_eq!(
+        last.comm.as_deref(),
+        Some("tâche-ünïcod"),
+        "comm is cut at 15 bytes as the kernel cuts it"
+    );
     assert_eq!(last.state.as_deref(), Some("BOUND_INACTIVE"));
     assert_eq!(last.old_state.as_deref(), Some("UNKNOWN"));
     assert_eq!(last.drop_reason.as_deref(), Some("reason_9999"));
-    assert_ne!(last.skb, Some(0xffff_8880_dead_beef), "skb addresses are hashed");
+    assert_ne!(
+        last.skb,
+        Some(0xffff_8880_dead_beef),
+        "skb addresses are hashed"
+    );
 }
 
 #[test]
@@ -134,13 +182,20 @@ fn metadata_keys_are_one_per_field_and_parse_back() {
     let json = serde_json::to_value(&meta).unwrap();
     assert_eq!(kvs.len(), json.as_object().unwrap().len());
     assert!(kvs.iter().all(|(k, _)| k.starts_with("tcptape.")));
-    let back = RecordingMeta::from_key_values(kvs.iter().map(|(k, v)| (k.as_str(), Some(v.as_str())))).unwrap();
+    let back =
+        RecordingMeta::from_key_values(kvs.iter().map(|(k, v)| (k.as_str(), Some(v.as_str()))))
+            .unwrap();
     assert_eq!(back, meta);
 }
 
 #[test]
 fn skb_ids_link_a_journey_but_differ_between_recordings() {
-    let ev = RawEvent { kind: 1, skb: 0xffff_8880_0000_1000, valid: valid::SKB, ..Default::default() };
+    let ev = RawEvent {
+        kind: 1,
+        skb: 0xffff_8880_0000_1000,
+        valid: valid::SKB,
+        ..Default::default()
+    };
     let a = SkbHasher::new([1; 16]);
     let b = SkbHasher::new([2; 16]);
     assert_eq!(a.hash(ev.skb), a.hash(ev.skb));

@@ -122,6 +122,10 @@ pub struct SynthArgs {
     /// Finish a segment every this many seconds of event time.
     #[arg(long, default_value_t = 5, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub segment_secs: u64,
+    /// Pace the events at this many per second of wall-clock time, as a live recording
+    /// would arrive (for demos and crash tests). Default: as fast as possible.
+    #[arg(long, value_name = "EVENTS_PER_SEC", value_parser = clap::value_parser!(u64).range(1..))]
+    pub rate: Option<u64>,
     /// Print nothing.
     #[arg(short, long)]
     pub quiet: bool,

@@ -3,7 +3,7 @@
 
 use crate::cli::SynthArgs;
 use crate::segment_writer::{Output, SegmentLimits, SegmentWriter, Summary};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tcptape_common::encode::{BatchEncoder, EncodeContext};
 use tcptape_common::synth::{drop_reason_names, synth_meta, SynthConfig, SynthStream};
 
@@ -15,6 +15,7 @@ pub fn write_synth(
     cfg: SynthConfig,
     output: Output,
     segment_secs: u64,
+    rate: Option<u64>,
 ) -> std::io::Result<Summary> {
     let meta = synth_meta(&cfg);
     let encoder = BatchEncoder::new(EncodeContext::new(drop_reason_names()));
@@ -23,8 +24,18 @@ pub fn write_synth(
         ..SegmentLimits::default()
     };
     let mut writer = SegmentWriter::create(output, meta, encoder, limits)?;
-    for batch in SynthStream::new(cfg, BATCH) {
+    let started = Instant::now();
+    let batch_size = rate.map_or(BATCH, |r| (r as usize / 20).clamp(1, BATCH));
+    let mut written = 0u64;
+    for batch in SynthStream::new(cfg, batch_size) {
         writer.write(&batch)?;
+        written += batch.len() as u64;
+        if let Some(rate) = rate {
+            let due = Duration::from_secs_f64(written as f64 / rate as f64);
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
     }
     writer.finish("complete")
 }
@@ -35,7 +46,12 @@ pub fn run(args: &SynthArgs) -> anyhow::Result<()> {
     if let Some(f) = args.flows {
         cfg.flows = f;
     }
-    let summary = write_synth(cfg, Output::from_path(&args.output), args.segment_secs)?;
+    let summary = write_synth(
+        cfg,
+        Output::from_path(&args.output),
+        args.segment_secs,
+        args.rate,
+    )?;
     if !args.quiet {
         eprintln!(
             "wrote {} events to {} ({}, {} segment{})",
