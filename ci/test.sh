@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what it needs (as root, through apt and pip), then formatting,
+# lints, the Rust tests (nextest; the kernel tests load eBPF and create network namespaces, so
+# they need root and run one at a time), and the Python reader tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR=never
+target=${CARGO_TARGET_DIR:-target}
+
+step() { printf '\n==> %s\n' "$*"; }
+
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  step "system packages"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends \
+    clang llvm libbpf-dev bpftool iproute2 nftables iperf3 bpftrace >/dev/null
+else
+  echo "WARNING: not root: system packages are not installed and the kernel tests will skip" >&2
+fi
+if ! mountpoint -q /sys/kernel/tracing 2>/dev/null; then
+  mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null || true
+fi
+
+step "python environment"
+python3 -m venv "$target/pyenv"
+"$target/pyenv/bin/pip" install -q --disable-pip-version-check duckdb pyarrow pandas pytest
+
+step "format and lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "build"
+cargo build --workspace --all-targets --locked
+
+step "rust tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast
+else
+  cargo test --workspace --locked --no-fail-fast -- --test-threads=1
+fi
+
+step "python reader tests"
+TCPTAPE_RECORD="$target/debug/tcptape-record" "$target/pyenv/bin/python" -m pytest -q tests/python
