@@ -5,12 +5,28 @@
 //! them to the [`write_pipeline`] (a writer thread behind a bounded queue), which encodes them and
 //! writes finished segments with the [`segment_writer`].
 //!
+//! A live recording ([`capture`]) first checks the host ([`preflight`]), validates the
+//! [`filters`], loads the eBPF object with them ([`loader`]) and attaches each stage by the first
+//! mechanism that works ([`attach_plan`]); `check` ([`check_command`]) shows that plan
+//! ([`plan_report`]). The metadata gets the host's drop-reason names ([`drop_reasons`]) and its
+//! [`environment`] fingerprint.
+//!
 //! [`synth_command`] feeds the same writer with synthetic events, which is how the writer is
 //! tested and benchmarked without root.
 #![deny(missing_docs)]
 
+pub mod attach_plan;
+pub mod capture;
+pub mod check_command;
 pub mod cli;
+pub mod drop_reasons;
+pub mod environment;
 pub mod exit_code;
+pub mod filters;
+pub mod loader;
+pub mod plan_report;
+pub mod preflight;
+pub mod progress_line;
 pub mod segment_writer;
 pub mod synth_command;
 pub mod write_pipeline;

@@ -3,17 +3,14 @@
 use clap::Parser;
 use tcptape_recorder::cli::{Cli, Command};
 use tcptape_recorder::exit_code::{self, ExitError};
-use tcptape_recorder::synth_command;
+use tcptape_recorder::{capture, check_command, synth_command};
 
 fn main() {
     let cli = Cli::parse();
     let result = match &cli.command {
         Some(Command::Synth(args)) => synth_command::run(args),
-        Some(Command::Check(_)) | None => Err(ExitError::new(
-            exit_code::UNSUPPORTED,
-            "live capture is not available in this build",
-        )
-        .into()),
+        Some(Command::Check(args)) => check_command::run(args),
+        None => capture::run(&cli.record),
     };
     if let Err(e) = result {
         let code = e

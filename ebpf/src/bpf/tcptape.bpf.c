@@ -1,0 +1,347 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* tcptape's eBPF programs: one handler per stage (capture.bpf.h), and here the flavors that feed
+ * it, one program each. The recorder's attach plan (recorder/src/attach_plan.rs) names these
+ * programs; a program is named `<stage>__<mechanism>__<kernel point>`.
+ *
+ * Flavors, in the order the recorder tries them:
+ *   fentry      BTF-typed function entry (needs BPF trampolines; the cheapest)
+ *   kprobe      function entry through kprobes (needs CONFIG_KPROBES)
+ *   tp_btf      BTF-typed tracepoint (BPF_PROG_TYPE_TRACING)
+ *   tracepoint  classic tracepoint record (works without BTF trampolines)
+ * Socket cookies: tracing programs (fentry, tp_btf) ask the kernel for the cookie, which creates
+ * it; kprobe and classic tracepoint programs read the one the socket already has. */
+#include "capture.bpf.h"
+#include <bpf/bpf_tracing.h>
+
+#define CTX_SKB(ctx) ((struct sk_buff *)(ctx)->skbaddr)
+
+/* ---------------------------------------------------------------- RX ---------------------- */
+
+SEC("tp_btf/napi_gro_receive_entry")
+int BPF_PROG(rx_driver__tp_btf__napi_gro_receive_entry, struct sk_buff *skb)
+{
+	return on_packet(ST_RX_DRIVER, skb, BASE_DATA);
+}
+
+SEC("tp_btf/netif_rx")
+int BPF_PROG(rx_driver__tp_btf__netif_rx, struct sk_buff *skb)
+{
+	return on_packet(ST_RX_DRIVER, skb, BASE_DATA);
+}
+
+SEC("tracepoint/net/napi_gro_receive_entry")
+int rx_driver__tracepoint__napi_gro_receive_entry(
+	struct trace_event_raw_net_dev_rx_verbose_template *ctx)
+{
+	return on_packet(ST_RX_DRIVER, (struct sk_buff *)ctx->skbaddr, BASE_DATA);
+}
+
+SEC("tracepoint/net/netif_rx")
+int rx_driver__tracepoint__netif_rx(struct trace_event_raw_net_dev_template *ctx)
+{
+	return on_packet(ST_RX_DRIVER, CTX_SKB(ctx), BASE_DATA);
+}
+
+SEC("tp_btf/netif_receive_skb")
+int BPF_PROG(rx_netif__tp_btf__netif_receive_skb, struct sk_buff *skb)
+{
+	return on_packet(ST_RX_NETIF, skb, BASE_DATA);
+}
+
+SEC("tracepoint/net/netif_receive_skb")
+int rx_netif__tracepoint__netif_receive_skb(struct trace_event_raw_net_dev_template *ctx)
+{
+	return on_packet(ST_RX_NETIF, CTX_SKB(ctx), BASE_DATA);
+}
+
+SEC("fentry/ip_rcv")
+int BPF_PROG(rx_ip__fentry__ip_rcv, struct sk_buff *skb)
+{
+	return on_packet(ST_RX_IP, skb, BASE_DATA);
+}
+
+SEC("fentry/ipv6_rcv")
+int BPF_PROG(rx_ip__fentry__ipv6_rcv, struct sk_buff *skb)
+{
+	return on_packet(ST_RX_IP, skb, BASE_DATA);
+}
+
+SEC("kprobe/ip_rcv")
+int BPF_KPROBE(rx_ip__kprobe__ip_rcv, struct sk_buff *skb)
+{
+	return on_packet(ST_RX_IP, skb, BASE_DATA);
+}
+
+SEC("kprobe/ipv6_rcv")
+int BPF_KPROBE(rx_ip__kprobe__ipv6_rcv, struct sk_buff *skb)
+{
+	return on_packet(ST_RX_IP, skb, BASE_DATA);
+}
+
+SEC("fentry/tcp_v4_rcv")
+int BPF_PROG(rx_tcp__fentry__tcp_v4_rcv, struct sk_buff *skb)
+{
+	return on_packet(ST_RX_TCP, skb, BASE_NETWORK);
+}
+
+SEC("fentry/tcp_v6_rcv")
+int BPF_PROG(rx_tcp__fentry__tcp_v6_rcv, struct sk_buff *skb)
+{
+	return on_packet(ST_RX_TCP, skb, BASE_NETWORK);
+}
+
+SEC("kprobe/tcp_v4_rcv")
+int BPF_KPROBE(rx_tcp__kprobe__tcp_v4_rcv, struct sk_buff *skb)
+{
+	return on_packet(ST_RX_TCP, skb, BASE_NETWORK);
+}
+
+SEC("kprobe/tcp_v6_rcv")
+int BPF_KPROBE(rx_tcp__kprobe__tcp_v6_rcv, struct sk_buff *skb)
+{
+	return on_packet(ST_RX_TCP, skb, BASE_NETWORK);
+}
+
+SEC("fentry/tcp_rcv_established")
+int BPF_PROG(rx_tcp_est__fentry__tcp_rcv_established, struct sock *sk, struct sk_buff *skb)
+{
+	return on_sock_skb(ST_RX_TCP_EST, sk, skb, bpf_get_socket_cookie(sk), false, false);
+}
+
+SEC("kprobe/tcp_rcv_established")
+int BPF_KPROBE(rx_tcp_est__kprobe__tcp_rcv_established, struct sock *sk, struct sk_buff *skb)
+{
+	return on_sock_skb(ST_RX_TCP_EST, sk, skb, 0, false, false);
+}
+
+SEC("tp_btf/tcp_probe")
+int BPF_PROG(rx_tcp_est__tp_btf__tcp_probe, struct sock *sk, struct sk_buff *skb)
+{
+	return on_sock_skb(ST_RX_TCP_EST, sk, skb, bpf_get_socket_cookie(sk), false, false);
+}
+
+SEC("tracepoint/tcp/tcp_probe")
+int rx_tcp_est__tracepoint__tcp_probe(struct trace_event_raw_tcp_probe *ctx)
+{
+	return on_sock_skb(ST_RX_TCP_EST, (struct sock *)ctx->skaddr, CTX_SKB(ctx), 0, false,
+			   false);
+}
+
+SEC("tp_btf/skb_copy_datagram_iovec")
+int BPF_PROG(rx_app__tp_btf__skb_copy_datagram_iovec, struct sk_buff *skb, int len)
+{
+	return on_rx_app(skb, len);
+}
+
+SEC("tracepoint/skb/skb_copy_datagram_iovec")
+int rx_app__tracepoint__skb_copy_datagram_iovec(
+	struct trace_event_raw_skb_copy_datagram_iovec *ctx)
+{
+	return on_rx_app(CTX_SKB(ctx), ctx->len);
+}
+
+/* ---------------------------------------------------------------- TX ---------------------- */
+
+SEC("fentry/tcp_sendmsg")
+int BPF_PROG(tx_sendmsg__fentry__tcp_sendmsg, struct sock *sk, struct msghdr *msg, __u64 size)
+{
+	return on_sendmsg(sk, bpf_get_socket_cookie(sk), size);
+}
+
+SEC("kprobe/tcp_sendmsg")
+int BPF_KPROBE(tx_sendmsg__kprobe__tcp_sendmsg, struct sock *sk, struct msghdr *msg, __u64 size)
+{
+	return on_sendmsg(sk, 0, size);
+}
+
+/* tcp_sendmsg_locked fires once per skb the loop fills; `len` is what is still to copy. */
+SEC("tp_btf/tcp_sendmsg_locked")
+int BPF_PROG(tx_sendmsg__tp_btf__tcp_sendmsg_locked, struct sock *sk, struct msghdr *msg,
+	     struct sk_buff *skb, int size_goal)
+{
+	return on_sendmsg(sk, bpf_get_socket_cookie(sk), BPF_CORE_READ(msg, msg_iter.count));
+}
+
+SEC("tracepoint/tcp/tcp_sendmsg_locked")
+int tx_sendmsg__tracepoint__tcp_sendmsg_locked(struct trace_event_raw_tcp_sendmsg_locked *ctx)
+{
+	struct sk_buff *skb = (struct sk_buff *)ctx->skb_addr;
+	if (!skb)
+		return 0;
+	return on_sendmsg(BPF_CORE_READ(skb, sk), 0, ctx->msg_left);
+}
+
+SEC("fentry/__tcp_transmit_skb")
+int BPF_PROG(tx_tcp_xmit__fentry____tcp_transmit_skb, struct sock *sk, struct sk_buff *skb)
+{
+	return on_sock_skb(ST_TX_TCP_XMIT, sk, skb, bpf_get_socket_cookie(sk), false, true);
+}
+
+SEC("kprobe/__tcp_transmit_skb")
+int BPF_KPROBE(tx_tcp_xmit__kprobe____tcp_transmit_skb, struct sock *sk, struct sk_buff *skb)
+{
+	return on_sock_skb(ST_TX_TCP_XMIT, sk, skb, 0, false, true);
+}
+
+SEC("tp_btf/net_dev_queue")
+int BPF_PROG(tx_dev_queue__tp_btf__net_dev_queue, struct sk_buff *skb)
+{
+	return on_packet(ST_TX_DEV_QUEUE, skb, BASE_NETWORK);
+}
+
+SEC("tracepoint/net/net_dev_queue")
+int tx_dev_queue__tracepoint__net_dev_queue(struct trace_event_raw_net_dev_template *ctx)
+{
+	return on_packet(ST_TX_DEV_QUEUE, CTX_SKB(ctx), BASE_NETWORK);
+}
+
+SEC("tp_btf/qdisc_enqueue")
+int BPF_PROG(tx_qdisc_enq__tp_btf__qdisc_enqueue, struct Qdisc *q, struct netdev_queue *txq,
+	     struct sk_buff *skb)
+{
+	return on_packet(ST_TX_QDISC_ENQ, skb, BASE_NETWORK);
+}
+
+SEC("tracepoint/qdisc/qdisc_enqueue")
+int tx_qdisc_enq__tracepoint__qdisc_enqueue(struct trace_event_raw_qdisc_enqueue *ctx)
+{
+	return on_packet(ST_TX_QDISC_ENQ, CTX_SKB(ctx), BASE_NETWORK);
+}
+
+/* qdisc_dequeue also fires with packets = 0 and no skb. */
+SEC("tp_btf/qdisc_dequeue")
+int BPF_PROG(tx_qdisc_deq__tp_btf__qdisc_dequeue, struct Qdisc *q, struct netdev_queue *txq,
+	     int packets, struct sk_buff *skb)
+{
+	if (packets <= 0)
+		return 0;
+	return on_packet(ST_TX_QDISC_DEQ, skb, BASE_NETWORK);
+}
+
+SEC("tracepoint/qdisc/qdisc_dequeue")
+int tx_qdisc_deq__tracepoint__qdisc_dequeue(struct trace_event_raw_qdisc_dequeue *ctx)
+{
+	if (ctx->packets <= 0)
+		return 0;
+	return on_packet(ST_TX_QDISC_DEQ, CTX_SKB(ctx), BASE_NETWORK);
+}
+
+SEC("tp_btf/net_dev_start_xmit")
+int BPF_PROG(tx_driver__tp_btf__net_dev_start_xmit, struct sk_buff *skb)
+{
+	return on_packet(ST_TX_DRIVER, skb, BASE_NETWORK);
+}
+
+SEC("tracepoint/net/net_dev_start_xmit")
+int tx_driver__tracepoint__net_dev_start_xmit(struct trace_event_raw_net_dev_start_xmit *ctx)
+{
+	return on_packet(ST_TX_DRIVER, (struct sk_buff *)ctx->skbaddr, BASE_NETWORK);
+}
+
+SEC("tp_btf/consume_skb")
+int BPF_PROG(tx_done__tp_btf__consume_skb, struct sk_buff *skb)
+{
+	return on_tx_done(skb);
+}
+
+SEC("tracepoint/skb/consume_skb")
+int tx_done__tracepoint__consume_skb(struct trace_event_raw_consume_skb *ctx)
+{
+	return on_tx_done(CTX_SKB(ctx));
+}
+
+/* ---------------------------------------------------------------- TCP --------------------- */
+
+SEC("tp_btf/tcp_retransmit_skb")
+int BPF_PROG(retransmit__tp_btf__tcp_retransmit_skb, struct sock *sk, struct sk_buff *skb)
+{
+	int err = 0;
+	if (retransmit_has_err())
+		err = (int)ctx[2];
+	return on_retransmit(sk, skb, bpf_get_socket_cookie(sk), err);
+}
+
+SEC("tracepoint/tcp/tcp_retransmit_skb")
+int retransmit__tracepoint__tcp_retransmit_skb(struct trace_event_raw_tcp_retransmit_skb *ctx)
+{
+	int err = 0;
+	if (retransmit_has_err())
+		err = ctx->err;
+	return on_retransmit((struct sock *)ctx->skaddr, CTX_SKB(ctx), 0, err);
+}
+
+SEC("tp_btf/tcp_probe")
+int BPF_PROG(tcp_sample__tp_btf__tcp_probe, struct sock *sk, struct sk_buff *skb)
+{
+	return on_sock_skb(ST_TCP_SAMPLE, sk, skb, bpf_get_socket_cookie(sk), true, false);
+}
+
+SEC("tracepoint/tcp/tcp_probe")
+int tcp_sample__tracepoint__tcp_probe(struct trace_event_raw_tcp_probe *ctx)
+{
+	return on_sock_skb(ST_TCP_SAMPLE, (struct sock *)ctx->skaddr, CTX_SKB(ctx), 0, true,
+			   false);
+}
+
+SEC("tp_btf/tcp_cong_state_set")
+int BPF_PROG(cong_state__tp_btf__tcp_cong_state_set, struct sock *sk, __u8 ca_state)
+{
+	return on_cong_state(sk, bpf_get_socket_cookie(sk), ca_state);
+}
+
+SEC("tracepoint/tcp/tcp_cong_state_set")
+int cong_state__tracepoint__tcp_cong_state_set(struct trace_event_raw_tcp_cong_state_set *ctx)
+{
+	return on_cong_state((struct sock *)ctx->skaddr, 0, ctx->cong_state);
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(state__tp_btf__inet_sock_set_state, struct sock *sk, int oldstate, int newstate)
+{
+	return on_state(sk, bpf_get_socket_cookie(sk), oldstate, newstate);
+}
+
+SEC("tracepoint/sock/inet_sock_set_state")
+int state__tracepoint__inet_sock_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
+{
+	if (ctx->protocol != IPPROTO_TCP)
+		return 0;
+	return on_state((struct sock *)ctx->skaddr, 0, ctx->oldstate, ctx->newstate);
+}
+
+SEC("tp_btf/kfree_skb")
+int BPF_PROG(drop__tp_btf__kfree_skb, struct sk_buff *skb, void *location)
+{
+	__u32 reason = 0;
+	bool has = kfree_skb_has_reason();
+	if (has)
+		reason = (__u32)ctx[2];
+	return on_drop(skb, reason, has);
+}
+
+SEC("tracepoint/skb/kfree_skb")
+int drop__tracepoint__kfree_skb(struct trace_event_raw_kfree_skb *ctx)
+{
+	__u32 reason = 0;
+	bool has = kfree_skb_has_reason();
+	if (has)
+		reason = ctx->reason;
+	return on_drop(CTX_SKB(ctx), reason, has);
+}
+
+/* Buffer pressure has no classic flavor: the classic records carry no socket, so the protocol
+ * and flow of the event are unknown. */
+SEC("tp_btf/sock_rcvqueue_full")
+int BPF_PROG(buffer__tp_btf__sock_rcvqueue_full, struct sock *sk, struct sk_buff *skb)
+{
+	return on_buffer(sk, bpf_get_socket_cookie(sk), 0,
+			 BPF_CORE_READ(sk, sk_backlog.rmem_alloc.counter));
+}
+
+SEC("tp_btf/sock_exceed_buf_limit")
+int BPF_PROG(buffer__tp_btf__sock_exceed_buf_limit, struct sock *sk, struct proto *prot,
+	     long allocated, int kind)
+{
+	return on_buffer(sk, bpf_get_socket_cookie(sk), 1 + kind,
+			 BPF_CORE_READ(sk, sk_wmem_queued));
+}

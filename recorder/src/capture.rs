@@ -1,0 +1,361 @@
+//! A live recording: checks, load and attach, then drain the ring buffer into the writer until a
+//! limit, a signal or the duration ends it.
+//!
+//! The kernel wakes the reader only once `wake_bytes` wait in the ring (the programs submit with
+//! `BPF_RB_NO_WAKEUP` below that), so the drain loop also polls on a short timer. Batches go to
+//! the writer thread; the per-stage and loss counters are read once a second and at the end.
+
+use crate::attach_plan::{anything_attached, attach_all, PLAN};
+use crate::cli::RecordArgs;
+use crate::exit_code::{self, ExitError};
+use crate::filters::{if_index, KernelFilters};
+use crate::loader::{ring_bytes_for, AyaLoader, CaptureMaps, LoadConfig};
+use crate::segment_writer::{Output, Progress, SegmentLimits, SegmentWriter, Summary};
+use crate::write_pipeline::WriterHandle;
+use crate::{drop_reasons, environment, plan_report, preflight, progress_line};
+use aya::maps::{MapData, RingBuf};
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+use tcptape_common::encode::{BatchEncoder, EncodeContext};
+use tcptape_common::metadata::{host, Lost, RecordingMeta, Sampling};
+use tcptape_common::{RawEvent, Stage};
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
+use tokio::signal::unix::{signal, SignalKind};
+
+/// Events per batch handed to the writer.
+pub const BATCH: usize = 8192;
+/// Batches the writer queue holds before it counts losses.
+const WRITER_QUEUE: usize = 32;
+/// How often the ring is drained when the kernel has not woken the reader.
+const POLL: Duration = Duration::from_millis(50);
+/// How often counters are read and the live line is updated.
+const REPORT: Duration = Duration::from_secs(1);
+
+/// Why a recording stopped, as stored in the metadata.
+pub mod stop_reason {
+    /// `--duration` elapsed.
+    pub const DURATION: &str = "duration";
+    /// SIGINT or SIGTERM.
+    pub const SIGNAL: &str = "signal";
+    /// `--max-size` reached.
+    pub const MAX_SIZE: &str = "max-size";
+    /// `--max-events` reached.
+    pub const MAX_EVENTS: &str = "max-events";
+}
+
+/// Records as `args` says.
+pub fn run(args: &RecordArgs) -> anyhow::Result<()> {
+    let path = args.output.as_ref().ok_or_else(|| {
+        ExitError::new(
+            exit_code::USAGE,
+            "a recording needs an output path: -o PATH (see --help)",
+        )
+    })?;
+    if args.anonymize {
+        return Err(ExitError::new(
+            exit_code::USAGE,
+            "--anonymize is not supported by live recordings in this version; record, then run `tcptape anonymize`",
+        )
+        .into());
+    }
+    let filters = KernelFilters::from_args(args, if_index)
+        .map_err(|e| ExitError::new(exit_code::USAGE, e))?;
+    let ring_bytes =
+        ring_bytes_for(args.ring_size).map_err(|e| ExitError::new(exit_code::USAGE, e))?;
+    if std::fs::symlink_metadata(path).is_ok() {
+        return Err(ExitError::new(
+            exit_code::USAGE,
+            format!("{} already exists; choose a new path", path.display()),
+        )
+        .into());
+    }
+    preflight::check_privileges()?;
+    preflight::check_btf()?;
+    let say = !args.quiet;
+    if let Some(w) = preflight::ensure_tracefs() {
+        if say {
+            eprintln!("warning: {w}");
+        }
+    }
+
+    let cfg = LoadConfig {
+        filters: filters.clone(),
+        sample: args.sample,
+        ring_bytes,
+        wake_bytes: u64::from(ring_bytes / 16).max(4096),
+    };
+    let mut loader =
+        AyaLoader::open(&cfg).map_err(|e| ExitError::new(exit_code::UNSUPPORTED, e))?;
+    let outcomes = attach_all(PLAN, &mut loader);
+    if !anything_attached(&outcomes) {
+        eprint!("{}", plan_report::table(&outcomes));
+        return Err(ExitError::new(
+            exit_code::UNSUPPORTED,
+            "no stage can be recorded on this kernel (run `tcptape-record check` for details)",
+        )
+        .into());
+    }
+    let maps = loader.take_maps().map_err(anyhow::Error::msg)?;
+    if args.verbose {
+        eprint!("{}", plan_report::table(&outcomes));
+    }
+
+    let (mono_to_wall_ns, start_ns) = clock_offset();
+    let mut meta = RecordingMeta::new("live");
+    meta.mono_to_wall_ns = mono_to_wall_ns;
+    meta.start_ns = start_ns;
+    meta.end_ns = start_ns;
+    meta.attach_plan = outcomes.iter().map(|o| o.to_meta()).collect();
+    meta.filters = filters.to_meta();
+    meta.sampling = Sampling {
+        one_in: args.sample,
+    };
+    meta.ring_bytes = u64::from(ring_bytes);
+    meta.environment = environment::fingerprint();
+    let attached: Vec<Stage> = outcomes
+        .iter()
+        .filter(|o| o.chosen.is_some())
+        .map(|o| o.stage)
+        .collect();
+
+    let encoder = BatchEncoder::new(EncodeContext::new(drop_reasons::host_drop_reasons()));
+    let limits = SegmentLimits {
+        segment_secs: Duration::from_secs(args.segment_secs),
+        segment_bytes: SegmentLimits::default()
+            .segment_bytes
+            .min((args.max_size / 4).max(1 << 20)),
+    };
+    let writer = SegmentWriter::create(Output::from_path(path), meta, encoder, limits)?;
+    let writer = WriterHandle::spawn(writer, WRITER_QUEUE);
+
+    if say {
+        eprintln!(
+            "recording {} stages to {} (Ctrl-C to stop)",
+            attached.len(),
+            path.display()
+        );
+    }
+    let live = say && std::io::stderr().is_terminal();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let limits = Limits {
+        duration: args.duration,
+        max_size: args.max_size,
+        max_events: args.max_events,
+    };
+    let drained = runtime.block_on(drain(maps, loader, &writer, &attached, limits, live));
+    let (reason, totals) = match drained {
+        Ok(x) => x,
+        Err(e) => {
+            let _ = writer.finish("failed");
+            return Err(e);
+        }
+    };
+    let summary = writer.finish(reason)?;
+    if say {
+        report_summary(&summary, reason, &totals);
+    }
+    Ok(())
+}
+
+struct Limits {
+    duration: Option<Duration>,
+    max_size: u64,
+    max_events: Option<u64>,
+}
+
+/// Final counters, for the summary line.
+struct Totals {
+    events: u64,
+    lost: u64,
+}
+
+fn report_summary(s: &Summary, reason: &str, t: &Totals) {
+    eprintln!(
+        "wrote {} events to {} ({}, {} segment{}); stopped by {reason}; {} lost",
+        s.rows,
+        s.path.display(),
+        bytesize::ByteSize::b(s.bytes),
+        s.segments,
+        if s.segments == 1 { "" } else { "s" },
+        t.lost,
+    );
+    if t.events != s.rows {
+        eprintln!(
+            "note: {} events were received but {} written (the writer queue was full)",
+            t.events, s.rows
+        );
+    }
+}
+
+/// Wall-clock minus monotonic time, measured between two monotonic reads so the error is at most
+/// half the narrowest window of a few tries; and the monotonic time it was measured at.
+fn clock_offset() -> (i64, u64) {
+    let mut best: Option<(u64, i64, u64)> = None;
+    for _ in 0..8 {
+        let a = host::monotonic_ns().unwrap_or(0);
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i64)
+            .unwrap_or(0);
+        let b = host::monotonic_ns().unwrap_or(0);
+        let width = b.saturating_sub(a);
+        let offset = wall - (a / 2 + b / 2) as i64;
+        if best.is_none_or(|(w, _, _)| width < w) {
+            best = Some((width, offset, b));
+        }
+    }
+    let (_, offset, at) = best.expect("measured at least once");
+    (offset, at)
+}
+
+/// Moves everything in the ring into batches for the writer. Returns true when `max_events` is
+/// reached (the batch is cut at the limit).
+fn drain_ring(
+    ring: &mut RingBuf<MapData>,
+    writer: &WriterHandle,
+    received: &mut u64,
+    max_events: Option<u64>,
+) -> anyhow::Result<bool> {
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut done = false;
+    while let Some(item) = ring.next() {
+        if let Ok(ev) = RawEvent::from_bytes(&item) {
+            batch.push(ev);
+            *received += 1;
+        }
+        drop(item);
+        if max_events.is_some_and(|m| *received >= m) {
+            done = true;
+            break;
+        }
+        if batch.len() == BATCH {
+            writer
+                .send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)))
+                .map_err(|_| anyhow::anyhow!("the writer stopped"))?;
+        }
+    }
+    if !batch.is_empty() {
+        writer
+            .send(batch)
+            .map_err(|_| anyhow::anyhow!("the writer stopped"))?;
+    }
+    Ok(done)
+}
+
+async fn drain(
+    maps: CaptureMaps,
+    loader: AyaLoader,
+    writer: &WriterHandle,
+    attached: &[Stage],
+    limits: Limits,
+    live: bool,
+) -> anyhow::Result<(&'static str, Totals)> {
+    let CaptureMaps { events, seen, lost } = maps;
+    // SAFETY: the ring buffer owns its fd, which stays open and unchanged until the AsyncFd is
+    // dropped at the end of this function.
+    let mut ring = unsafe { AsyncFd::register_with_interest(events, Interest::READABLE) }
+        .map_err(|e| anyhow::anyhow!("cannot poll the ring buffer: {}", e.into_parts().1))?;
+    let counters_maps = CountersMaps { seen, lost };
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let deadline = limits.duration.map(|d| tokio::time::Instant::now() + d);
+    let mut poll = tokio::time::interval(POLL);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut line = progress_line::ProgressLine::new(live);
+    let started = Instant::now();
+    let mut last_report = Instant::now();
+    let mut received = 0u64;
+    let stats = writer.stats().clone();
+
+    let reason = loop {
+        tokio::select! {
+            _ = sigint.recv() => break stop_reason::SIGNAL,
+            _ = sigterm.recv() => break stop_reason::SIGNAL,
+            _ = sleep_until(deadline) => break stop_reason::DURATION,
+            guard = ring.readable_mut() => {
+                guard?.clear_ready();
+            }
+            _ = poll.tick() => {}
+        }
+        if drain_ring(ring.get_mut(), writer, &mut received, limits.max_events)? {
+            break stop_reason::MAX_EVENTS;
+        }
+        if writer.is_finished() {
+            anyhow::bail!("the writer stopped while recording");
+        }
+        if stats.bytes.load(std::sync::atomic::Ordering::Relaxed) >= limits.max_size {
+            break stop_reason::MAX_SIZE;
+        }
+        if last_report.elapsed() >= REPORT {
+            last_report = Instant::now();
+            let p = counters_maps.progress(attached);
+            line.update(received, started.elapsed(), &stats, p.lost.total());
+            writer
+                .progress(p)
+                .map_err(|_| anyhow::anyhow!("the writer stopped"))?;
+        }
+    };
+    line.finish();
+    // Detach every program first, so the last drain sees everything that will ever arrive.
+    drop(loader);
+    if reason != stop_reason::MAX_EVENTS {
+        drain_ring(ring.get_mut(), writer, &mut received, limits.max_events)?;
+    }
+    let p = counters_maps.progress(attached);
+    let lost = p.lost.total();
+    writer
+        .progress(p)
+        .map_err(|_| anyhow::anyhow!("the writer stopped"))?;
+    Ok((
+        reason,
+        Totals {
+            events: received,
+            lost: lost + stats.queue_lost.load(std::sync::atomic::Ordering::Relaxed),
+        },
+    ))
+}
+
+/// The per-CPU counter maps.
+struct CountersMaps {
+    seen: aya::maps::PerCpuArray<MapData, u64>,
+    lost: aya::maps::PerCpuArray<MapData, u64>,
+}
+
+impl CountersMaps {
+    /// Sums the per-CPU counters into what the metadata stores.
+    fn progress(&self, attached: &[Stage]) -> Progress {
+        let mut seen = BTreeMap::new();
+        for &stage in attached {
+            let n = self
+                .seen
+                .get(&u32::from(stage.code()), 0)
+                .map(|v| v.iter().sum::<u64>())
+                .unwrap_or(0);
+            seen.insert(stage.name().to_string(), n);
+        }
+        let ring_per_cpu = self
+            .lost
+            .get(&0, 0)
+            .map(|v| v.iter().copied().collect())
+            .unwrap_or_default();
+        Progress {
+            lost: Lost {
+                ring_per_cpu,
+                writer_queue: 0,
+            },
+            seen,
+            end_ns: host::monotonic_ns().unwrap_or(0),
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,51 @@
+//! `tcptape-record check`: what this host can record, per stage, and why not.
+//!
+//! It goes through the same steps as a recording (privileges, BTF, tracefs, loading and attaching
+//! every program) and then detaches everything.
+
+use crate::attach_plan::{anything_attached, attach_all, PLAN};
+use crate::cli::CheckArgs;
+use crate::exit_code::{self, ExitError};
+use crate::filters::KernelFilters;
+use crate::loader::{AyaLoader, LoadConfig};
+use crate::{plan_report, preflight};
+
+/// Runs the subcommand.
+pub fn run(args: &CheckArgs) -> anyhow::Result<()> {
+    preflight::check_privileges()?;
+    preflight::check_btf()?;
+    let warning = preflight::ensure_tracefs();
+    let cfg = LoadConfig {
+        filters: KernelFilters::default(),
+        sample: 1,
+        ring_bytes: 1 << 20,
+        wake_bytes: 1 << 18,
+    };
+    let mut loader =
+        AyaLoader::open(&cfg).map_err(|e| ExitError::new(exit_code::UNSUPPORTED, e))?;
+    let outcomes = attach_all(PLAN, &mut loader);
+    drop(loader);
+    if args.json {
+        let doc = serde_json::json!({
+            "kernel_release": tcptape_common::metadata::host::kernel_release(),
+            "ebpf_object": tcptape_ebpf::OBJECT_SOURCE,
+            "warnings": warning.iter().collect::<Vec<_>>(),
+            "recordable": outcomes.iter().filter(|o| o.chosen.is_some()).count(),
+            "stages": plan_report::rows(&outcomes),
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        if let Some(w) = &warning {
+            println!("warning: {w}");
+        }
+        print!("{}", plan_report::table(&outcomes));
+    }
+    if !anything_attached(&outcomes) {
+        return Err(ExitError::new(
+            exit_code::UNSUPPORTED,
+            "no stage can be recorded on this kernel (see the table above)",
+        )
+        .into());
+    }
+    Ok(())
+}

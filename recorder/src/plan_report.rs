@@ -1,0 +1,142 @@
+//! The attach plan as the user sees it: a table (stage, mechanism chosen, why the others were
+//! not used) or JSON. Shared by `check` and `record -v`.
+
+use crate::attach_plan::StageOutcome;
+use serde::Serialize;
+
+/// One row of the report.
+#[derive(Debug, Serialize)]
+pub struct Row {
+    /// Stage name.
+    pub stage: &'static str,
+    /// The mechanism used, if any.
+    pub chosen: Option<&'static str>,
+    /// The kernel point(s) it hooks.
+    pub target: Option<String>,
+    /// Mechanisms not used and why, in order.
+    pub failed: Vec<Failure>,
+    /// Why the stage has no option on some hosts.
+    #[serde(skip_serializing_if = "str::is_empty")]
+    pub note: &'static str,
+}
+
+/// A mechanism that did not attach.
+#[derive(Debug, Serialize)]
+pub struct Failure {
+    /// Mechanism name.
+    pub mechanism: &'static str,
+    /// Kernel point(s).
+    pub target: String,
+    /// The error.
+    pub error: String,
+}
+
+/// Rows of the report, in stage order.
+pub fn rows(outcomes: &[StageOutcome]) -> Vec<Row> {
+    outcomes
+        .iter()
+        .map(|o| Row {
+            stage: o.stage.name(),
+            chosen: o.chosen.map(|m| m.name()),
+            target: o
+                .attempts
+                .iter()
+                .find(|a| a.error.is_none())
+                .map(|a| a.target.clone()),
+            failed: o
+                .attempts
+                .iter()
+                .filter_map(|a| {
+                    a.error.as_ref().map(|e| Failure {
+                        mechanism: a.mechanism.name(),
+                        target: a.target.clone(),
+                        error: e.clone(),
+                    })
+                })
+                .collect(),
+            note: o.note,
+        })
+        .collect()
+}
+
+/// The plan as a text table.
+pub fn table(outcomes: &[StageOutcome]) -> String {
+    let rows = rows(outcomes);
+    let mut out = format!(
+        "{:<14} {:<11} {:<28} {}\n",
+        "STAGE", "MECHANISM", "KERNEL POINT", "NOT USED"
+    );
+    for r in rows {
+        let chosen = r.chosen.unwrap_or("-");
+        let target = r.target.clone().unwrap_or_else(|| "-".into());
+        let mut why: Vec<String> = r
+            .failed
+            .iter()
+            .map(|f| format!("{}: {}", f.mechanism, f.error))
+            .collect();
+        if r.chosen.is_none() && !r.note.is_empty() {
+            why.push(r.note.to_string());
+        }
+        let first = why.first().cloned().unwrap_or_default();
+        out.push_str(&format!(
+            "{:<14} {:<11} {:<28} {}\n",
+            r.stage, chosen, target, first
+        ));
+        for more in why.iter().skip(1) {
+            out.push_str(&format!("{:<14} {:<11} {:<28} {}\n", "", "", "", more));
+        }
+    }
+    let n = outcomes.iter().filter(|o| o.chosen.is_some()).count();
+    out.push_str(&format!(
+        "{n} of {} stages can be recorded on this host\n",
+        outcomes.len()
+    ));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attach_plan::{Attempt, Mechanism};
+    use tcptape_common::Stage;
+
+    #[test]
+    fn table_shows_the_choice_and_every_failure() {
+        let outcomes = vec![
+            StageOutcome {
+                stage: Stage::RxTcpEst,
+                chosen: Some(Mechanism::TpBtf),
+                attempts: vec![
+                    Attempt {
+                        mechanism: Mechanism::Fentry,
+                        target: "tcp_rcv_established".into(),
+                        error: Some("load failed: EPERM".into()),
+                    },
+                    Attempt {
+                        mechanism: Mechanism::TpBtf,
+                        target: "tcp_probe".into(),
+                        error: None,
+                    },
+                ],
+                note: "",
+            },
+            StageOutcome {
+                stage: Stage::RxIp,
+                chosen: None,
+                attempts: vec![],
+                note: "no tracepoint exists at IP receive",
+            },
+        ];
+        let t = table(&outcomes);
+        assert!(t.contains("rx_tcp_est     tp_btf      tcp_probe"), "{t}");
+        assert!(t.contains("fentry: load failed: EPERM"), "{t}");
+        assert!(t.contains("no tracepoint exists at IP receive"), "{t}");
+        assert!(
+            t.ends_with("1 of 2 stages can be recorded on this host\n"),
+            "{t}"
+        );
+        let json = serde_json::to_value(rows(&outcomes)).unwrap();
+        assert_eq!(json[0]["chosen"], "tp_btf");
+        assert_eq!(json[1]["chosen"], serde_json::Value::Null);
+    }
+}
