@@ -21,58 +21,85 @@ pub struct Record {
     /// Stage name.
     pub kind: String,
     /// Hashed skb id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skb: Option<u64>,
     /// Socket cookie.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sock: Option<u64>,
     /// Process id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid: Option<u32>,
     /// Task name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comm: Option<String>,
     /// Network namespace inode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub netns: Option<u32>,
     /// Interface index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ifindex: Option<u32>,
     /// 4 or 6.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub family: Option<u8>,
     /// Source address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub saddr: Option<String>,
     /// Destination address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub daddr: Option<String>,
     /// Source port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sport: Option<u16>,
     /// Destination port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dport: Option<u16>,
     /// Byte count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub len: Option<u32>,
     /// TCP sequence number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seq: Option<u32>,
     /// GSO segments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub segs: Option<u16>,
     /// Error code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub err: Option<i32>,
     /// Congestion window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cwnd: Option<u32>,
     /// Slow-start threshold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ssthresh: Option<u32>,
     /// Smoothed RTT, µs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub srtt_us: Option<u32>,
     /// RTT variance, µs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rttvar_us: Option<u32>,
     /// Send window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snd_wnd: Option<u32>,
     /// Receive window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rcv_wnd: Option<u32>,
     /// Segments in flight.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub packets_out: Option<u32>,
     /// Retransmitted segments in flight.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retrans_out: Option<u32>,
     /// Congestion-avoidance state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_state: Option<String>,
     /// TCP state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
     /// Previous TCP state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub old_state: Option<String>,
     /// Drop reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drop_reason: Option<String>,
 }
 
