@@ -16,6 +16,7 @@
 //! so the analyzer never links aya.
 #![deny(missing_docs)]
 
+pub mod anonymize;
 pub mod encode;
 pub mod event;
 pub mod metadata;

@@ -17,7 +17,8 @@ fn arrow_name(t: &DataType) -> &'static str {
 
 #[test]
 fn readme_schema_table_matches_the_code() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
     let table = readme
         .split("<!-- schema:begin -->")
         .nth(1)
@@ -27,12 +28,22 @@ fn readme_schema_table_matches_the_code() {
         .trim()
         .lines()
         .skip(2)
-        .map(|l| l.trim().trim_matches('|').split('|').map(|c| c.trim().trim_matches('`').to_string()).collect())
+        .map(|l| {
+            l.trim()
+                .trim_matches('|')
+                .split('|')
+                .map(|c| c.trim().trim_matches('`').to_string())
+                .collect()
+        })
         .collect();
     assert_eq!(rows.len(), COLUMNS.len(), "one row per column");
     for (row, (name, ty, nullable, _)) in rows.iter().zip(COLUMNS) {
         assert_eq!(row[0], *name);
         assert_eq!(row[1], arrow_name(ty), "type of {name}");
-        assert_eq!(row[4], if *nullable { "yes" } else { "no" }, "nullability of {name}");
+        assert_eq!(
+            row[4],
+            if *nullable { "yes" } else { "no" },
+            "nullability of {name}"
+        );
     }
 }
