@@ -27,6 +27,67 @@ pub const EXIT_CODES_HELP: &str = "Exit codes:
 pub enum Command {
     /// Metadata, attach plan, environment, events per stage, lost events, time span.
     Info(InfoArgs),
+    /// Per-layer latency from packet journeys, and the classic TCP reports (retransmits, RTT and
+    /// cwnd, connections, drops, throughput, buffer pressure), one report per host.
+    Report(ReportArgs),
+}
+
+/// Output formats of `report`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// Readable tables for a terminal.
+    Table,
+    /// JSON with a stable shape (`schema` 1; see docs/analyzer.md).
+    Json,
+    /// Markdown, for a ticket or a pull request.
+    Markdown,
+    /// One self-contained HTML file with plots.
+    Html,
+}
+
+/// Options of `report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Recordings: `.parquet` files, segment directories, or glob patterns (quote them). Several
+    /// recordings of one host are analyzed together; each host gets its own report.
+    #[arg(value_name = "REC", required = true)]
+    pub recs: Vec<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+    pub format: ReportFormat,
+    /// Write to this file instead of standard output.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Only events of this port, source or destination (repeatable).
+    #[arg(long, value_name = "P")]
+    pub port: Vec<u16>,
+    /// Only events of this flow, either direction: `SADDR:SPORT-DADDR:DPORT`, IPv6 in brackets
+    /// (repeatable).
+    #[arg(long, value_name = "F")]
+    pub flow: Vec<crate::queries::select::Flow>,
+    /// Only latency rows that start or end at this stage (repeatable). Journeys still use every
+    /// recorded stage.
+    #[arg(long, value_name = "S")]
+    pub stage: Vec<tcptape_common::Stage>,
+    /// Only events from this long after the start of the recording (`10s`, `1m30s`, `250ms`).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub from: Option<std::time::Duration>,
+    /// Only events until this long after the start of the recording.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub to: Option<std::time::Duration>,
+    /// Two hops of one packet id further apart than this are taken as two packets (the kernel
+    /// reused the skb).
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub max_hop_gap: std::time::Duration,
+    /// Rows per table in the table, Markdown and HTML formats (the JSON has every row).
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub limit: usize,
+    /// No progress bar.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Print the optimized query plan of the journey segmentation to standard error.
+    #[arg(long)]
+    pub explain: bool,
 }
 
 /// Output formats of `info`.

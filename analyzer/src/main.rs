@@ -3,13 +3,14 @@
 use clap::Parser;
 use std::io::Write;
 use tcptape_analyzer::cli::{Cli, Command};
-use tcptape_analyzer::{exit_code, info};
+use tcptape_analyzer::{exit_code, info, report_command};
 
 fn main() {
     let cli = Cli::parse();
     let mut out = std::io::stdout().lock();
     let result = match &cli.command {
         Command::Info(args) => info::run(args, &mut out),
+        Command::Report(args) => report_command::run(args, &mut out),
     };
     let code = match result {
         Ok(code) => code,

@@ -1,0 +1,364 @@
+//! The report's data: what every output format shows, and the JSON shape (`schema` 1).
+//!
+//! Fields are only ever added; renaming or removing one is a schema bump. Durations are integer
+//! nanoseconds (`*_ns`), times are offsets from the start of the host's recordings unless named
+//! `*_mono_ns`, byte counts are bytes.
+
+use crate::journey::JourneyCounts;
+use serde::Serialize;
+
+/// The JSON schema version of a report.
+pub const REPORT_SCHEMA: u32 = 1;
+
+/// Latency figures of one pair of stages (or one whole journey span).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StageLatency {
+    /// Earlier stage.
+    pub from: String,
+    /// Later stage.
+    pub to: String,
+    /// Packets measured.
+    pub count: u64,
+    /// Mean, ns.
+    pub mean_ns: f64,
+    /// Median, ns.
+    pub p50_ns: u64,
+    /// 90th percentile, ns.
+    pub p90_ns: u64,
+    /// 99th percentile, ns.
+    pub p99_ns: u64,
+    /// 99.9th percentile, ns.
+    pub p999_ns: u64,
+    /// Largest, ns.
+    pub max_ns: u64,
+}
+
+/// [`StageLatency`] of one flow.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FlowLatency {
+    /// `SADDR:SPORT-DADDR:DPORT`, packet orientation.
+    pub flow: String,
+    /// The figures.
+    #[serde(flatten)]
+    pub latency: StageLatency,
+}
+
+/// [`StageLatency`] on one CPU (the CPU of the later hop).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CpuLatency {
+    /// CPU number.
+    pub cpu: u64,
+    /// The figures.
+    #[serde(flatten)]
+    pub latency: StageLatency,
+}
+
+/// Latency of one pair of stages in one second.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SecondLatency {
+    /// Earlier stage.
+    pub from: String,
+    /// Later stage.
+    pub to: String,
+    /// Seconds since the start.
+    pub second: i64,
+    /// Packets.
+    pub count: u64,
+    /// Median, ns.
+    pub p50_ns: u64,
+    /// 99th percentile, ns.
+    pub p99_ns: u64,
+    /// Largest, ns.
+    pub max_ns: u64,
+}
+
+/// One point of a latency CDF.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Cdf {
+    /// Earlier stage.
+    pub from: String,
+    /// Later stage.
+    pub to: String,
+    /// Latency (ns) at quantiles 0, 1/n, …, 1.
+    pub quantiles_ns: Vec<u64>,
+}
+
+/// Retransmissions, like `tcpretrans -c`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Retransmits {
+    /// Segments retransmitted (sum of `segs` over attempts with `err == 0`).
+    pub segments: u64,
+    /// All attempts, failed ones included.
+    pub attempts: u64,
+    /// Attempts with `err != 0` (the segment did not leave the host).
+    pub failed_attempts: u64,
+    /// Segments of failed attempts.
+    pub failed_segments: u64,
+    /// Segments the kernel counts in `TcpRetransSegs` (`err >= 0`): compare with `nstat`.
+    pub kernel_counted_segments: u64,
+    /// `segments` scaled by flow sampling (present only when the recording was sampled).
+    pub estimated_segments: Option<u64>,
+    /// Sent segments per congestion-avoidance state.
+    pub by_ca_state: Vec<CaStateCount>,
+    /// Failed attempts per error code.
+    pub failed_by_err: Vec<ErrCount>,
+    /// Per flow, most segments first.
+    pub per_flow: Vec<FlowRetransmits>,
+    /// Sent segments per second.
+    pub per_second: Vec<SecondCount>,
+}
+
+/// Retransmissions in one congestion state.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CaStateCount {
+    /// `loss`, `recovery`, `disorder`, `cwr`, `open`.
+    pub ca_state: String,
+    /// Attempts.
+    pub attempts: u64,
+    /// Segments.
+    pub segments: u64,
+}
+
+/// Failed retransmission attempts with one error code.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ErrCount {
+    /// Kernel error (positive: `NET_XMIT_*`, counted by the kernel; negative: `-errno`, not).
+    pub err: i64,
+    /// Attempts.
+    pub attempts: u64,
+    /// Segments.
+    pub segments: u64,
+}
+
+/// Retransmissions of one flow.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FlowRetransmits {
+    /// Flow.
+    pub flow: String,
+    /// Attempts sent.
+    pub attempts: u64,
+    /// Segments sent.
+    pub segments: u64,
+    /// Attempts in the `loss` state (timeouts) rather than fast recovery.
+    pub loss_attempts: u64,
+}
+
+/// A count in one second.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SecondCount {
+    /// Seconds since the start.
+    pub second: i64,
+    /// Segments.
+    pub segments: u64,
+}
+
+/// RTT and congestion window of one flow, like `tcprtt`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FlowSamples {
+    /// Flow.
+    pub flow: String,
+    /// `tcp_sample` events.
+    pub samples: u64,
+    /// Smallest smoothed RTT, µs.
+    pub rtt_min_us: u64,
+    /// Median smoothed RTT, µs.
+    pub rtt_p50_us: u64,
+    /// Largest smoothed RTT, µs.
+    pub rtt_max_us: u64,
+    /// Smallest cwnd, segments.
+    pub cwnd_min: u64,
+    /// Median cwnd, segments.
+    pub cwnd_p50: u64,
+    /// Largest cwnd, segments.
+    pub cwnd_max: u64,
+    /// Last slow-start threshold seen.
+    pub ssthresh_last: Option<u64>,
+}
+
+/// One bucket of the RTT histogram.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Bucket {
+    /// Lower bound, µs (inclusive).
+    pub lo_us: u64,
+    /// Upper bound, µs (exclusive).
+    pub hi_us: u64,
+    /// Samples.
+    pub count: u64,
+}
+
+/// Median RTT and cwnd of a flow in one time bin.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SamplePoint {
+    /// Flow.
+    pub flow: String,
+    /// Start of the bin, ns since the start.
+    pub t_ns: u64,
+    /// Median smoothed RTT, µs.
+    pub srtt_us: u64,
+    /// Median cwnd.
+    pub cwnd: u64,
+}
+
+/// One connection's life, like `tcplife` / `tcpconnlat`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Connection {
+    /// Socket cookie.
+    pub sock: u64,
+    /// Flow (as the socket's state events name it).
+    pub flow: String,
+    /// Process id, when recorded.
+    pub pid: Option<u64>,
+    /// Task name, when recorded.
+    pub comm: Option<String>,
+    /// First state change, ns since the start.
+    pub first_ns: u64,
+    /// Time from the first to the last state change, ns.
+    pub duration_ns: u64,
+    /// SYN_SENT → ESTABLISHED, ns (active opens only).
+    pub connect_latency_ns: Option<u64>,
+    /// Bytes written by the application (`tx_sendmsg`).
+    pub tx_bytes: u64,
+    /// Bytes read by the application (`rx_app`).
+    pub rx_bytes: u64,
+    /// True when the socket reached CLOSE within the recording.
+    pub closed: bool,
+    /// States in order, starting with the first old state.
+    pub states: String,
+}
+
+/// How often one state transition happened, like `tcpstates`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Transition {
+    /// Old state.
+    pub from: String,
+    /// New state.
+    pub to: String,
+    /// Times.
+    pub count: u64,
+}
+
+/// Drops with one kernel reason, like `tcpdrop`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DropCount {
+    /// `enum skb_drop_reason` name.
+    pub reason: String,
+    /// Drops.
+    pub drops: u64,
+}
+
+/// Bytes of one flow, like `tcptop`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FlowBytes {
+    /// Flow.
+    pub flow: String,
+    /// Process id.
+    pub pid: Option<u64>,
+    /// Task name.
+    pub comm: Option<String>,
+    /// Bytes.
+    pub bytes: u64,
+    /// Calls (writes or reads).
+    pub calls: u64,
+    /// Bytes per second over the time covered.
+    pub bytes_per_sec: f64,
+}
+
+/// Buffer-pressure events of one flow.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FlowBuffer {
+    /// Flow.
+    pub flow: String,
+    /// Events.
+    pub events: u64,
+    /// Largest buffer size reported, bytes.
+    pub max_bytes: u64,
+    /// First event, ns since the start.
+    pub first_ns: u64,
+    /// Last event, ns since the start.
+    pub last_ns: u64,
+}
+
+/// One recording that went into a report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RecordingSummary {
+    /// Path given.
+    pub path: String,
+    /// Rows.
+    pub events: u64,
+    /// `live` or `synth`.
+    pub source: String,
+    /// Kernel release.
+    pub kernel: String,
+    /// Lost events.
+    pub lost_events: u64,
+    /// Flow sampling (1 = every flow).
+    pub sampling_one_in: u32,
+    /// True when the recorder finished it.
+    pub closed: bool,
+}
+
+/// Everything `tcptape report` shows for one host.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    /// [`REPORT_SCHEMA`].
+    pub schema: u32,
+    /// Host the recordings were made on.
+    pub host: String,
+    /// The recordings.
+    pub recordings: Vec<RecordingSummary>,
+    /// Monotonic time the earliest recording starts (the origin of every `*_ns` offset).
+    pub start_mono_ns: u64,
+    /// Add to a monotonic time for wall-clock ns since the Unix epoch.
+    pub mono_to_wall_ns: i64,
+    /// Time covered, ns.
+    pub duration_ns: u64,
+    /// Events read (after selection).
+    pub events: u64,
+    /// Events the recorder lost (ring buffer, writer queue): counts below are lower bounds.
+    pub lost_events: u64,
+    /// Flow sampling of the recordings (1 = every flow; N: counts are of 1 flow in N).
+    pub sampling_one_in: u32,
+    /// Caveats about the figures (lost events, sampling, unfinished recordings).
+    pub notes: Vec<String>,
+    /// Hop stages recorded, with event counts.
+    pub stages_recorded: Vec<(String, u64)>,
+    /// Journeys built.
+    pub journeys: JourneyCounts,
+    /// Latency of every adjacent pair of recorded stages.
+    pub stages: Vec<StageLatency>,
+    /// Latency of complete journeys, first stage to last.
+    pub end_to_end: Vec<StageLatency>,
+    /// Stage latency per flow.
+    pub stages_per_flow: Vec<FlowLatency>,
+    /// Stage latency per CPU.
+    pub stages_per_cpu: Vec<CpuLatency>,
+    /// Stage latency per second.
+    pub stages_over_time: Vec<SecondLatency>,
+    /// Latency CDFs (HTML reports only; empty otherwise).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cdf: Vec<Cdf>,
+    /// Retransmissions.
+    pub retransmits: Retransmits,
+    /// RTT and cwnd per flow.
+    pub rtt_cwnd: Vec<FlowSamples>,
+    /// Smoothed RTT histogram, log2 buckets.
+    pub rtt_histogram: Vec<Bucket>,
+    /// Median RTT and cwnd per flow over time.
+    pub rtt_cwnd_over_time: Vec<SamplePoint>,
+    /// Connections.
+    pub connections: Vec<Connection>,
+    /// State transitions.
+    pub state_transitions: Vec<Transition>,
+    /// Drops by reason.
+    pub drops: Vec<DropCount>,
+    /// All drops (scaled estimate in `drops_estimated` when sampled).
+    pub drops_total: u64,
+    /// `drops_total` scaled by flow sampling (present only when sampled).
+    pub drops_estimated: Option<u64>,
+    /// Bytes written per flow.
+    pub throughput_tx: Vec<FlowBytes>,
+    /// Bytes read per flow.
+    pub throughput_rx: Vec<FlowBytes>,
+    /// Buffer-pressure events per flow.
+    pub buffer_pressure: Vec<FlowBuffer>,
+}

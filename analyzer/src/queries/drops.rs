@@ -1,0 +1,27 @@
+//! Drops by the kernel's reason, like `tcpdrop`.
+
+use super::{flow_cols, is_stage};
+use polars::prelude::*;
+use tcptape_common::Stage;
+
+/// `drop_reason`, `drops`, most first.
+pub fn by_reason(tcp: LazyFrame) -> LazyFrame {
+    tcp.filter(is_stage(Stage::Drop))
+        .group_by([col("drop_reason")])
+        .agg([len().alias("drops")])
+        .sort(
+            ["drops", "drop_reason"],
+            SortMultipleOptions::default().with_order_descending_multi([true, false]),
+        )
+}
+
+/// Drops per flow, most first.
+pub fn per_flow(tcp: LazyFrame) -> LazyFrame {
+    tcp.filter(is_stage(Stage::Drop))
+        .group_by(flow_cols())
+        .agg([len().alias("drops")])
+        .sort(
+            ["drops"],
+            SortMultipleOptions::default().with_order_descending(true),
+        )
+}

@@ -1,0 +1,102 @@
+//! Every polars query of the analyzer lives under this module: each report is a
+//! `fn(LazyFrame) -> LazyFrame` built from the small `fn … -> Expr` helpers below, collected once.
+//!
+//! The polars version is pinned in `Cargo.toml` because its API moves between minor versions;
+//! keeping every call here means an upgrade touches one directory.
+
+pub mod buffer;
+pub mod drops;
+pub mod journey;
+pub mod latency;
+pub mod lifecycle;
+pub mod retransmits;
+pub mod samples;
+pub mod scan;
+pub mod select;
+pub mod throughput;
+
+use polars::prelude::*;
+use tcptape_common::stage::Path as StagePath;
+use tcptape_common::Stage;
+
+/// Column holding a stage's code (`Stage::code`), added by the scan.
+pub const STAGE: &str = "stage";
+/// Column holding a stage's position in a packet's journey ([`journey_rank`]).
+pub const RANK: &str = "rank";
+
+/// The method every percentile uses: the recorded value at index ⌊(n−1)·q⌋, so each figure is a
+/// latency that really happened (no interpolation between two packets).
+pub const QUANTILE: QuantileMethod = QuantileMethod::Lower;
+
+/// Where a hop stage sits in a packet's path: the TX stages first (the application writes), then
+/// the RX stages (on veth and loopback the same skb continues into the peer's receive path).
+/// `None` for per-connection TCP events.
+pub fn journey_rank(stage: Stage) -> Option<u8> {
+    match stage.path() {
+        StagePath::Tx => Some(stage.code() - Stage::TxSendmsg.code()),
+        StagePath::Rx => Some(stage.code() - Stage::RxDriver.code() + 7),
+        StagePath::Tcp => None,
+    }
+}
+
+/// The stage whose journey rank is `rank`.
+pub fn stage_of_rank(rank: u8) -> Option<Stage> {
+    Stage::ALL
+        .iter()
+        .copied()
+        .find(|s| journey_rank(*s) == Some(rank))
+}
+
+/// The small table that maps the recording's `kind` strings to stage codes and journey ranks.
+/// Joining with it both decodes and filters: only the listed stages survive an inner join.
+pub fn stage_table(stages: &[Stage]) -> PolarsResult<DataFrame> {
+    let names: Vec<&str> = stages.iter().map(|s| s.name()).collect();
+    let codes: Vec<u8> = stages.iter().map(|s| s.code()).collect();
+    let ranks: Vec<Option<u8>> = stages.iter().map(|s| journey_rank(*s)).collect();
+    DataFrame::new_infer_height(vec![
+        Column::new("kind".into(), names),
+        Column::new(STAGE.into(), codes),
+        Column::new(RANK.into(), ranks),
+    ])
+}
+
+/// `col(STAGE) == stage`.
+pub fn is_stage(stage: Stage) -> Expr {
+    col(STAGE).eq(lit(stage.code()))
+}
+
+/// The latency figures of one group of durations (ns): count, mean, p50, p90, p99, p99.9, max.
+pub fn latency_aggs(dt: &str) -> Vec<Expr> {
+    vec![
+        len().alias("count"),
+        col(dt).mean().alias("mean_ns"),
+        percentile(dt, 0.5).alias("p50_ns"),
+        percentile(dt, 0.9).alias("p90_ns"),
+        percentile(dt, 0.99).alias("p99_ns"),
+        percentile(dt, 0.999).alias("p999_ns"),
+        col(dt).max().alias("max_ns"),
+    ]
+}
+
+/// One percentile of a column with the report's [`QUANTILE`] method.
+pub fn percentile(c: &str, q: f64) -> Expr {
+    col(c).quantile(lit(q), QUANTILE)
+}
+
+/// The four columns that name a flow, in packet orientation.
+pub fn flow_cols() -> [Expr; 4] {
+    [col("saddr"), col("sport"), col("daddr"), col("dport")]
+}
+
+/// Seconds since `start_ns` of a `ts_ns` column, as an integer bucket.
+pub fn second_of(ts: &str, start_ns: u64) -> Expr {
+    bin_of(ts, start_ns, 1_000_000_000).alias("second")
+}
+
+/// The number of the `width_ns`-wide bin since `start_ns` a `ts_ns` column falls in. Events are
+/// never before the start, so truncation is the floor.
+pub fn bin_of(ts: &str, start_ns: u64, width_ns: u64) -> Expr {
+    ((col(ts).cast(DataType::Int64) - lit(start_ns as i64)).cast(DataType::Float64)
+        / lit(width_ns.max(1) as f64))
+    .cast(DataType::Int64)
+}

@@ -1,0 +1,198 @@
+//! `tcptape report` run as a process on synthetic recordings whose per-stage delays the test
+//! sets, and on bad input.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use tcptape_common::synth::{write_file, Mix, SynthConfig};
+use tcptape_common::Stage;
+
+fn tcptape(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tcptape"))
+        .args(args)
+        .output()
+        .expect("tcptape runs")
+}
+
+fn json_report(args: &[&str]) -> Value {
+    let mut all = vec!["report", "--format", "json"];
+    all.extend(args);
+    let out = tcptape(&all);
+    assert!(
+        out.status.success(),
+        "tcptape {all:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("valid JSON")
+}
+
+/// The delay of each hop from the previous one, as the test sets them.
+const DELAYS: &[(Stage, u64)] = &[
+    (Stage::TxTcpXmit, 2_000),
+    (Stage::TxDevQueue, 3_100),
+    (Stage::TxQdiscEnq, 500),
+    (Stage::TxQdiscDeq, 180_000),
+    (Stage::TxDriver, 1_200),
+    (Stage::RxDriver, 4_000),
+    (Stage::RxNetif, 8_300),
+    (Stage::RxIp, 900),
+    (Stage::RxTcp, 1_500),
+    (Stage::RxTcpEst, 2_200),
+    (Stage::RxApp, 23_000_000),
+];
+
+fn fixed(dir: &Path, name: &str, events: u64, seed: u64) -> PathBuf {
+    let path = dir.join(name);
+    let cfg = SynthConfig::new(Mix::RequestResponse, events, seed).with_fixed_delays(DELAYS);
+    write_file(&path, cfg).expect("synthetic recording written");
+    path
+}
+
+fn stage_row<'a>(report: &'a Value, from: &str, to: &str) -> &'a Value {
+    report["stages"]
+        .as_array()
+        .expect("stages")
+        .iter()
+        .find(|r| r["from"] == from && r["to"] == to)
+        .unwrap_or_else(|| panic!("no row {from} → {to} in {}", report["stages"]))
+}
+
+#[test]
+fn fixed_delays_give_exactly_those_percentiles() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = fixed(dir.path(), "fixed.parquet", 20_000, 7);
+    let r = json_report(&[rec.to_str().unwrap()]);
+    assert_eq!(r["schema"], 1);
+    let mut prev = Stage::TxSendmsg;
+    for &(stage, delay) in DELAYS {
+        let row = stage_row(&r, prev.name(), stage.name());
+        assert!(row["count"].as_u64().unwrap() > 100, "{row}");
+        for p in ["p50_ns", "p90_ns", "p99_ns", "p999_ns", "max_ns"] {
+            assert_eq!(row[p].as_u64(), Some(delay), "{prev} → {stage} {p}: {row}");
+        }
+        assert_eq!(row["mean_ns"].as_f64(), Some(delay as f64), "{row}");
+        prev = stage;
+    }
+    // Whole journeys: from the application's write to its read.
+    let total: u64 = DELAYS.iter().map(|d| d.1).sum();
+    let e2e = r["end_to_end"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["from"] == "tx_sendmsg" && x["to"] == "rx_app")
+        .expect("a tx_sendmsg → rx_app span");
+    assert_eq!(e2e["p50_ns"].as_u64(), Some(total));
+    assert_eq!(e2e["max_ns"].as_u64(), Some(total));
+    let j = &r["journeys"];
+    assert!(j["complete"].as_u64().unwrap() > 100);
+    assert_eq!(
+        j["complete"].as_u64().unwrap() + j["incomplete"].as_u64().unwrap(),
+        j["total"].as_u64().unwrap()
+    );
+    // Every retransmission in the synthetic traffic is one segment of 512 bytes.
+    let rt = &r["retransmits"];
+    assert_eq!(rt["segments"], rt["attempts"]);
+    assert!(rt["segments"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn a_missing_stage_joins_its_neighbours() {
+    // Recordings never assume which stages exist: drop rx_ip and rx_tcp (no fentry/kprobe).
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("no-ip.parquet");
+    let mut cfg = SynthConfig::new(Mix::RequestResponse, 10_000, 3).with_fixed_delays(DELAYS);
+    cfg.hops
+        .retain(|(s, _)| !matches!(s, Stage::RxIp | Stage::RxTcp));
+    write_file(&path, cfg).unwrap();
+    let r = json_report(&[path.to_str().unwrap()]);
+    let row = stage_row(&r, "rx_netif", "rx_tcp_est");
+    assert_eq!(row["p50_ns"].as_u64(), Some(2_200));
+    assert!(r["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|x| x["from"] != "rx_ip" && x["to"] != "rx_ip"));
+}
+
+#[test]
+fn stage_and_time_selection() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = fixed(dir.path(), "sel.parquet", 8_000, 11);
+    let r = json_report(&[rec.to_str().unwrap(), "--stage", "rx_app"]);
+    let rows = r["stages"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["from"], "rx_tcp_est");
+    let all = json_report(&[rec.to_str().unwrap()]);
+    let early = json_report(&[rec.to_str().unwrap(), "--to", "100ms"]);
+    let n = |v: &Value| {
+        stage_row(v, "rx_tcp_est", "rx_app")["count"]
+            .as_u64()
+            .unwrap()
+    };
+    assert!(n(&early) < n(&all), "{} vs {}", n(&early), n(&all));
+    let none = json_report(&[rec.to_str().unwrap(), "--port", "1"]);
+    assert_eq!(none["stages"].as_array().unwrap().len(), 0);
+    assert_eq!(none["journeys"]["total"], 0);
+}
+
+#[test]
+fn table_markdown_and_html_formats() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = fixed(dir.path(), "fmt.parquet", 5_000, 5);
+    let rec = rec.to_str().unwrap();
+    let out = tcptape(&["report", rec]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("rx_tcp_est → rx_app"), "{text}");
+    assert!(text.contains("23.0ms"), "{text}");
+    let out = tcptape(&["report", "--format", "markdown", rec]);
+    let md = String::from_utf8(out.stdout).unwrap();
+    assert!(md.contains("| rx_tcp_est → rx_app |"), "{md}");
+    let html = dir.path().join("r.html");
+    let out = tcptape(&[
+        "report",
+        "--format",
+        "html",
+        "-o",
+        html.to_str().unwrap(),
+        rec,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("<svg"));
+    assert!(page.contains("Latency CDF per stage"));
+    assert!(!page.contains("<script"));
+}
+
+fn assert_input_error(args: &[&str], needle: &str) {
+    let out = tcptape(args);
+    assert_eq!(out.status.code(), Some(2), "{args:?}");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    assert!(err.contains(needle), "{err}");
+}
+
+#[test]
+fn bad_input_gives_one_line_and_exit_code_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.parquet");
+    std::fs::write(&junk, b"this is not parquet at all").unwrap();
+    assert_input_error(&["report", junk.to_str().unwrap()], "not a Parquet file");
+    // A real recording cut short.
+    let rec = fixed(dir.path(), "cut.parquet", 2_000, 1);
+    let bytes = std::fs::read(&rec).unwrap();
+    let cut = dir.path().join("cut2.parquet");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    assert_input_error(&["report", cut.to_str().unwrap()], "truncated");
+    // Missing file; a pattern that matches nothing.
+    assert_input_error(&["report", "/nonexistent/rec.parquet"], "cannot read");
+    let pattern = format!("{}/*.nothing", dir.path().display());
+    assert_input_error(&["report", &pattern], "no recording matches");
+    // A bad flow.
+    let out = tcptape(&["report", "--flow", "nope", rec.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+}
