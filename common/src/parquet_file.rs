@@ -96,21 +96,34 @@ impl ParquetFileWriter {
     }
 
     /// Writes the metadata and footer, syncs, and gives the file its final name. Returns the
-    /// final path and size in bytes.
+    /// final path and size in bytes. On failure the temporary file is removed: without its
+    /// footer no reader could use it, and the space may be what is missing.
     pub fn finish(mut self, meta: &RecordingMeta) -> io::Result<(PathBuf, u64)> {
         for (k, v) in meta.to_key_values() {
             self.writer.append_key_value_metadata(KeyValue::new(k, v));
         }
-        let file = self.writer.into_inner().map_err(parquet_to_io)?;
-        file.sync_all()?;
-        let size = file.metadata()?.len();
-        drop(file);
-        std::fs::rename(&self.tmp_path, &self.final_path)?;
+        let tmp = self.tmp_path.clone();
+        let written = self
+            .writer
+            .into_inner()
+            .map_err(parquet_to_io)
+            .and_then(|file| {
+                file.sync_all()?;
+                file.metadata().map(|m| m.len())
+            });
+        let size = match written {
+            Ok(size) => size,
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
+        std::fs::rename(&tmp, &self.final_path)?;
         sync_parent(&self.final_path)?;
         Ok((self.final_path, size))
     }
 
-    /// Removes the temporary file (for a segment with no rows).
+    /// Removes the temporary file (a segment with no rows, or one that failed).
     pub fn abandon(self) -> io::Result<()> {
         let tmp = self.tmp_path.clone();
         drop(self.writer);

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+use tcptape_common::anonymize::Anonymizer;
 use tcptape_common::encode::BatchEncoder;
 use tcptape_common::metadata::{Lost, RecordingMeta, SegmentInfo};
 use tcptape_common::parquet_file::{sync_parent, ParquetFileWriter};
@@ -116,6 +117,21 @@ pub struct SegmentWriter {
     finished_bytes: u64,
     rows: u64,
     last_ts: u64,
+    anonymizer: Option<Anonymizer>,
+    stopped: Option<String>,
+}
+
+/// Space kept free on the output's file system; below it the recording stops cleanly.
+pub const MIN_FREE_BYTES: u64 = 4 << 20;
+
+/// Free bytes for unprivileged writers on the file system holding `dir`.
+fn free_bytes(dir: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a valid NUL-terminated path and `st` a writable statvfs.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
+    (rc == 0).then(|| st.f_bavail as u64 * st.f_frsize as u64)
 }
 
 impl SegmentWriter {
@@ -154,6 +170,8 @@ impl SegmentWriter {
             next_index: 0,
             finished_bytes: 0,
             rows: 0,
+            anonymizer: None,
+            stopped: None,
         })
     }
 
@@ -174,29 +192,93 @@ impl SegmentWriter {
         self.finished_bytes + self.open.as_ref().map_or(0, |o| o.writer.approx_bytes())
     }
 
-    /// Writes a batch of events, finishing the open segment when it is due.
+    /// Writes a batch of events, finishing the open segment when it is due. When the disk is
+    /// nearly full, the open segment is finished as the recording's last one (stop reason
+    /// `disk-full`) and an error of kind `StorageFull` is returned; call nothing after that.
     pub fn write(&mut self, events: &[RawEvent]) -> io::Result<()> {
         if events.is_empty() {
             return Ok(());
         }
-        let batch = self.encoder.encode(events);
-        if self.open.is_none() {
-            self.open_segment()?;
+        if let Some(reason) = &self.stopped {
+            return Err(io::Error::other(format!(
+                "the recording already stopped ({reason})"
+            )));
         }
+        let batch = self.encoder.encode(events);
+        let batch = match &self.anonymizer {
+            Some(a) => a.anonymize_batch(&batch).map_err(io::Error::other)?,
+            None => batch,
+        };
+        if self.open.is_none() {
+            self.guard(|w| w.open_segment())?;
+        }
+        self.guard(|w| w.open.as_mut().expect("opened above").writer.write(&batch))?;
         let seg = self.open.as_mut().expect("opened above");
-        seg.writer.write(&batch)?;
         seg.first_ts.get_or_insert(events[0].ts_ns);
         self.rows += batch.num_rows() as u64;
         self.last_ts = self
             .last_ts
             .max(events.iter().map(|e| e.ts_ns).max().unwrap_or(0));
         self.meta.end_ns = self.meta.end_ns.max(self.last_ts);
+        self.check_space()?;
         self.tick()
+    }
+
+    /// Anonymizes every batch before it is written, and records that in the metadata.
+    pub fn set_anonymizer(&mut self, anonymizer: Anonymizer) {
+        self.meta = anonymizer.anonymize_meta(&self.meta);
+        self.anonymizer = Some(anonymizer);
+    }
+
+    /// Runs an I/O step; on failure the open segment's temporary file is removed (it has no
+    /// footer, so no reader could use it) to give the space back.
+    fn guard<T>(&mut self, step: impl FnOnce(&mut Self) -> io::Result<T>) -> io::Result<T> {
+        step(self).map_err(|e| {
+            if let Some(seg) = self.open.take() {
+                let _ = seg.writer.abandon();
+            }
+            self.stopped = Some("write error".into());
+            let full = e.raw_os_error() == Some(libc::ENOSPC) || e.kind() == io::ErrorKind::StorageFull;
+            if full {
+                io::Error::new(
+                    io::ErrorKind::StorageFull,
+                    format!("disk full in {}: the open segment was lost; {} finished segment(s) are intact", self.dir.display(), self.next_index),
+                )
+            } else {
+                e
+            }
+        })
+    }
+
+    /// Stops cleanly before the disk is full: finishing the open segment needs about as much
+    /// space again as it has buffered, plus the footer.
+    fn check_space(&mut self) -> io::Result<()> {
+        let Some(free) = free_bytes(&self.dir) else {
+            return Ok(());
+        };
+        let pending = self.open.as_ref().map_or(0, |o| o.writer.approx_bytes());
+        if free >= pending.saturating_mul(2) + MIN_FREE_BYTES {
+            return Ok(());
+        }
+        self.guard(|w| w.finish_segment(true, Some("disk-full")))?;
+        self.stopped = Some("disk-full".into());
+        Err(io::Error::new(
+            io::ErrorKind::StorageFull,
+            format!(
+                "disk nearly full in {} ({} free): recording stopped; all {} segment(s) are finished and readable",
+                self.dir.display(),
+                bytesize::ByteSize::b(free),
+                self.next_index
+            ),
+        ))
     }
 
     /// Finishes the open segment if it is old or large enough. Call it periodically when no
     /// events arrive.
     pub fn tick(&mut self) -> io::Result<()> {
+        if self.stopped.is_some() {
+            return Ok(());
+        }
         let Some(seg) = &self.open else { return Ok(()) };
         let span = Duration::from_nanos(
             self.last_ts
@@ -206,7 +288,7 @@ impl SegmentWriter {
             || span >= self.limits.segment_secs
             || seg.writer.approx_bytes() >= self.limits.segment_bytes;
         if due {
-            self.finish_segment(false, None)?;
+            self.guard(|w| w.finish_segment(false, None))?;
         }
         Ok(())
     }
@@ -247,7 +329,12 @@ impl SegmentWriter {
     /// Ends the recording: finishes the open segment as the last one, and for a file output
     /// merges the segments into the file.
     pub fn finish(mut self, stop_reason: &str) -> io::Result<Summary> {
-        self.finish_segment(true, Some(stop_reason))?;
+        if let Some(reason) = &self.stopped {
+            return Err(io::Error::other(format!(
+                "the recording already stopped ({reason})"
+            )));
+        }
+        self.guard(|w| w.finish_segment(true, Some(stop_reason)))?;
         match self.output.clone() {
             Output::Directory(path) => Ok(Summary {
                 path,
@@ -259,20 +346,42 @@ impl SegmentWriter {
         }
     }
 
+    /// Copies the finished segments into one file. On failure (e.g. no room for the copy) the
+    /// segment directory is left as it is: a complete, readable recording.
     fn merge_into(self, path: &Path) -> io::Result<Summary> {
         let rec = Recording::open(&self.dir).map_err(io::Error::other)?;
         let meta = rec.meta();
         let mut w = ParquetFileWriter::create(path)?;
-        for batch in rec.batches(None) {
-            w.write(&batch.map_err(io::Error::other)?)?;
-        }
+        let copied = (|| {
+            for batch in rec.batches(None) {
+                w.write(&batch.map_err(io::Error::other)?)?;
+            }
+            Ok::<_, io::Error>(())
+        })();
         let rows = w.rows();
-        let (path, bytes) = w.finish(&RecordingMeta {
-            segment: SegmentInfo {
-                index: 0,
-                ..meta.segment.clone()
-            },
-            ..meta
+        let finished = copied.and_then(|()| {
+            w.finish(&RecordingMeta {
+                segment: SegmentInfo {
+                    index: 0,
+                    ..meta.segment.clone()
+                },
+                ..meta
+            })
+        });
+        let (path, bytes) = finished.map_err(|e| {
+            let tmp = path.with_file_name(format!(
+                ".{}.tmp",
+                path.file_name().unwrap_or_default().to_string_lossy()
+            ));
+            let _ = std::fs::remove_file(tmp);
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "the recording is complete in {}, but merging it into {} failed: {e}",
+                    self.dir.display(),
+                    path.display()
+                ),
+            )
         })?;
         for f in rec.files() {
             std::fs::remove_file(f)?;
