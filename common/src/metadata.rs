@@ -116,12 +116,18 @@ pub struct Lost {
     pub ring_per_cpu: Vec<u64>,
     /// Events dropped because the writer fell behind (its queue was full).
     pub writer_queue: u64,
+    /// Program runs the kernel skipped, per stage, because the same program was already
+    /// running on that CPU (an interrupt arrived while it ran): events never produced.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub missed_runs: BTreeMap<String, u64>,
 }
 
 impl Lost {
     /// All lost events.
     pub fn total(&self) -> u64 {
-        self.ring_per_cpu.iter().sum::<u64>() + self.writer_queue
+        self.ring_per_cpu.iter().sum::<u64>()
+            + self.writer_queue
+            + self.missed_runs.values().sum::<u64>()
     }
 }
 

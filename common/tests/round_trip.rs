@@ -83,6 +83,7 @@ fn full_meta() -> RecordingMeta {
     m.lost = Lost {
         ring_per_cpu: vec![0, 5],
         writer_queue: 3,
+        missed_runs: BTreeMap::from([("retransmit".to_string(), 2u64)]),
     };
     m.seen = BTreeMap::from([("rx_app".to_string(), 12345u64)]);
     m.anonymization = Anonymization {

@@ -280,6 +280,8 @@ pub struct StageOutcome {
     pub attempts: Vec<Attempt>,
     /// The plan's note for the stage.
     pub note: &'static str,
+    /// Programs of the chosen mechanism (empty when none was chosen).
+    pub programs: Vec<&'static str>,
 }
 
 /// One attempt at one option.
@@ -301,6 +303,7 @@ pub fn attach_all(plan: &[StagePlan], loader: &mut dyn ProgramLoader) -> Vec<Sta
 fn attach_stage(sp: &StagePlan, loader: &mut dyn ProgramLoader) -> StageOutcome {
     let mut attempts = Vec::new();
     let mut chosen = None;
+    let mut programs = Vec::new();
     for option in sp.options {
         let target = option
             .hooks
@@ -336,6 +339,7 @@ fn attach_stage(sp: &StagePlan, loader: &mut dyn ProgramLoader) -> StageOutcome 
         });
         if ok {
             chosen = Some(option.mechanism);
+            programs = option.hooks.iter().map(|h| h.program).collect();
             break;
         }
     }
@@ -344,6 +348,7 @@ fn attach_stage(sp: &StagePlan, loader: &mut dyn ProgramLoader) -> StageOutcome 
         chosen,
         attempts,
         note: sp.note,
+        programs,
     }
 }
 
@@ -511,6 +516,13 @@ mod tests {
         let out = attach_all(PLAN, &mut l);
         let drv = outcome(&out, Stage::RxDriver);
         assert_eq!(drv.chosen, Some(Mechanism::Tracepoint));
+        assert_eq!(
+            drv.programs,
+            [
+                "rx_driver__tracepoint__napi_gro_receive_entry",
+                "rx_driver__tracepoint__netif_rx"
+            ]
+        );
         assert_eq!(
             drv.attempts[0].error.as_deref(),
             Some("netif_rx: no such tracepoint")

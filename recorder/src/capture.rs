@@ -9,13 +9,14 @@ use crate::attach_plan::{anything_attached, attach_all, PLAN};
 use crate::cli::RecordArgs;
 use crate::exit_code::{self, ExitError};
 use crate::filters::{if_index, KernelFilters};
-use crate::loader::{ring_bytes_for, AyaLoader, CaptureMaps, LoadConfig};
+use crate::loader::{recursion_misses, ring_bytes_for, AyaLoader, CaptureMaps, LoadConfig};
 use crate::segment_writer::{Output, Progress, SegmentLimits, SegmentWriter, Summary};
 use crate::write_pipeline::WriterHandle;
 use crate::{drop_reasons, environment, plan_report, preflight, progress_line};
 use aya::maps::{MapData, RingBuf};
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
+use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 use tcptape_common::encode::{BatchEncoder, EncodeContext};
 use tcptape_common::metadata::{host, Lost, RecordingMeta, Sampling};
@@ -119,6 +120,11 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<()> {
         .filter(|o| o.chosen.is_some())
         .map(|o| o.stage)
         .collect();
+    let program_fds: Vec<(Stage, Vec<OwnedFd>)> = outcomes
+        .iter()
+        .filter(|o| o.chosen.is_some())
+        .map(|o| (o.stage, loader.program_fds(&o.programs)))
+        .collect();
 
     let encoder = BatchEncoder::new(EncodeContext::new(drop_reasons::host_drop_reasons()));
     let limits = SegmentLimits {
@@ -146,7 +152,15 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<()> {
         max_size: args.max_size,
         max_events: args.max_events,
     };
-    let drained = runtime.block_on(drain(maps, loader, &writer, &attached, limits, live));
+    let drained = runtime.block_on(drain(
+        maps,
+        program_fds,
+        loader,
+        &writer,
+        &attached,
+        limits,
+        live,
+    ));
     let (reason, totals) = match drained {
         Ok(x) => x,
         Err(e) => {
@@ -246,8 +260,10 @@ fn drain_ring(
     Ok(done)
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn drain(
     maps: CaptureMaps,
+    program_fds: Vec<(Stage, Vec<OwnedFd>)>,
     loader: AyaLoader,
     writer: &WriterHandle,
     attached: &[Stage],
@@ -259,7 +275,11 @@ async fn drain(
     // dropped at the end of this function.
     let mut ring = unsafe { AsyncFd::register_with_interest(events, Interest::READABLE) }
         .map_err(|e| anyhow::anyhow!("cannot poll the ring buffer: {}", e.into_parts().1))?;
-    let counters_maps = CountersMaps { seen, lost };
+    let counters_maps = CountersMaps {
+        seen,
+        lost,
+        program_fds,
+    };
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
     let deadline = limits.duration.map(|d| tokio::time::Instant::now() + d);
@@ -323,6 +343,8 @@ async fn drain(
 struct CountersMaps {
     seen: aya::maps::PerCpuArray<MapData, u64>,
     lost: aya::maps::PerCpuArray<MapData, u64>,
+    /// The attached programs of each stage, for their skipped runs.
+    program_fds: Vec<(Stage, Vec<OwnedFd>)>,
 }
 
 impl CountersMaps {
@@ -342,10 +364,21 @@ impl CountersMaps {
             .get(&0, 0)
             .map(|v| v.iter().copied().collect())
             .unwrap_or_default();
+        let mut missed_runs = BTreeMap::new();
+        for (stage, fds) in &self.program_fds {
+            let n: u64 = fds
+                .iter()
+                .filter_map(|fd| recursion_misses(fd.as_fd()))
+                .sum();
+            if n > 0 {
+                missed_runs.insert(stage.name().to_string(), n);
+            }
+        }
         Progress {
             lost: Lost {
                 ring_per_cpu,
                 writer_queue: 0,
+                missed_runs,
             },
             seen,
             end_ns: host::monotonic_ns().unwrap_or(0),

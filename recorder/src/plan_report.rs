@@ -119,12 +119,14 @@ mod tests {
                     },
                 ],
                 note: "",
+                programs: vec!["rx_tcp_est__tp_btf__tcp_probe"],
             },
             StageOutcome {
                 stage: Stage::RxIp,
                 chosen: None,
                 attempts: vec![],
                 note: "no tracepoint exists at IP receive",
+                programs: vec![],
             },
         ];
         let t = table(&outcomes);

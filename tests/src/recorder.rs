@@ -1,0 +1,144 @@
+//! The real `tcptape-record` binary, run as a child process.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// The recorder binary: `TCPTAPE_RECORD_BIN`, else the one beside the test executable (built
+/// with `cargo build -p tcptape-recorder` first if it is not there).
+pub fn binary() -> Result<PathBuf, String> {
+    static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(p) = std::env::var_os("TCPTAPE_RECORD_BIN") {
+            return Ok(PathBuf::from(p));
+        }
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        // target/<profile>/deps/<test> → target/<profile>/tcptape-record
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .ok_or("unexpected test executable path")?;
+        let bin = profile_dir.join("tcptape-record");
+        let target_dir = profile_dir.parent().ok_or("unexpected target path")?;
+        let release = profile_dir.file_name().is_some_and(|n| n == "release");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args([
+            "build",
+            "-q",
+            "-p",
+            "tcptape-recorder",
+            "--bin",
+            "tcptape-record",
+        ])
+        .env("CARGO_TARGET_DIR", target_dir);
+        if release {
+            cmd.arg("--release");
+        }
+        // Always rebuild-if-stale, so a test never runs an old recorder.
+        let status = cmd.status().map_err(|e| format!("cargo: {e}"))?;
+        if !status.success() || !bin.exists() {
+            return Err(format!("could not build {}", bin.display()));
+        }
+        Ok(bin)
+    })
+    .clone()
+}
+
+/// A running recorder.
+pub struct RecorderProcess {
+    child: Option<Child>,
+    stderr: mpsc::Receiver<String>,
+    /// Everything it printed on stderr so far.
+    pub log: Vec<String>,
+}
+
+impl RecorderProcess {
+    /// Starts `tcptape-record ARGS` and waits until it says it is recording.
+    pub fn start(args: &[&str], env: &[(&str, &str)]) -> Result<RecorderProcess, String> {
+        let mut cmd = Command::new(binary()?);
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().map_err(|e| format!("tcptape-record: {e}"))?;
+        let err = child.stderr.take().expect("piped");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut p = RecorderProcess {
+            child: Some(child),
+            stderr: rx,
+            log: Vec::new(),
+        };
+        loop {
+            match p.stderr.recv_timeout(Duration::from_secs(30)) {
+                Ok(line) => {
+                    let ready = line.starts_with("recording ");
+                    p.log.push(line);
+                    if ready {
+                        return Ok(p);
+                    }
+                }
+                Err(_) => {
+                    let status = p.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
+                    return Err(format!(
+                        "the recorder did not start ({status:?}): {}",
+                        p.log.join("\n")
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Sends a signal and waits for the exit code; returns it with the full stderr.
+    pub fn stop(mut self, signal: libc::c_int) -> Result<(i32, String), String> {
+        let mut child = self.child.take().expect("running");
+        // SAFETY: signalling our own child by pid.
+        unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+        let status = child.wait().map_err(|e| e.to_string())?;
+        while let Ok(line) = self.stderr.recv_timeout(Duration::from_millis(200)) {
+            self.log.push(line);
+        }
+        Ok((status.code().unwrap_or(-1), self.log.join("\n")))
+    }
+
+    /// Waits for the recorder to exit by itself (e.g. `--duration`).
+    pub fn wait(mut self, timeout: Duration) -> Result<(i32, String), String> {
+        let mut child = self.child.take().expect("running");
+        let start = std::time::Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+                while let Ok(line) = self.stderr.recv_timeout(Duration::from_millis(200)) {
+                    self.log.push(line);
+                }
+                return Ok((status.code().unwrap_or(-1), self.log.join("\n")));
+            }
+            if start.elapsed() > timeout {
+                let _ = child.kill();
+                return Err("the recorder did not stop in time".into());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for RecorderProcess {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! The test's own client and server: a sender that writes a known number of bytes and a
+//! receiver that counts what it reads, optionally slowly.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::time::Duration;
+
+/// Listens on `addr:port` (call it inside the receiver's namespace).
+pub fn listen(addr: &str, port: u16) -> Result<TcpListener, String> {
+    TcpListener::bind((addr, port)).map_err(|e| format!("bind {addr}:{port}: {e}"))
+}
+
+/// Accepts `conns` connections one after another and reads each to the end; returns the bytes
+/// read in total. `pause` sleeps between reads (a slow reader).
+pub fn receive(
+    listener: TcpListener,
+    conns: usize,
+    chunk: usize,
+    pause: Duration,
+) -> Result<u64, String> {
+    let mut total = 0u64;
+    let mut buf = vec![0u8; chunk];
+    for _ in 0..conns {
+        let (mut s, _) = listener.accept().map_err(|e| format!("accept: {e}"))?;
+        loop {
+            let n = s.read(&mut buf).map_err(|e| format!("read: {e}"))?;
+            if n == 0 {
+                break;
+            }
+            total += n as u64;
+            if !pause.is_zero() {
+                std::thread::sleep(pause);
+            }
+        }
+    }
+    Ok(total)
+}
+
+/// Connects to `addr:port` and writes `bytes` bytes in `chunk`-sized writes, then closes.
+pub fn send(addr: &str, port: u16, bytes: u64, chunk: usize) -> Result<(), String> {
+    let mut s = connect(addr, port)?;
+    let buf = vec![0x5au8; chunk];
+    let mut left = bytes;
+    while left > 0 {
+        let n = left.min(chunk as u64) as usize;
+        s.write_all(&buf[..n]).map_err(|e| format!("write: {e}"))?;
+        left -= n as u64;
+    }
+    s.shutdown(std::net::Shutdown::Write)
+        .map_err(|e| format!("shutdown: {e}"))?;
+    // Wait for the peer to close, so every byte was read before returning.
+    let mut sink = [0u8; 64];
+    while s.read(&mut sink).map_err(|e| format!("read: {e}"))? > 0 {}
+    Ok(())
+}
+
+/// Connects, retrying briefly while the listener comes up.
+pub fn connect(addr: &str, port: u16) -> Result<TcpStream, String> {
+    let mut last = String::new();
+    for _ in 0..50 {
+        match TcpStream::connect((addr, port)) {
+            Ok(s) => return Ok(s),
+            Err(e) => last = e.to_string(),
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Err(format!("connect {addr}:{port}: {last}"))
+}
