@@ -174,16 +174,15 @@ impl Journeys {
         })
     }
 
-    /// Every adjacent pair of recorded stages in a journey, `tx_sendmsg → first hop` included.
-    pub fn pairs(&self) -> anyhow::Result<LazyFrame> {
-        concat(
-            [
-                q::hop_pairs(self.seg.clone().lazy()),
-                q::sendmsg_pairs(self.starts.clone().lazy(), self.matched.clone().lazy()),
-            ],
-            UnionArgs::default(),
-        )
-        .map_err(crate::frame::one_line)
+    /// Every adjacent pair of recorded stages in a journey, as two frames of the same shape:
+    /// the hops (first hops included, with a null `from`), and `tx_sendmsg → first hop`. Their
+    /// (`from`, `to`) groups never overlap, so a query runs on each and the results are
+    /// concatenated, without copying the hops into one frame.
+    pub fn pairs(&self) -> [LazyFrame; 2] {
+        [
+            q::hop_pairs(self.seg.clone().lazy()),
+            q::sendmsg_pairs(self.starts.clone().lazy(), self.matched.clone().lazy()),
+        ]
     }
 }
 

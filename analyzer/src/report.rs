@@ -29,7 +29,21 @@ fn stage_name(code: Option<u64>) -> String {
         .unwrap_or_else(|| "?".into())
 }
 
-fn latencies(df: &DataFrame) -> anyhow::Result<Vec<StageLatency>> {
+/// Runs one query over both pair frames of [`Journeys::pairs`] and concatenates the rows.
+fn on_pairs<T>(
+    pairs: &[LazyFrame; 2],
+    query: impl Fn(LazyFrame) -> LazyFrame,
+    rows: impl Fn(&DataFrame) -> anyhow::Result<Vec<T>>,
+) -> anyhow::Result<Vec<T>> {
+    let mut out = Vec::new();
+    for p in pairs {
+        out.extend(rows(&collect(query(p.clone()))?)?);
+    }
+    Ok(out)
+}
+
+/// Latency rows of an aggregate; `None` for the group of first hops (no previous stage).
+fn latency_rows(df: &DataFrame) -> anyhow::Result<Vec<Option<StageLatency>>> {
     let (from, to, count, mean) = (
         u64s(df, "from")?,
         u64s(df, "to")?,
@@ -44,18 +58,38 @@ fn latencies(df: &DataFrame) -> anyhow::Result<Vec<StageLatency>> {
         u64s(df, "max_ns")?,
     );
     Ok((0..df.height())
-        .map(|i| StageLatency {
-            from: stage_name(from[i]),
-            to: stage_name(to[i]),
-            count: count[i].unwrap_or(0),
-            mean_ns: mean[i].unwrap_or(0.0),
-            p50_ns: p50[i].unwrap_or(0),
-            p90_ns: p90[i].unwrap_or(0),
-            p99_ns: p99[i].unwrap_or(0),
-            p999_ns: p999[i].unwrap_or(0),
-            max_ns: max[i].unwrap_or(0),
+        .map(|i| {
+            from[i]?;
+            Some(StageLatency {
+                from: stage_name(from[i]),
+                to: stage_name(to[i]),
+                count: count[i].unwrap_or(0),
+                mean_ns: mean[i].unwrap_or(0.0),
+                p50_ns: p50[i].unwrap_or(0),
+                p90_ns: p90[i].unwrap_or(0),
+                p99_ns: p99[i].unwrap_or(0),
+                p999_ns: p999[i].unwrap_or(0),
+                max_ns: max[i].unwrap_or(0),
+            })
         })
         .collect())
+}
+
+/// Latency rows of an aggregate, without the group of first hops.
+fn latencies(df: &DataFrame) -> anyhow::Result<Vec<StageLatency>> {
+    Ok(latency_rows(df)?.into_iter().flatten().collect())
+}
+
+/// Where a stage name sorts: in packet order (the application's write first).
+fn packet_order(name: &str) -> u8 {
+    name.parse::<Stage>()
+        .ok()
+        .and_then(queries::journey_rank)
+        .unwrap_or(u8::MAX)
+}
+
+fn pair_order(from: &str, to: &str) -> (u8, u8) {
+    (packet_order(from), packet_order(to))
 }
 
 fn rel(t: Option<u64>, start: u64) -> u64 {
@@ -99,63 +133,91 @@ pub fn build(recs: &[Recording], opts: &Options, steps: &Steps) -> anyhow::Resul
     let j = Journeys::build(hops, &writes, opts.max_hop_gap_ns)?;
 
     steps.step("per-stage latency");
-    let pairs = j.pairs()?;
-    let stages = latencies(&collect(latency::per_stage(pairs.clone()))?)?;
+    let pairs = j.pairs();
+    let stages = on_pairs(&pairs, latency::per_stage, latencies)?;
+    let mut stages = stages;
+    stages.sort_by_key(|l| pair_order(&l.from, &l.to));
     let end_to_end = latencies(&collect(latency::end_to_end(j.whole.clone().lazy()))?)?;
-    let df = collect(latency::per_flow(pairs.clone()))?;
-    let stages_per_flow: Vec<FlowLatency> = flows(&df)?
-        .into_iter()
-        .zip(latencies(&df)?)
-        .map(|(flow, latency)| FlowLatency { flow, latency })
-        .collect();
-    let df = collect(latency::per_cpu(pairs.clone()))?;
-    let stages_per_cpu: Vec<CpuLatency> = u64s(&df, "cpu")?
-        .into_iter()
-        .zip(latencies(&df)?)
-        .map(|(cpu, latency)| CpuLatency {
-            cpu: cpu.unwrap_or(0),
-            latency,
-        })
-        .collect();
+    let stages_per_flow: Vec<FlowLatency> = on_pairs(&pairs, latency::per_flow, |df| {
+        Ok(flows(df)?
+            .into_iter()
+            .zip(latency_rows(df)?)
+            .filter_map(|(flow, l)| Some(FlowLatency { flow, latency: l? }))
+            .collect())
+    })?;
+    let stages_per_cpu: Vec<CpuLatency> = on_pairs(&pairs, latency::per_cpu, |df| {
+        Ok(u64s(df, "cpu")?
+            .into_iter()
+            .zip(latency_rows(df)?)
+            .filter_map(|(cpu, l)| {
+                Some(CpuLatency {
+                    cpu: cpu.unwrap_or(0),
+                    latency: l?,
+                })
+            })
+            .collect())
+    })?;
+
+    let mut stages_per_flow = stages_per_flow;
+    stages_per_flow.sort_by(|a, b| {
+        (&a.flow, pair_order(&a.latency.from, &a.latency.to))
+            .cmp(&(&b.flow, pair_order(&b.latency.from, &b.latency.to)))
+    });
+    let mut stages_per_cpu = stages_per_cpu;
+    stages_per_cpu.sort_by_key(|c| (c.cpu, pair_order(&c.latency.from, &c.latency.to)));
 
     steps.step("latency over time");
-    let df = collect(latency::per_second(pairs.clone(), start))?;
-    let (f, t, s, c) = (
-        u64s(&df, "from")?,
-        u64s(&df, "to")?,
-        i64s(&df, "second")?,
-        u64s(&df, "count")?,
-    );
-    let (p50, p99, max) = (
-        u64s(&df, "p50_ns")?,
-        u64s(&df, "p99_ns")?,
-        u64s(&df, "max_ns")?,
-    );
-    let stages_over_time: Vec<SecondLatency> = (0..df.height())
-        .map(|i| SecondLatency {
-            from: stage_name(f[i]),
-            to: stage_name(t[i]),
-            second: s[i].unwrap_or(0),
-            count: c[i].unwrap_or(0),
-            p50_ns: p50[i].unwrap_or(0),
-            p99_ns: p99[i].unwrap_or(0),
-            max_ns: max[i].unwrap_or(0),
-        })
-        .collect();
+    let stages_over_time: Vec<SecondLatency> = on_pairs(
+        &pairs,
+        |p| latency::per_second(p, start),
+        |df| {
+            let (f, t, s, c) = (
+                u64s(df, "from")?,
+                u64s(df, "to")?,
+                i64s(df, "second")?,
+                u64s(df, "count")?,
+            );
+            let (p50, p99, max) = (
+                u64s(df, "p50_ns")?,
+                u64s(df, "p99_ns")?,
+                u64s(df, "max_ns")?,
+            );
+            Ok((0..df.height())
+                .filter(|&i| f[i].is_some())
+                .map(|i| SecondLatency {
+                    from: stage_name(f[i]),
+                    to: stage_name(t[i]),
+                    second: s[i].unwrap_or(0),
+                    count: c[i].unwrap_or(0),
+                    p50_ns: p50[i].unwrap_or(0),
+                    p99_ns: p99[i].unwrap_or(0),
+                    max_ns: max[i].unwrap_or(0),
+                })
+                .collect())
+        },
+    )?;
+    let mut stages_over_time = stages_over_time;
+    stages_over_time.sort_by_key(|s| (s.second, pair_order(&s.from, &s.to)));
     let cdf: Vec<Cdf> = if opts.cdf {
         const POINTS: usize = 50;
-        let df = collect(latency::cdf(pairs, POINTS))?;
-        let (f, t) = (u64s(&df, "from")?, u64s(&df, "to")?);
-        let qs = (0..=POINTS)
-            .map(|i| u64s(&df, &format!("q{i}")))
-            .collect::<PolarsResult<Vec<_>>>()?;
-        (0..df.height())
-            .map(|row| Cdf {
-                from: stage_name(f[row]),
-                to: stage_name(t[row]),
-                quantiles_ns: qs.iter().map(|q| q[row].unwrap_or(0)).collect(),
-            })
-            .collect()
+        on_pairs(
+            &pairs,
+            |p| latency::cdf(p, POINTS),
+            |df| {
+                let (f, t) = (u64s(df, "from")?, u64s(df, "to")?);
+                let qs = (0..=POINTS)
+                    .map(|i| u64s(df, &format!("q{i}")))
+                    .collect::<PolarsResult<Vec<_>>>()?;
+                Ok((0..df.height())
+                    .filter(|&row| f[row].is_some())
+                    .map(|row| Cdf {
+                        from: stage_name(f[row]),
+                        to: stage_name(t[row]),
+                        quantiles_ns: qs.iter().map(|q| q[row].unwrap_or(0)).collect(),
+                    })
+                    .collect())
+            },
+        )?
     } else {
         Vec::new()
     };

@@ -192,7 +192,35 @@ fn bad_input_gives_one_line_and_exit_code_2() {
     assert_input_error(&["report", "/nonexistent/rec.parquet"], "cannot read");
     let pattern = format!("{}/*.nothing", dir.path().display());
     assert_input_error(&["report", &pattern], "no recording matches");
+    // Parquet, but not a tcptape recording.
+    let foreign = dir.path().join("foreign.parquet");
+    write_foreign(&foreign);
+    assert_input_error(
+        &["report", foreign.to_str().unwrap()],
+        "not a tcptape recording",
+    );
+    // One good and one bad input: the bad one is named.
+    assert_input_error(
+        &["report", rec.to_str().unwrap(), junk.to_str().unwrap()],
+        "junk.parquet",
+    );
     // A bad flow.
     let out = tcptape(&["report", "--flow", "nope", rec.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+fn write_foreign(path: &Path) {
+    use arrow_array::{Int64Array, RecordBatch};
+    use arrow_schema::{DataType, Field, Schema};
+    use std::sync::Arc;
+    let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int64, false)]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![Arc::new(Int64Array::from(vec![1, 2, 3]))],
+    )
+    .unwrap();
+    let file = std::fs::File::create(path).unwrap();
+    let mut w = parquet::arrow::ArrowWriter::try_new(file, schema, None).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
 }

@@ -58,8 +58,9 @@ pub fn segment(hops: LazyFrame, max_gap_ns: u64) -> LazyFrame {
         ])
 }
 
-/// One row per hop that has a previous hop: `from`, `to`, `dt_ns`, `ts_ns` (of the later hop),
-/// `cpu` and the flow.
+/// One row per hop: `from`, `to`, `dt_ns`, `ts_ns` (of the later hop), `cpu` and the flow.
+/// First hops have a null `from` and `dt_ns`: aggregations keep them in their own groups, which
+/// the caller drops, because filtering them out first would copy every column of every hop.
 pub fn hop_pairs(seg: LazyFrame) -> LazyFrame {
     let mut cols = vec![
         col("from"),
@@ -69,7 +70,7 @@ pub fn hop_pairs(seg: LazyFrame) -> LazyFrame {
         col("cpu"),
     ];
     cols.extend(flow_cols());
-    seg.filter(col("new").not()).select(cols)
+    seg.select(cols)
 }
 
 /// The first hop of each journey: `jid`, `first_stage`, `first_rank`, `t0`, and the event's

@@ -24,9 +24,11 @@ pub const STAGE: &str = "stage";
 /// Column holding a stage's position in a packet's journey ([`journey_rank`]).
 pub const RANK: &str = "rank";
 
-/// The method every percentile uses: the recorded value at index ⌊(n−1)·q⌋, so each figure is a
-/// latency that really happened (no interpolation between two packets).
-pub const QUANTILE: QuantileMethod = QuantileMethod::Lower;
+/// The method every percentile uses: nearest rank, the smallest recorded value with at least a
+/// fraction q of the values at or below it (sorted index ⌈n·q⌉ − 1). Each figure is a latency
+/// that really happened (no interpolation between two packets), and it equals SQL's
+/// `quantile_disc` (DuckDB, PostgreSQL `percentile_disc`).
+pub const QUANTILE: QuantileMethod = QuantileMethod::Equiprobable;
 
 /// Where a hop stage sits in a packet's path: the TX stages first (the application writes), then
 /// the RX stages (on veth and loopback the same skb continues into the peer's receive path).

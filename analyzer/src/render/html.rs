@@ -16,7 +16,7 @@ fn esc(s: &str) -> String {
 }
 
 fn secs(v: f64) -> String {
-    format!("{v:.0}s")
+    ns(v * 1e9)
 }
 
 fn plain(v: f64) -> String {
