@@ -1,0 +1,318 @@
+#!/usr/bin/env python3
+"""Host-side checks of a VM run of tests/vm/run.sh.
+
+Reads what the VM wrote (the `tcptape-record check --json` output, one recording per run, the
+traffic program's output, /proc/net/snmp of both namespaces before and after the traffic) and
+checks the recordings against the ground truth the VM set up:
+
+* the attach plan chooses the expected mechanism (fentry, or kprobe when fentry is disabled) for
+  the function stages, and the recording has events of each of them;
+* netem delay D on the sender's link 1: the qdisc stage (tx_qdisc_enq -> tx_qdisc_deq of the same
+  skb) has its median within +-5% of D, and every sendmsg -> app-read journey over that link
+  takes at least D;
+* netem loss on link 2: the segments of the recorded retransmissions equal the TcpRetransSegs
+  delta of each namespace, when no event was lost.
+
+Exits 0 when every check passes. Needs duckdb (the harness installs it into a venv).
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+import duckdb
+
+FUNCTION_STAGES = ["rx_ip", "rx_tcp", "rx_tcp_est", "tx_sendmsg", "tx_tcp_xmit"]
+RUNS = [("default", "fentry"), ("nofentry", "kprobe")]
+QDISC_TOLERANCE = 0.05
+
+
+class Checks:
+    def __init__(self):
+        self.failed = []
+        self.passed = 0
+
+    def check(self, name, ok, detail):
+        print(f"  {'PASS' if ok else 'FAIL'}  {name}: {detail}")
+        if ok:
+            self.passed += 1
+        else:
+            self.failed.append(f"{name}: {detail}")
+        return ok
+
+
+def read_text(path, default=None):
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except FileNotFoundError:
+        return default
+
+
+def read_kv(path):
+    out = {}
+    for line in (read_text(path) or "").splitlines():
+        if "=" in line:
+            k, v = line.split("=", 1)
+            out[k.strip()] = v.strip()
+    return out
+
+
+def snmp_counter(path, group, name):
+    """A counter of /proc/net/snmp or /proc/net/netstat: header line, then value line."""
+    text = read_text(path)
+    if text is None:
+        return None
+    lines = text.splitlines()
+    for head, vals in zip(lines, lines[1:]):
+        if head.startswith(group + ":") and vals.startswith(group + ":"):
+            keys, values = head.split()[1:], vals.split()[1:]
+            if keys != values and name in keys:
+                return int(values[keys.index(name)])
+    return None
+
+
+def traffic_line(run_dir, name):
+    """(sent, read) bytes printed by one traffic program, or None."""
+    text = read_text(os.path.join(run_dir, f"traffic-{name}.out")) or ""
+    for line in text.splitlines():
+        parts = line.replace(",", "").split()
+        if "sent" in parts and "read" in parts:
+            return int(parts[parts.index("sent") + 1]), int(parts[parts.index("read") + 1])
+    return None
+
+
+def parquet_source(path):
+    if os.path.isdir(path):
+        return os.path.join(path, "*.parquet")
+    return path
+
+
+def print_plan(title, stages):
+    print(f"  {title}")
+    print(f"    {'STAGE':<14} {'CHOSEN':<11} NOT USED")
+    for s in stages:
+        failed = s.get("failed")
+        if failed is None:  # metadata form: attempts with error or null
+            failed = [a for a in s.get("attempts", []) if a.get("error")]
+        why = "; ".join(f"{f['mechanism']}: {f['error']}" for f in failed)
+        print(f"    {s['stage']:<14} {s.get('chosen') or '-':<11} {why[:160]}")
+
+
+def ms(ns):
+    return "-" if ns is None else f"{ns / 1e6:.3f} ms"
+
+
+def check_run(c, args, results, env, run, expect):
+    run_dir = os.path.join(results, run)
+    print(f"\n== run '{run}' (expected mechanism for the function stages: {expect})")
+    if run == "nofentry" and args.nofentry_note:
+        c.check(f"{run}: fentry can be disabled", False, args.nofentry_note)
+        return
+    if not os.path.isdir(run_dir):
+        c.check(f"{run}: the run happened", False, f"no {run_dir} (see the console log)")
+        return
+    rec = os.path.join(run_dir, "rec.parquet")
+    rrc = (read_text(os.path.join(run_dir, "recorder.rc")) or "?").strip()
+    c.check(f"{run}: recorder exit status", rrc == "0",
+            f"exit {rrc}; its log:\n" + (read_text(os.path.join(run_dir, "recorder.log")) or "")
+            if rrc != "0" else "0")
+    if not os.path.exists(rec):
+        c.check(f"{run}: recording exists", False, f"no {rec}")
+        return
+
+    # Traffic ground truth: every byte sent was read.
+    trc = (read_text(os.path.join(run_dir, "traffic.rc")) or "?").strip()
+    c.check(f"{run}: traffic programs exit status", trc == "0", trc)
+    pairs = [("bulk1", "sink1", "bulk over the delayed link"),
+             ("rr-client", "rr-server", "request/response over the delayed link"),
+             ("bulk2", "sink2", "bulk over the lossy link")]
+    for a, b, what in pairs:
+        ta, tb = traffic_line(run_dir, a), traffic_line(run_dir, b)
+        ok = ta is not None and tb is not None and ta[0] > 0 and ta[0] == tb[1] and ta[1] == tb[0]
+        c.check(f"{run}: {what}", ok,
+                f"{a} sent/read {ta}, {b} sent/read {tb}" if ta and tb else "no output")
+
+    info_p = subprocess.run([args.analyzer, "info", "--format", "json", rec],
+                            capture_output=True, text=True)
+    if not c.check(f"{run}: tcptape info", info_p.returncode == 0,
+                   "ok" if info_p.returncode == 0 else info_p.stderr.strip()):
+        return
+    info = json.loads(info_p.stdout)
+    meta = info["meta"]
+    plan = {s["stage"]: s for s in meta["attach_plan"]}
+    counts = info["events_per_stage"]
+    print_plan(f"attach plan in the recording (kernel {meta.get('kernel_release')}):",
+               meta["attach_plan"])
+    print("  events per stage:")
+    for s in meta["attach_plan"]:
+        print(f"    {s['stage']:<14} {counts.get(s['stage'], 0)}")
+    for st in sorted(set(counts) - set(plan)):
+        print(f"    {st:<14} {counts[st]}")
+
+    for st in FUNCTION_STAGES:
+        chosen = plan.get(st, {}).get("chosen")
+        c.check(f"{run}: {st} attached by {expect}", chosen == expect, f"chosen: {chosen}")
+        c.check(f"{run}: {st} has events", counts.get(st, 0) > 0, f"{counts.get(st, 0)} events")
+
+    lost = sum(meta["lost"].get("ring_per_cpu", [])) + meta["lost"].get("writer_queue", 0)
+    print(f"  lost events: {lost}")
+
+    db = duckdb.connect()
+    db.execute(f"CREATE VIEW ev AS SELECT * FROM read_parquet('{parquet_source(rec)}')")
+    netns_a, netns_b = int(env["netns_a"]), int(env["netns_b"])
+    d_ns = int(env["delay_ms"]) * 1_000_000
+
+    # Qdisc stage on link 1 (netem delay D): enqueue -> the next dequeue of the same skb.
+    qd = db.execute(
+        """
+        WITH q AS (
+          SELECT kind, ts_ns, lead(kind) OVER w AS nkind, lead(ts_ns) OVER w AS nts
+          FROM ev
+          WHERE kind IN ('tx_qdisc_enq', 'tx_qdisc_deq') AND skb IS NOT NULL
+            AND ifindex = ? AND netns = ?
+          WINDOW w AS (PARTITION BY skb ORDER BY ts_ns)
+        )
+        SELECT count(*), quantile_cont(nts - ts_ns, 0.5), min(nts - ts_ns), max(nts - ts_ns)
+        FROM q WHERE kind = 'tx_qdisc_enq' AND nkind = 'tx_qdisc_deq'
+        """,
+        [int(env["ifindex_va1"]), netns_a],
+    ).fetchone()
+    n, med, lo, hi = qd
+    ok = n > 0 and med is not None and abs(med - d_ns) <= QDISC_TOLERANCE * d_ns
+    c.check(f"{run}: qdisc stage median = netem delay +-{int(QDISC_TOLERANCE * 100)}%", ok,
+            f"{n} enqueue->dequeue pairs on va1, median {ms(med)} (min {ms(lo)}, max {ms(hi)}),"
+            f" netem delay {ms(d_ns)}")
+
+    # End-to-end over link 1: each app read on the receiver, from the sendmsg that wrote its
+    # first byte (same connection, sequence range), must take at least D.
+    e2e = db.execute(
+        """
+        WITH s AS (
+          SELECT ts_ns, seq, len, sport, dport, saddr, daddr FROM ev
+          WHERE kind = 'tx_sendmsg' AND netns = ? AND seq IS NOT NULL AND len > 0
+        ), r AS (
+          SELECT ts_ns, seq, len, sport, dport, saddr, daddr FROM ev
+          WHERE kind = 'rx_app' AND netns = ? AND seq IS NOT NULL AND len > 0
+        ), j AS (
+          SELECT r.ts_ns::BIGINT - max(s.ts_ns)::BIGINT AS lat
+          FROM r JOIN s
+            ON s.saddr = r.daddr AND s.daddr = r.saddr AND s.sport = r.dport AND s.dport = r.sport
+           AND ((r.seq::BIGINT - s.seq::BIGINT) % 4294967296 + 4294967296) % 4294967296 < s.len
+           AND s.ts_ns <= r.ts_ns
+          WHERE s.daddr = '10.11.1.2'
+          GROUP BY r.ts_ns, r.seq, r.sport, r.dport
+        )
+        SELECT count(*), min(lat), quantile_cont(lat, 0.5), max(lat) FROM j
+        """,
+        [netns_a, netns_b],
+    ).fetchone()
+    n, lo, med, hi = e2e
+    c.check(f"{run}: sendmsg -> app read journeys over the delayed link take >= netem delay",
+            n > 0 and lo is not None and lo >= d_ns,
+            f"{n} journeys, min {ms(lo)}, median {ms(med)}, max {ms(hi)}; netem delay {ms(d_ns)}")
+
+    # Retransmissions vs the kernel's own counter, per namespace.
+    rows = db.execute(
+        """
+        SELECT netns, count(*), sum(segs), sum(CASE WHEN err < 0 THEN segs ELSE 0 END),
+               count(*) FILTER (WHERE segs IS NULL)
+        FROM ev WHERE kind = 'retransmit' GROUP BY netns
+        """
+    ).fetchall()
+    by_ns = {r[0]: r for r in rows}
+    for label, ns in (("sender (A)", netns_a), ("receiver (B)", netns_b)):
+        letter = label[-2]
+        before = snmp_counter(os.path.join(run_dir, f"snmp-before-{letter}"), "Tcp", "RetransSegs")
+        after = snmp_counter(os.path.join(run_dir, f"snmp-after-{letter}"), "Tcp", "RetransSegs")
+        if before is None or after is None:
+            c.check(f"{run}: retransmits in {label}", False, "no TcpRetransSegs snapshots")
+            continue
+        delta = after - before
+        _, events, segs, early, nosegs = by_ns.get(ns, (ns, 0, 0, 0, 0))
+        segs = segs or 0
+        # Attempts the kernel gave up before counting (err < 0, e.g. -EBUSY) are not in
+        # TcpRetransSegs; newer kernels report them through the tracepoint.
+        counted = segs - (early or 0)
+        detail = (f"{events} retransmit events, {counted} segments"
+                  + (f" (+{early} in attempts with err < 0)" if early else "")
+                  + f"; TcpRetransSegs delta {delta}; lost events {lost}")
+        if lost:
+            c.check(f"{run}: retransmitted segments = TcpRetransSegs in {label}", False,
+                    detail + " (cannot compare: events were lost)")
+        elif nosegs:
+            c.check(f"{run}: retransmitted segments = TcpRetransSegs in {label}", False,
+                    detail + f" ({nosegs} events without segs)")
+        else:
+            c.check(f"{run}: retransmitted segments = TcpRetransSegs in {label}",
+                    counted == delta, detail)
+        if letter == "A":
+            c.check(f"{run}: netem loss caused retransmissions in {label}", delta > 0,
+                    f"TcpRetransSegs delta {delta} with {env['loss_pct']}% loss")
+
+    # The analyzer's own per-stage breakdown, for the log.
+    rep = subprocess.run([args.analyzer, "report", rec], capture_output=True, text=True)
+    if rep.returncode == 0:
+        # The header and the per-stage table (the per-flow/CPU/time tables are in the file).
+        print("  tcptape report (stage breakdown):")
+        for line in rep.stdout.splitlines():
+            if line.startswith("Per flow"):
+                break
+            print("    " + line)
+    else:
+        print(f"  (tcptape report failed: {rep.stderr.strip()[:300]})")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--results", required=True)
+    ap.add_argument("--analyzer", required=True)
+    ap.add_argument("--series", required=True)
+    ap.add_argument("--package", default="")
+    ap.add_argument("--nofentry-note", default="")
+    ap.add_argument("--boot-secs", default="")
+    args = ap.parse_args()
+
+    c = Checks()
+    results = args.results
+    env = read_kv(os.path.join(results, "env"))
+    kernel = (read_text(os.path.join(results, "kernel_release")) or "?").strip()
+    print(f"kernel {kernel} ({args.package}); VM ran {args.boot_secs}s")
+    for k in ("netns_a", "netns_b", "ifindex_va1", "delay_ms", "loss_pct"):
+        if k not in env:
+            c.check("VM setup", False, f"'{k}' missing from the VM's env file")
+            print(f"\nvm {args.series}: {len(c.failed)} check(s) failed")
+            return 1
+    print(f"netem: delay {env['delay_ms']} ms on link 1, loss {env['loss_pct']}% on link 2")
+
+    print("\n== tcptape-record check --json")
+    crc = (read_text(os.path.join(results, "check.rc")) or "?").strip()
+    c.check("check: exit status", crc == "0",
+            crc if crc == "0" else f"{crc}: {read_text(os.path.join(results, 'check.err'))}")
+    try:
+        doc = json.loads(read_text(os.path.join(results, "check.json")) or "")
+        print_plan(f"plan (kernel {doc.get('kernel_release')}, object {doc.get('ebpf_object')}):",
+                   doc["stages"])
+        chosen = {s["stage"]: s.get("chosen") for s in doc["stages"]}
+        for st in FUNCTION_STAGES:
+            c.check(f"check: {st} by fentry", chosen.get(st) == "fentry", f"{chosen.get(st)}")
+    except (ValueError, KeyError) as e:
+        c.check("check: JSON output", False, f"unreadable: {e}")
+
+    for run, expect in RUNS:
+        check_run(c, args, results, env, run, expect)
+
+    print()
+    if c.failed:
+        print(f"vm {args.series}: {len(c.failed)} check(s) failed, {c.passed} passed:")
+        for f in c.failed:
+            print(f"  - {f.splitlines()[0]}")
+        return 1
+    print(f"vm {args.series}: all {c.passed} checks passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

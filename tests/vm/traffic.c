@@ -1,0 +1,215 @@
+/* Traffic for the VM tests: a bulk TCP transfer and a request/response exchange with a slow
+ * reader, between two network namespaces. Built statically by tests/vm/run.sh.
+ *
+ *   traffic sink PORT                              accept one connection, read to EOF
+ *   traffic bulk ADDR PORT BYTES                   send BYTES, then wait for the peer to close
+ *   traffic rr-server PORT REQ RESP DELAY_MS       per request: sleep DELAY_MS (the request waits
+ *                                                  in the receive queue), read REQ bytes, send RESP
+ *   traffic rr-client ADDR PORT COUNT REQ RESP     COUNT requests of REQ bytes, RESP bytes each back
+ *
+ * Every mode prints one line with the bytes it sent and read, e.g.
+ *   bulk: sent 4194304 bytes, read 0 bytes
+ * and exits non-zero on any error or short transfer.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CHUNK 65536
+static char buf[CHUNK];
+
+static void die(const char *what)
+{
+	fprintf(stderr, "traffic: %s: %s\n", what, strerror(errno));
+	exit(1);
+}
+
+static unsigned long num(const char *s, const char *name)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (errno || *end || end == s) {
+		fprintf(stderr, "traffic: bad %s '%s'\n", name, s);
+		exit(2);
+	}
+	return v;
+}
+
+static int listen_one(const char *port)
+{
+	int one = 1;
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(num(port, "port")) };
+	int l = socket(AF_INET, SOCK_STREAM, 0);
+	if (l < 0)
+		die("socket");
+	setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(l, (struct sockaddr *)&a, sizeof(a)) < 0)
+		die("bind");
+	if (listen(l, 4) < 0)
+		die("listen");
+	int c = accept(l, NULL, NULL);
+	if (c < 0)
+		die("accept");
+	close(l);
+	return c;
+}
+
+/* Connects, retrying while the server is not listening yet (up to 20 s). */
+static int connect_to(const char *addr, const char *port)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(num(port, "port")) };
+	if (inet_pton(AF_INET, addr, &a.sin_addr) != 1) {
+		fprintf(stderr, "traffic: bad address '%s'\n", addr);
+		exit(2);
+	}
+	for (int i = 0;; i++) {
+		int s = socket(AF_INET, SOCK_STREAM, 0);
+		if (s < 0)
+			die("socket");
+		if (connect(s, (struct sockaddr *)&a, sizeof(a)) == 0)
+			return s;
+		if (errno != ECONNREFUSED || i >= 200)
+			die("connect");
+		close(s);
+		usleep(100 * 1000);
+	}
+}
+
+static void write_all(int s, unsigned long n, unsigned long *sent)
+{
+	while (n > 0) {
+		size_t k = n < CHUNK ? n : CHUNK;
+		ssize_t w = write(s, buf, k);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			die("write");
+		}
+		n -= (unsigned long)w;
+		*sent += (unsigned long)w;
+	}
+}
+
+/* Reads exactly n bytes; returns 0 on EOF before the first byte, dies on a short read. */
+static int read_exact(int s, unsigned long n, unsigned long *got)
+{
+	unsigned long want = n;
+	while (n > 0) {
+		ssize_t r = read(s, buf, n < CHUNK ? n : CHUNK);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			die("read");
+		}
+		if (r == 0) {
+			if (n == want)
+				return 0;
+			fprintf(stderr, "traffic: connection closed after %lu of %lu bytes\n",
+				want - n, want);
+			exit(1);
+		}
+		n -= (unsigned long)r;
+		*got += (unsigned long)r;
+	}
+	return 1;
+}
+
+static unsigned long read_to_eof(int s)
+{
+	unsigned long got = 0;
+	for (;;) {
+		ssize_t r = read(s, buf, CHUNK);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			die("read");
+		}
+		if (r == 0)
+			return got;
+		got += (unsigned long)r;
+	}
+}
+
+static void sleep_ms(unsigned long ms)
+{
+	struct timespec t = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
+	while (nanosleep(&t, &t) < 0 && errno == EINTR)
+		;
+}
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: traffic sink PORT\n"
+			"       traffic bulk ADDR PORT BYTES\n"
+			"       traffic rr-server PORT REQ RESP DELAY_MS\n"
+			"       traffic rr-client ADDR PORT COUNT REQ RESP\n");
+	exit(2);
+}
+
+int main(int argc, char **argv)
+{
+	unsigned long sent = 0, got = 0;
+	memset(buf, 'x', sizeof(buf));
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (argc < 2)
+		usage();
+	const char *mode = argv[1];
+	if (!strcmp(mode, "sink") && argc == 3) {
+		int c = listen_one(argv[2]);
+		got = read_to_eof(c);
+		close(c);
+		printf("sink: sent %lu bytes, read %lu bytes\n", sent, got);
+	} else if (!strcmp(mode, "bulk") && argc == 5) {
+		unsigned long bytes = num(argv[4], "byte count");
+		int s = connect_to(argv[2], argv[3]);
+		write_all(s, bytes, &sent);
+		if (shutdown(s, SHUT_WR) < 0)
+			die("shutdown");
+		got = read_to_eof(s);
+		close(s);
+		printf("bulk: sent %lu bytes, read %lu bytes\n", sent, got);
+		if (sent != bytes)
+			return 1;
+	} else if (!strcmp(mode, "rr-server") && argc == 6) {
+		unsigned long req = num(argv[3], "request size"), resp = num(argv[4], "response size");
+		unsigned long delay = num(argv[5], "delay");
+		unsigned long n = 0;
+		int c = listen_one(argv[2]);
+		for (;;) {
+			sleep_ms(delay); /* the slow reader: the request waits in the receive queue */
+			if (!read_exact(c, req, &got))
+				break;
+			write_all(c, resp, &sent);
+			n++;
+		}
+		close(c);
+		printf("rr-server: sent %lu bytes, read %lu bytes, %lu requests\n", sent, got, n);
+	} else if (!strcmp(mode, "rr-client") && argc == 7) {
+		unsigned long count = num(argv[4], "count");
+		unsigned long req = num(argv[5], "request size"), resp = num(argv[6], "response size");
+		int one = 1;
+		int s = connect_to(argv[2], argv[3]);
+		setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		for (unsigned long i = 0; i < count; i++) {
+			write_all(s, req, &sent);
+			if (!read_exact(s, resp, &got)) {
+				fprintf(stderr, "traffic: server closed after %lu responses\n", i);
+				return 1;
+			}
+		}
+		close(s);
+		printf("rr-client: sent %lu bytes, read %lu bytes, %lu responses\n", sent, got, count);
+	} else {
+		usage();
+	}
+	return 0;
+}
