@@ -47,7 +47,7 @@ fn tempdir() -> std::path::PathBuf {
 
 #[test]
 fn every_field_has_the_same_offset_in_c_and_rust() {
-    let mut body = format!("printf(\"size %zu\\n\", sizeof(struct tcptape_event));\n");
+    let mut body = "printf(\"size %zu\\n\", sizeof(struct tcptape_event));\n".to_string();
     for (name, _) in RAW_EVENT_FIELDS {
         body.push_str(&format!(
             "printf(\"{name} %zu\\n\", offsetof(struct tcptape_event, {name}));\n"

@@ -26,6 +26,7 @@ pub mod filters;
 pub mod loader;
 pub mod plan_report;
 pub mod preflight;
+pub mod program_stats;
 pub mod progress_line;
 pub mod segment_writer;
 pub mod synth_command;

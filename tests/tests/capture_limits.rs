@@ -1,0 +1,160 @@
+//! The recorder's command line against the real kernel: `check`, stop reasons of the limits,
+//! and the exit codes for missing privileges and bad outputs.
+
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+use std::time::Duration;
+use tcptape_e2e::netns::{spawn_in, Pair};
+use tcptape_e2e::recorder::{binary, RecorderProcess};
+use tcptape_e2e::recording::load;
+use tcptape_e2e::{should_run, traffic};
+
+#[test]
+fn check_prints_the_plan_and_succeeds() {
+    if !should_run("check_prints_the_plan_and_succeeds") {
+        return;
+    }
+    let out = Command::new(binary().unwrap())
+        .arg("check")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.starts_with("STAGE"), "{text}");
+    let netif = text.lines().find(|l| l.starts_with("rx_netif")).unwrap();
+    assert!(
+        netif.contains("tp_btf") || netif.contains("tracepoint"),
+        "{netif}"
+    );
+
+    let out = Command::new(binary().unwrap())
+        .args(["check", "--json"])
+        .output()
+        .unwrap();
+    let doc: serde_json_value::Value = serde_json_value::parse(&out.stdout);
+    assert_eq!(doc.stages_len, 19);
+    assert!(doc.recordable > 0);
+}
+
+/// A minimal reader of the two fields the test needs, so the harness needs no JSON crate.
+mod serde_json_value {
+    pub struct Value {
+        pub stages_len: usize,
+        pub recordable: usize,
+    }
+    pub fn parse(bytes: &[u8]) -> Value {
+        let text = String::from_utf8_lossy(bytes);
+        let recordable = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("\"recordable\": "))
+            .and_then(|v| v.trim_end_matches(',').parse().ok())
+            .expect("recordable field");
+        let stages_len = text.matches("\"stage\": ").count();
+        Value {
+            stages_len,
+            recordable,
+        }
+    }
+}
+
+#[test]
+fn max_events_and_duration_stop_with_their_reason() {
+    if !should_run("max_events_and_duration_stop_with_their_reason") {
+        return;
+    }
+    let port = 45_301u16;
+    let pair = Pair::new().expect("network namespaces");
+    let dir = tempfile::tempdir().unwrap();
+    let capped = dir.path().join("capped.parquet");
+    let timed = dir.path().join("timed");
+    let rec = RecorderProcess::start(
+        &[
+            "-o",
+            capped.to_str().unwrap(),
+            "-p",
+            &port.to_string(),
+            "--max-events",
+            "500",
+        ],
+        &[],
+    )
+    .unwrap();
+    let timed_rec = RecorderProcess::start(
+        &[
+            "-o",
+            timed.to_str().unwrap(),
+            "-p",
+            &port.to_string(),
+            "--duration",
+            "2s",
+        ],
+        &[],
+    )
+    .unwrap();
+    let addr = pair.addr_b.clone();
+    let listener = spawn_in(&pair.b, {
+        let addr = addr.clone();
+        move || traffic::listen(&addr, port)
+    })
+    .join()
+    .unwrap()
+    .unwrap();
+    let receiver = std::thread::spawn(move || traffic::receive(listener, 1, 8192, Duration::ZERO));
+    spawn_in(&pair.a, move || traffic::send(&addr, port, 4 << 20, 8192))
+        .join()
+        .unwrap()
+        .unwrap();
+    receiver.join().unwrap().unwrap();
+
+    let (code, log) = rec.wait(Duration::from_secs(20)).unwrap();
+    assert_eq!(code, 0, "{log}");
+    let r = load(&capped).unwrap();
+    assert_eq!(r.rows.len(), 500);
+    assert_eq!(r.meta.segment.stop_reason.as_deref(), Some("max-events"));
+
+    let (code, log) = timed_rec.wait(Duration::from_secs(20)).unwrap();
+    assert_eq!(code, 0, "{log}");
+    let r = load(&timed).unwrap();
+    assert_eq!(r.meta.segment.stop_reason.as_deref(), Some("duration"));
+    let span = r.meta.end_ns - r.meta.start_ns;
+    assert!(
+        (1_900_000_000..6_000_000_000).contains(&span),
+        "a 2 s recording spans {span} ns"
+    );
+}
+
+#[test]
+fn missing_privileges_and_existing_outputs_have_their_exit_codes() {
+    if !should_run("missing_privileges_and_existing_outputs_have_their_exit_codes") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("x.parquet");
+    let mut cmd = Command::new(binary().unwrap());
+    cmd.args(["-o", out.to_str().unwrap()]);
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setgid(65534) != 0 || libc::setuid(65534) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let res = cmd.output().unwrap();
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert_eq!(res.status.code(), Some(3), "{err}");
+    assert!(err.contains("CAP_BPF"), "{err}");
+    assert!(
+        !out.exists(),
+        "nothing is created when recording cannot start"
+    );
+
+    std::fs::write(&out, b"keep me").unwrap();
+    let res = Command::new(binary().unwrap())
+        .args(["-o", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(res.status.code(), Some(2));
+    assert_eq!(std::fs::read(&out).unwrap(), b"keep me");
+}
