@@ -198,7 +198,8 @@ echo "modules: $(tr '\n' ' ' < "$R/lib/vmmods/order")"
 cat > "$R/etc/vmtest.conf" <<EOF
 DELAY_MS=$DELAY_MS
 LOSS_PCT=$LOSS_PCT
-BULK_BYTES=4194304
+BULK_BYTES=2097152
+BULK_RATE=2500000
 LOSS_BYTES=4194304
 RR_COUNT=40
 RR_REQ=1000

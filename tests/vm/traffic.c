@@ -2,7 +2,9 @@
  * reader, between two network namespaces. Built statically by tests/vm/run.sh.
  *
  *   traffic sink PORT                              accept one connection, read to EOF
- *   traffic bulk ADDR PORT BYTES                   send BYTES, then wait for the peer to close
+ *   traffic bulk ADDR PORT BYTES [RATE]            send BYTES (paced at RATE bytes/s by TCP's
+ *                                                  own pacing when given), then wait for the
+ *                                                  peer to close
  *   traffic rr-server PORT REQ RESP DELAY_MS       per request: sleep DELAY_MS (the request waits
  *                                                  in the receive queue), read REQ bytes, send RESP
  *   traffic rr-client ADDR PORT COUNT REQ RESP     COUNT requests of REQ bytes, RESP bytes each back
@@ -149,7 +151,7 @@ static void sleep_ms(unsigned long ms)
 static void usage(void)
 {
 	fprintf(stderr, "usage: traffic sink PORT\n"
-			"       traffic bulk ADDR PORT BYTES\n"
+			"       traffic bulk ADDR PORT BYTES [RATE]\n"
 			"       traffic rr-server PORT REQ RESP DELAY_MS\n"
 			"       traffic rr-client ADDR PORT COUNT REQ RESP\n");
 	exit(2);
@@ -168,9 +170,15 @@ int main(int argc, char **argv)
 		got = read_to_eof(c);
 		close(c);
 		printf("sink: sent %lu bytes, read %lu bytes\n", sent, got);
-	} else if (!strcmp(mode, "bulk") && argc == 5) {
+	} else if (!strcmp(mode, "bulk") && (argc == 5 || argc == 6)) {
 		unsigned long bytes = num(argv[4], "byte count");
 		int s = connect_to(argv[2], argv[3]);
+		if (argc == 6) {
+			/* SO_MAX_PACING_RATE turns on TCP's internal pacing (no fq qdisc needed). */
+			unsigned int rate = (unsigned int)num(argv[5], "rate");
+			if (setsockopt(s, SOL_SOCKET, SO_MAX_PACING_RATE, &rate, sizeof(rate)) < 0)
+				die("setsockopt SO_MAX_PACING_RATE");
+		}
 		write_all(s, bytes, &sent);
 		if (shutdown(s, SHUT_WR) < 0)
 			die("shutdown");
