@@ -84,6 +84,19 @@ def traffic_line(run_dir, name):
     return None
 
 
+def count_all(value):
+    """Sum of every number in a JSON value."""
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, (int, float)):
+        return value
+    if isinstance(value, dict):
+        return sum(count_all(v) for v in value.values())
+    if isinstance(value, list):
+        return sum(count_all(v) for v in value)
+    return 0
+
+
 def parquet_source(path):
     if os.path.isdir(path):
         return os.path.join(path, "*.parquet")
@@ -115,10 +128,12 @@ def check_run(c, args, results, env, run, expect):
         c.check(f"{run}: the run happened", False, f"no {run_dir} (see the console log)")
         return
     rec = os.path.join(run_dir, "rec.parquet")
-    rrc = (read_text(os.path.join(run_dir, "recorder.rc")) or "?").strip()
+    rrc = (read_text(os.path.join(run_dir, "recorder.rc")) or "").strip()
+    log = read_text(os.path.join(run_dir, "recorder.log")) or ""
     c.check(f"{run}: recorder exit status", rrc == "0",
-            f"exit {rrc}; its log:\n" + (read_text(os.path.join(run_dir, "recorder.log")) or "")
-            if rrc != "0" else "0")
+            "0" if rrc == "0" else
+            (f"exit {rrc}" if rrc else "no exit status (the run did not finish)")
+            + "; its log:\n" + log)
     if not os.path.exists(rec):
         c.check(f"{run}: recording exists", False, f"no {rec}")
         return
@@ -157,8 +172,9 @@ def check_run(c, args, results, env, run, expect):
         c.check(f"{run}: {st} attached by {expect}", chosen == expect, f"chosen: {chosen}")
         c.check(f"{run}: {st} has events", counts.get(st, 0) > 0, f"{counts.get(st, 0)} events")
 
-    lost = sum(meta["lost"].get("ring_per_cpu", [])) + meta["lost"].get("writer_queue", 0)
-    print(f"  lost events: {lost}")
+    # Every counter under `lost` (ring per CPU, writer queue, missed program runs, ...).
+    lost = count_all(meta["lost"])
+    print(f"  lost events: {lost} ({json.dumps(meta['lost'])})")
 
     db = duckdb.connect()
     db.execute(f"CREATE VIEW ev AS SELECT * FROM read_parquet('{parquet_source(rec)}')")

@@ -28,6 +28,8 @@ finish() {
 }
 
 say "kernel $(uname -r)"
+# Watchdog: whatever hangs, the results gathered so far still reach the host before its limit.
+(sleep "$GUEST_LIMIT_SECS"; say "ERROR: guest time limit (${GUEST_LIMIT_SECS}s) reached"; finish) &
 uname -r > $OUT/kernel_release
 while read -r m; do
   [ -n "$m" ] || continue
@@ -132,6 +134,12 @@ record() {
   cat $d/traffic-*.out
   sleep 0.5
   kill -INT $rpid
+  i=0
+  while kill -0 $rpid 2>/dev/null && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
+  if kill -0 $rpid 2>/dev/null; then
+    say "ERROR: run $name: the recorder did not stop within 60 s of SIGINT; killing it"
+    kill -KILL $rpid
+  fi
   wait $rpid
   echo $? > $d/recorder.rc
   cat $d/recorder.log
