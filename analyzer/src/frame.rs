@@ -26,10 +26,11 @@ pub fn bools(df: &DataFrame, name: &str) -> PolarsResult<Vec<Option<bool>>> {
     Ok(df.column(name)?.bool()?.iter().collect())
 }
 
-/// A string column as owned strings (nulls kept).
+/// A string (or categorical) column as owned strings (nulls kept).
 pub fn strs(df: &DataFrame, name: &str) -> PolarsResult<Vec<Option<String>>> {
     Ok(df
         .column(name)?
+        .cast(&DataType::String)?
         .str()?
         .iter()
         .map(|s| s.map(str::to_string))
@@ -42,7 +43,13 @@ pub fn joined_lists(df: &DataFrame, name: &str, sep: &str) -> PolarsResult<Vec<S
     let lists = df.column(name)?.list()?;
     for i in 0..lists.len() {
         out.push(match lists.get_as_series(i) {
-            Some(s) => s.str()?.iter().flatten().collect::<Vec<_>>().join(sep),
+            Some(s) => s
+                .cast(&DataType::String)?
+                .str()?
+                .iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(sep),
             None => String::new(),
         });
     }

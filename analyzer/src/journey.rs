@@ -43,8 +43,23 @@ pub struct Transmission {
 }
 
 /// Finds the write each transmission's data came from; returns `(idx, write time)` pairs.
-/// Sequence arithmetic wraps, as TCP's does.
-pub fn match_writes(writes: &mut [Write], xmits: &mut [Transmission]) -> Vec<(usize, u64)> {
+///
+/// Per socket, writes are kept in time order (which is sequence order: TCP appends to the send
+/// queue) for `horizon_ns`; a transmission takes the write whose `[seq, seq + len)` holds its
+/// first sequence number, found by binary search. A sequence number already matched is a
+/// retransmission and stays unmatched, so retransmission timeouts never count as time spent
+/// before the first transmission. Sequence arithmetic wraps, as TCP's does.
+pub fn match_writes(
+    writes: &mut [Write],
+    xmits: &mut [Transmission],
+    horizon_ns: u64,
+) -> Vec<(usize, u64)> {
+    /// A write still waiting for transmissions, with the sequence numbers matched so far.
+    struct Pending {
+        w: Write,
+        sent: Vec<u32>,
+    }
+    const MAX_PENDING: usize = 1 << 16;
     writes.sort_by_key(|w| (w.sock, w.ts));
     xmits.sort_by_key(|x| (x.sock, x.t0));
     let mut out = Vec::new();
@@ -54,35 +69,34 @@ pub fn match_writes(writes: &mut [Write], xmits: &mut [Transmission]) -> Vec<(us
         while i < writes.len() && writes[i].sock < sock {
             i += 1;
         }
-        let mut queue: VecDeque<Write> = VecDeque::new();
-        let mut last_seq: Option<u32> = None;
+        let mut queue: VecDeque<Pending> = VecDeque::new();
         while j < xmits.len() && xmits[j].sock == sock {
             let x = xmits[j];
             j += 1;
             while i < writes.len() && writes[i].sock == sock && writes[i].ts <= x.t0 {
-                queue.push_back(writes[i]);
+                queue.push_back(Pending {
+                    w: writes[i],
+                    sent: Vec::new(),
+                });
                 i += 1;
             }
-            let fresh = last_seq.is_none_or(|l| (x.seq.wrapping_sub(l) as i32) > 0);
-            if !fresh {
+            while queue.front().is_some_and(|p| {
+                queue.len() > MAX_PENDING || p.w.ts.saturating_add(horizon_ns) < x.t0
+            }) {
+                queue.pop_front();
+            }
+            let Some(base) = queue.front().map(|p| p.w.seq) else {
                 continue;
-            }
-            last_seq = Some(x.seq);
-            // Writes that end at or before this sequence are fully transmitted.
-            while let Some(w) = queue.front() {
-                let past = x.seq.wrapping_sub(w.seq) as i32;
-                if past >= 0 && past as i64 >= w.len as i64 {
-                    queue.pop_front();
-                } else {
-                    break;
-                }
-            }
-            if let Some(w) = queue
-                .iter()
-                .take(64)
-                .find(|w| x.seq.wrapping_sub(w.seq) < w.len)
-            {
-                out.push((x.idx, w.ts));
+            };
+            let key = |seq: u32| seq.wrapping_sub(base);
+            // The last write starting at or before x.seq.
+            let k = queue.partition_point(|p| key(p.w.seq) <= key(x.seq));
+            let Some(p) = k.checked_sub(1).map(|k| &mut queue[k]) else {
+                continue;
+            };
+            if x.seq.wrapping_sub(p.w.seq) < p.w.len && !p.sent.contains(&x.seq) {
+                p.sent.push(x.seq);
+                out.push((x.idx, p.w.ts));
             }
         }
         while i < writes.len() && writes[i].sock == sock {
@@ -137,7 +151,7 @@ impl Journeys {
             .zip(u64s(&present, "events")?)
             .filter_map(|(s, n)| Some((Stage::from_code(s? as u8)?, n.unwrap_or(0))))
             .collect();
-        let matched = match_frame(&starts, writes)?;
+        let matched = match_frame(&starts, writes, max_gap_ns)?;
         let whole = collect(q::whole(
             starts.clone().lazy(),
             q::ends(seg.clone().lazy()),
@@ -223,7 +237,11 @@ fn flow_keys(df: &DataFrame) -> PolarsResult<Vec<Option<FlowKey>>> {
 
 /// `jid`, `send_ts` for the journeys whose first hop is on TX and whose data was written by a
 /// recorded `tx_sendmsg`. A first hop without a socket takes the socket of its flow's writes.
-fn match_frame(starts: &DataFrame, writes: &DataFrame) -> anyhow::Result<DataFrame> {
+fn match_frame(
+    starts: &DataFrame,
+    writes: &DataFrame,
+    horizon_ns: u64,
+) -> anyhow::Result<DataFrame> {
     let (ts, sock, seq, len) = (
         u64s(writes, "ts_ns")?,
         u64s(writes, "sock")?,
@@ -271,7 +289,7 @@ fn match_frame(starts: &DataFrame, writes: &DataFrame) -> anyhow::Result<DataFra
             })
         })
         .collect();
-    let mut found = match_writes(&mut ws, &mut xs);
+    let mut found = match_writes(&mut ws, &mut xs, horizon_ns);
     found.sort_unstable();
     let jids: Vec<u32> = found
         .iter()
@@ -292,6 +310,8 @@ pub fn durations(df: &DataFrame) -> PolarsResult<Vec<Option<i64>>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const H: u64 = 1_000_000;
 
     fn w(ts: u64, seq: u32, len: u32) -> Write {
         Write {
@@ -315,7 +335,7 @@ mod tests {
         let mut ws = [w(100, 1000, 3000)];
         let mut xs = [x(0, 150, 1000), x(1, 160, 2000), x(2, 170, 3000)];
         assert_eq!(
-            match_writes(&mut ws, &mut xs),
+            match_writes(&mut ws, &mut xs, H),
             vec![(0, 100), (1, 100), (2, 100)]
         );
     }
@@ -324,7 +344,7 @@ mod tests {
     fn coalesced_writes_match_the_write_holding_the_first_byte() {
         let mut ws = [w(100, 1000, 10), w(110, 1010, 10), w(120, 1020, 10)];
         let mut xs = [x(0, 200, 1000), x(1, 300, 1020)];
-        assert_eq!(match_writes(&mut ws, &mut xs), vec![(0, 100), (1, 120)]);
+        assert_eq!(match_writes(&mut ws, &mut xs, H), vec![(0, 100), (1, 120)]);
     }
 
     #[test]
@@ -332,10 +352,24 @@ mod tests {
         let mut ws = [w(100, 1000, 100), w(500, 1100, 100)];
         // A retransmission of 1000 after 1100 was sent; a transmission before its write.
         let mut xs = [x(0, 150, 1000), x(1, 600, 1100), x(2, 700, 1000)];
-        assert_eq!(match_writes(&mut ws, &mut xs), vec![(0, 100), (1, 500)]);
+        assert_eq!(match_writes(&mut ws, &mut xs, H), vec![(0, 100), (1, 500)]);
         let mut ws = [w(500, 1000, 100)];
         let mut xs = [x(0, 400, 1000)];
-        assert!(match_writes(&mut ws, &mut xs).is_empty());
+        assert!(match_writes(&mut ws, &mut xs, H).is_empty());
+    }
+
+    #[test]
+    fn transmissions_out_of_order_still_match() {
+        let mut ws = [w(100, 1000, 100), w(110, 1100, 100)];
+        let mut xs = [x(0, 300, 1000), x(1, 200, 1100)];
+        assert_eq!(match_writes(&mut ws, &mut xs, H), vec![(1, 110), (0, 100)]);
+    }
+
+    #[test]
+    fn writes_older_than_the_horizon_are_not_matched() {
+        let mut ws = [w(100, 1000, 100)];
+        let mut xs = [x(0, 100 + H + 1, 1000)];
+        assert!(match_writes(&mut ws, &mut xs, H).is_empty());
     }
 
     #[test]
@@ -343,7 +377,7 @@ mod tests {
         let mut ws = [w(100, u32::MAX - 9, 20), w(110, 10, 20)];
         let mut xs = [x(0, 200, u32::MAX - 9), x(1, 210, 5), x(2, 220, 15)];
         assert_eq!(
-            match_writes(&mut ws, &mut xs),
+            match_writes(&mut ws, &mut xs, H),
             vec![(0, 100), (1, 100), (2, 110)]
         );
     }
@@ -378,6 +412,6 @@ mod tests {
                 seq: 0,
             },
         ];
-        assert_eq!(match_writes(&mut ws, &mut xs), vec![(0, 2)]);
+        assert_eq!(match_writes(&mut ws, &mut xs, H), vec![(0, 2)]);
     }
 }

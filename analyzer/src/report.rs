@@ -4,7 +4,7 @@ use crate::frame::{bools, collect, f64s, flows, i64s, joined_lists, strs, u64s};
 use crate::journey::Journeys;
 use crate::model::*;
 use crate::progress::Steps;
-use crate::queries::{self, latency, scan, select::Selection, STAGE};
+use crate::queries::{self, latency, scan, select::Selection};
 use polars::prelude::*;
 use std::collections::HashMap;
 use tcptape_common::{Recording, Stage};
@@ -124,7 +124,7 @@ pub fn build(recs: &[Recording], opts: &Options, steps: &Steps) -> anyhow::Resul
     let hops = scan::events(scan()?, scan::HOP_COLUMNS, &packet_stages, sel)?;
     let writes = collect(scan::events(
         scan()?,
-        scan::HOP_COLUMNS,
+        scan::WRITE_COLUMNS,
         &[Stage::TxSendmsg],
         sel,
     )?)?;
@@ -229,7 +229,13 @@ pub fn build(recs: &[Recording], opts: &Options, steps: &Steps) -> anyhow::Resul
         &scan::tcp_stages(),
         sel,
     )?)?;
-    let events = j.seg.height() as u64 + writes.height() as u64 + tcp.height() as u64;
+    let rx_app = j
+        .stages
+        .iter()
+        .find(|(s, _)| *s == Stage::RxApp)
+        .map_or(0, |s| s.1);
+    // rx_app events are in both frames.
+    let events = (j.seg.height() + writes.height() + tcp.height()) as u64 - rx_app;
 
     steps.step("retransmits, RTT, cwnd");
     let retransmits = retransmits(&tcp, start, sampling)?;
@@ -292,9 +298,9 @@ pub fn build(recs: &[Recording], opts: &Options, steps: &Steps) -> anyhow::Resul
         .collect();
 
     steps.step("connections, drops, throughput");
-    let (connections, state_transitions) = lifecycle(&tcp, &j.seg, &writes, start)?;
+    let (connections, state_transitions) = lifecycle(&tcp, &writes, start)?;
     let df = collect(queries::drops::by_reason(tcp.clone().lazy()))?;
-    let drops: Vec<DropCount> = strs(&df, "drop_reason")?
+    let mut drops: Vec<DropCount> = strs(&df, "drop_reason")?
         .into_iter()
         .zip(u64s(&df, "drops")?)
         .map(|(r, n)| DropCount {
@@ -302,9 +308,11 @@ pub fn build(recs: &[Recording], opts: &Options, steps: &Steps) -> anyhow::Resul
             drops: n.unwrap_or(0),
         })
         .collect();
+    // Ties in a deterministic order: the most first, then by name.
+    drops.sort_by(|a, b| b.drops.cmp(&a.drops).then_with(|| a.reason.cmp(&b.reason)));
     let drops_total = drops.iter().map(|d| d.drops).sum::<u64>();
     let throughput_tx = throughput(&writes, Stage::TxSendmsg, span_ns)?;
-    let throughput_rx = throughput(&j.seg, Stage::RxApp, span_ns)?;
+    let throughput_rx = throughput(&tcp, Stage::RxApp, span_ns)?;
     let df = collect(queries::buffer::per_flow(tcp.clone().lazy()))?;
     let fl = flows(&df)?;
     let (ev, mb, fst, lst) = (
@@ -313,7 +321,7 @@ pub fn build(recs: &[Recording], opts: &Options, steps: &Steps) -> anyhow::Resul
         u64s(&df, "first_ns")?,
         u64s(&df, "last_ns")?,
     );
-    let buffer_pressure = (0..df.height())
+    let mut buffer_pressure: Vec<FlowBuffer> = (0..df.height())
         .map(|i| FlowBuffer {
             flow: fl[i].clone(),
             events: ev[i].unwrap_or(0),
@@ -322,6 +330,8 @@ pub fn build(recs: &[Recording], opts: &Options, steps: &Steps) -> anyhow::Resul
             last_ns: rel(lst[i], start),
         })
         .collect();
+
+    buffer_pressure.sort_by(|a, b| b.events.cmp(&a.events).then_with(|| a.flow.cmp(&b.flow)));
 
     steps.step("done");
     let mut notes = Vec::new();
@@ -462,7 +472,7 @@ fn retransmits(tcp: &DataFrame, start: u64, sampling: u32) -> anyhow::Result<Ret
         u64s(&df, "segments")?,
         u64s(&df, "loss_attempts")?,
     );
-    let per_flow = (0..df.height())
+    let mut per_flow: Vec<FlowRetransmits> = (0..df.height())
         .map(|i| FlowRetransmits {
             flow: fl[i].clone(),
             attempts: a[i].unwrap_or(0),
@@ -470,6 +480,11 @@ fn retransmits(tcp: &DataFrame, start: u64, sampling: u32) -> anyhow::Result<Ret
             loss_attempts: l[i].unwrap_or(0),
         })
         .collect();
+    per_flow.sort_by(|a, b| {
+        b.segments
+            .cmp(&a.segments)
+            .then_with(|| a.flow.cmp(&b.flow))
+    });
     let df = collect(q::per_second(tcp.clone().lazy(), start))?;
     let per_second = i64s(&df, "second")?
         .into_iter()
@@ -502,7 +517,7 @@ fn throughput(events: &DataFrame, stage: Stage, span_ns: u64) -> anyhow::Result<
         u64s(&df, "bytes")?,
         u64s(&df, "calls")?,
     );
-    Ok((0..df.height())
+    let mut v: Vec<FlowBytes> = (0..df.height())
         .map(|i| FlowBytes {
             flow: fl[i].clone(),
             pid: pid[i],
@@ -511,7 +526,9 @@ fn throughput(events: &DataFrame, stage: Stage, span_ns: u64) -> anyhow::Result<
             calls: calls[i].unwrap_or(0),
             bytes_per_sec: bytes[i].unwrap_or(0) as f64 * 1e9 / span_ns as f64,
         })
-        .collect())
+        .collect();
+    v.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.flow.cmp(&b.flow)));
+    Ok(v)
 }
 
 fn sock_bytes(events: &DataFrame, stage: Stage) -> anyhow::Result<HashMap<u64, u64>> {
@@ -525,19 +542,12 @@ fn sock_bytes(events: &DataFrame, stage: Stage) -> anyhow::Result<HashMap<u64, u
 
 fn lifecycle(
     tcp: &DataFrame,
-    seg: &DataFrame,
     writes: &DataFrame,
     start: u64,
 ) -> anyhow::Result<(Vec<Connection>, Vec<Transition>)> {
     use queries::lifecycle as q;
     let tx = sock_bytes(writes, Stage::TxSendmsg)?;
-    let rx = sock_bytes(
-        &seg.clone()
-            .lazy()
-            .select([col(STAGE), col("sock"), col("len")])
-            .collect()?,
-        Stage::RxApp,
-    )?;
+    let rx = sock_bytes(tcp, Stage::RxApp)?;
     let df = collect(q::per_sock(tcp.clone().lazy()))?;
     let fl = flows(&df)?;
     let (sock, pid, comm) = (u64s(&df, "sock")?, u64s(&df, "pid")?, strs(&df, "comm")?);
@@ -575,7 +585,7 @@ fn lifecycle(
         })
         .collect();
     let df = collect(q::transitions(tcp.clone().lazy()))?;
-    let transitions = strs(&df, "old_state")?
+    let mut transitions: Vec<Transition> = strs(&df, "old_state")?
         .into_iter()
         .zip(strs(&df, "state")?.into_iter().zip(u64s(&df, "count")?))
         .map(|(f, (t, n))| Transition {
@@ -584,6 +594,11 @@ fn lifecycle(
             count: n.unwrap_or(0),
         })
         .collect();
+    transitions.sort_by(|a, b| {
+        b.count
+            .cmp(&a.count)
+            .then_with(|| (&a.from, &a.to).cmp(&(&b.from, &b.to)))
+    });
     Ok((conns, transitions))
 }
 

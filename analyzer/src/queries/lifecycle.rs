@@ -40,7 +40,10 @@ pub fn per_sock(tcp: LazyFrame) -> LazyFrame {
             .gt(lit(0))
             .alias("closed"),
         col("old_state").first().alias("first_state"),
-        col("state").implode(true).alias("path"),
+        col("state")
+            .cast(DataType::String)
+            .implode(true)
+            .alias("path"),
     ]);
     states(tcp)
         .sort(["ts_ns"], SortMultipleOptions::default())

@@ -49,19 +49,6 @@ pub fn stage_of_rank(rank: u8) -> Option<Stage> {
         .find(|s| journey_rank(*s) == Some(rank))
 }
 
-/// The small table that maps the recording's `kind` strings to stage codes and journey ranks.
-/// Joining with it both decodes and filters: only the listed stages survive an inner join.
-pub fn stage_table(stages: &[Stage]) -> PolarsResult<DataFrame> {
-    let names: Vec<&str> = stages.iter().map(|s| s.name()).collect();
-    let codes: Vec<u8> = stages.iter().map(|s| s.code()).collect();
-    let ranks: Vec<Option<u8>> = stages.iter().map(|s| journey_rank(*s)).collect();
-    DataFrame::new_infer_height(vec![
-        Column::new("kind".into(), names),
-        Column::new(STAGE.into(), codes),
-        Column::new(RANK.into(), ranks),
-    ])
-}
-
 /// `col(STAGE) == stage`.
 pub fn is_stage(stage: Stage) -> Expr {
     col(STAGE).eq(lit(stage.code()))

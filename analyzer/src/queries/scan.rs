@@ -1,12 +1,17 @@
 //! Reading recordings into polars: the only place that touches Parquet.
 
-use super::{select::Selection, stage_table};
+use super::{select::Selection, RANK, STAGE};
 use polars::prelude::*;
 use std::path::PathBuf;
 use tcptape_common::Stage;
 
-/// Columns the per-packet (hop) queries need.
+/// Columns the journeys need: every hop event goes through a sort, so only these.
 pub const HOP_COLUMNS: &[&str] = &[
+    "ts_ns", "cpu", "kind", "skb", "sock", "saddr", "daddr", "sport", "dport", "seq",
+];
+
+/// Columns of the application's writes (`tx_sendmsg`).
+pub const WRITE_COLUMNS: &[&str] = &[
     "ts_ns", "cpu", "kind", "skb", "sock", "pid", "comm", "saddr", "daddr", "sport", "dport",
     "len", "seq",
 ];
@@ -49,20 +54,76 @@ pub fn scan(files: &[PathBuf]) -> PolarsResult<LazyFrame> {
     LazyFrame::scan_parquet_files(paths.into_iter().collect(), args)
 }
 
-/// The events of some stages with the given columns, selected, with `stage` and `rank` decoded.
+/// The events of some stages with the given columns, selected, with `stage` (code) and `rank`
+/// (journey rank) decoded from `kind`, which is dropped.
 pub fn events(
     scan: LazyFrame,
     columns: &[&str],
     stages: &[Stage],
     sel: &Selection,
 ) -> PolarsResult<LazyFrame> {
-    let table = stage_table(stages)?;
-    let lf = scan
-        .select(columns.iter().map(|c| col(*c)).collect::<Vec<_>>())
-        .filter(sel.predicate())
-        .inner_join(table.lazy(), col("kind"), col("kind"))
-        .drop(cols(["kind"]));
-    Ok(lf)
+    // A plain predicate on `kind`, which polars pushes into the Parquet scan: the other columns
+    // are then decoded only for matching rows.
+    let kinds = stages
+        .iter()
+        .fold(lit(false), |acc, s| acc.or(col("kind").eq(lit(s.name()))));
+    let code = stages
+        .iter()
+        .fold(lit(NULL).cast(DataType::UInt8), |acc, s| {
+            when(col("kind").eq(lit(s.name())))
+                .then(lit(s.code()).cast(DataType::UInt8))
+                .otherwise(acc)
+        })
+        .alias(STAGE);
+    let mut cols: Vec<Expr> = columns
+        .iter()
+        .filter(|c| **c != "kind")
+        .map(|c| text_as_categories(c))
+        .collect();
+    cols.push(code);
+    Ok(scan
+        .filter(kinds.and(sel.predicate()))
+        .select(cols)
+        .with_column(rank_of_stage().alias(RANK)))
+}
+
+/// The journey rank ([`super::journey_rank`]) of the `stage` column, as arithmetic on the code:
+/// TX codes follow RX codes in [`Stage`], while a journey runs TX first.
+fn rank_of_stage() -> Expr {
+    let (rx0, tx0, tcp0) = (
+        Stage::RxDriver.code(),
+        Stage::TxSendmsg.code(),
+        Stage::Retransmit.code(),
+    );
+    let rx_first = super::journey_rank(Stage::RxDriver).expect("hop") - rx0;
+    let s = || col(STAGE);
+    when(s().lt(lit(tx0)))
+        .then(s() + lit(rx_first))
+        .when(s().lt(lit(tcp0)))
+        .then(s() - lit(tx0))
+        .otherwise(lit(NULL).cast(DataType::UInt8))
+        .cast(DataType::UInt8)
+}
+
+/// Text columns that repeat a few values millions of times (addresses, task names, states).
+pub const CATEGORICAL: &[&str] = &[
+    "saddr",
+    "daddr",
+    "comm",
+    "ca_state",
+    "state",
+    "old_state",
+    "drop_reason",
+];
+
+/// A column, as categories when it is one of [`CATEGORICAL`]: 4 bytes a row instead of a
+/// 16-byte string view, which matters for the hops that go through a sort.
+fn text_as_categories(c: &str) -> Expr {
+    if CATEGORICAL.contains(&c) {
+        col(c).cast(DataType::from_categories(Categories::global()))
+    } else {
+        col(c)
+    }
 }
 
 /// The hop stages (RX and TX), and the per-connection TCP stages.
@@ -70,7 +131,46 @@ pub fn hop_stages() -> Vec<Stage> {
     Stage::ALL.iter().copied().filter(|s| s.is_hop()).collect()
 }
 
-/// The per-connection TCP stages.
+/// The per-connection TCP stages, and the application's reads (`rx_app`, for bytes received).
 pub fn tcp_stages() -> Vec<Stage> {
-    Stage::ALL.iter().copied().filter(|s| !s.is_hop()).collect()
+    Stage::ALL
+        .iter()
+        .copied()
+        .filter(|s| !s.is_hop() || *s == Stage::RxApp)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_decode_to_codes_and_journey_ranks() {
+        let names: Vec<&str> = Stage::ALL.iter().map(|s| s.name()).collect();
+        let df = DataFrame::new_infer_height(vec![
+            Column::new("ts_ns".into(), vec![0u64; names.len() + 1]),
+            Column::new("kind".into(), [names.clone(), vec!["nope"]].concat()),
+        ])
+        .unwrap();
+        let out = events(
+            df.lazy(),
+            &["ts_ns", "kind"],
+            Stage::ALL,
+            &Selection::default(),
+        )
+        .unwrap()
+        .collect()
+        .unwrap();
+        assert_eq!(out.height(), Stage::ALL.len(), "unknown kinds are dropped");
+        let codes = crate::frame::u64s(&out, STAGE).unwrap();
+        let ranks = crate::frame::u64s(&out, RANK).unwrap();
+        for (i, s) in Stage::ALL.iter().enumerate() {
+            assert_eq!(codes[i], Some(s.code() as u64), "{s}");
+            assert_eq!(
+                ranks[i],
+                super::super::journey_rank(*s).map(u64::from),
+                "{s}"
+            );
+        }
+    }
 }
