@@ -393,7 +393,10 @@ impl SynthStream {
         // The ACK reaches the sender: a congestion-control snapshot there.
         let ack_ts = est_ts.unwrap_or(t) + 30_000;
         self.tcp_sample(f, ack_ts);
-        if self.cfg.retransmit_one_in > 0 && self.journeys % self.cfg.retransmit_one_in as u64 == 0
+        if self.cfg.retransmit_one_in > 0
+            && self
+                .journeys
+                .is_multiple_of(self.cfg.retransmit_one_in as u64)
         {
             self.retransmit(f, ack_ts + 1_000, seq, len);
         }
