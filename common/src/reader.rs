@@ -235,12 +235,71 @@ fn segment_batches<'a>(
             ProjectionMask::columns(builder.parquet_schema(), cols.iter().map(|s| s.as_str()));
         builder = builder.with_projection(mask);
     }
-    match builder.build() {
-        Ok(reader) => Box::new(reader.map(move |r| {
-            r.map_err(|e| ReadError::new(&seg.path, ReadErrorKind::Data(e.to_string())))
-        })),
-        Err(e) => fail(ReadErrorKind::Data(e.to_string())),
+    match contained(|| builder.build()) {
+        Ok(Ok(reader)) => Box::new(ContainedBatches {
+            reader: Some(reader),
+            path: &seg.path,
+        }),
+        Ok(Err(e)) => fail(ReadErrorKind::Data(e.to_string())),
+        Err(panic) => fail(ReadErrorKind::Data(panic)),
     }
+}
+
+/// Batches of one file; decoder failures (errors or panics) end the iteration with one error.
+struct ContainedBatches<'a> {
+    reader: Option<parquet::arrow::arrow_reader::ParquetRecordBatchReader>,
+    path: &'a Path,
+}
+
+impl Iterator for ContainedBatches<'_> {
+    type Item = Result<RecordBatch, ReadError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let reader = self.reader.as_mut()?;
+        let item = match contained(|| reader.next()) {
+            Ok(item) => item?.map_err(|e| e.to_string()),
+            Err(panic) => Err(panic),
+        };
+        if item.is_err() {
+            self.reader = None;
+        }
+        Some(item.map_err(|m| ReadError::new(self.path, ReadErrorKind::Data(m))))
+    }
+}
+
+thread_local! {
+    static DECODING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs Parquet decoding so that a panic inside the decoder (hostile bytes can trigger some in
+/// the `parquet` crate, e.g. an overflowing shift in its RLE decoder) becomes an error message
+/// instead of ending the process.
+fn contained<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    DECODING.with(|d| d.set(true));
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    DECODING.with(|d| d.set(false));
+    r.map_err(|payload| {
+        let msg = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown failure".into());
+        format!("the Parquet decoder failed ({msg})")
+    })
+}
+
+/// Keeps panics that [`Recording`] contains from printing a backtrace: the caller gets a
+/// one-line error instead. Other panics still reach the previous hook. Call once at start-up.
+pub fn quiet_contained_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !DECODING.with(|d| d.get()) {
+                previous(info);
+            }
+        }));
+    });
 }
 
 /// Opens and validates one Parquet file of a recording.
@@ -277,8 +336,8 @@ pub fn open_segment(path: &Path) -> Result<Segment, ReadError> {
             "footer of {footer} bytes exceeds the {MAX_FOOTER_BYTES}-byte limit"
         ))));
     }
-    let parquet = ParquetMetaDataReader::new()
-        .parse_and_finish(&file)
+    let parquet = contained(|| ParquetMetaDataReader::new().parse_and_finish(&file))
+        .map_err(|m| err(ReadErrorKind::Corrupt(m)))?
         .map_err(|e| err(ReadErrorKind::Corrupt(e.to_string())))?;
     let fmd = parquet.file_metadata();
     let kvs = fmd
