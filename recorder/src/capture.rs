@@ -173,7 +173,30 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<()> {
     if say {
         report_summary(&summary, reason, &totals);
     }
+    if args.verbose {
+        let cpu = cpu_seconds();
+        let per_million = if totals.events > 0 {
+            cpu / totals.events as f64 * 1e6
+        } else {
+            0.0
+        };
+        eprintln!(
+            "recorder CPU time: {cpu:.3} s for {} events ({per_million:.3} s per million)",
+            totals.events
+        );
+    }
     Ok(())
+}
+
+/// User + system CPU time of this process so far, in seconds (every thread).
+fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage writes into the zeroed struct it is given.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return 0.0;
+    }
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
 struct Limits {

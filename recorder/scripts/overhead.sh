@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Overhead of recording: bulk TCP throughput (iperf3) between two network namespaces over veth,
+# without recording, while recording every stage, and while recording with --sample 100,
+# interleaved in one run; plus the recorder's sustained events/s, lost events and CPU time per
+# million events. Root needed; iperf3 from apt.
+#
+#   recorder/scripts/overhead.sh [SECONDS_PER_RUN] [ROUNDS]     (defaults: 5 s, 3 rounds)
+set -euo pipefail
+
+secs="${1:-5}"; rounds="${2:-3}"
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+target="${CARGO_TARGET_DIR:-$root/target}"
+cargo build --release -q --manifest-path "$root/Cargo.toml" -p tcptape-recorder
+rec="$target/release/tcptape-record"
+work="$(mktemp -d)"
+ns_a="ttb$$-a"; ns_b="ttb$$-b"
+cleanup() {
+    [[ -n "${rec_pid:-}" ]] && kill "$rec_pid" 2>/dev/null || true
+    [[ -n "${srv_pid:-}" ]] && kill "$srv_pid" 2>/dev/null || true
+    ip netns del "$ns_a" 2>/dev/null || true
+    ip netns del "$ns_b" 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+ip netns add "$ns_a"; ip netns add "$ns_b"
+ip -n "$ns_a" link add va type veth peer name vb netns "$ns_b"
+ip -n "$ns_a" addr add 10.200.251.1/24 dev va
+ip -n "$ns_b" addr add 10.200.251.2/24 dev vb
+for ns in "$ns_a" "$ns_b"; do ip -n "$ns" link set lo up; done
+ip -n "$ns_a" link set va up; ip -n "$ns_b" link set vb up
+ip netns exec "$ns_b" iperf3 -s -B 10.200.251.2 -p 5201 > /dev/null 2>&1 &
+srv_pid=$!
+sleep 0.5
+
+# throughput: prints the receiver's bits/s of one iperf3 run.
+throughput() {
+    ip netns exec "$ns_a" iperf3 -c 10.200.251.2 -p 5201 -t "$secs" -J \
+        | python3 -c 'import json,sys; print(int(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]))'
+}
+
+# recorded MODE ARGS...: throughput while recording; appends recorder figures to $work/MODE.
+recorded() {
+    local mode="$1"; shift
+    local out="$work/$mode-$RANDOM"
+    "$rec" -o "$out" -v --segment-secs 2 "$@" 2> "$out.log" &
+    rec_pid=$!
+    until grep -q '^recording ' "$out.log" 2>/dev/null; do sleep 0.1; done
+    local bps; bps="$(throughput)"
+    kill -INT "$rec_pid"; wait "$rec_pid"; rec_pid=
+    # "wrote N events to ... ; L lost" and "recorder CPU time: C s for N events (P s per million)"
+    local events lost cpu
+    events="$(sed -n 's/^wrote \([0-9]*\) events.*/\1/p' "$out.log")"
+    lost="$(sed -n 's/.*; \([0-9]*\) lost$/\1/p' "$out.log")"
+    cpu="$(sed -n 's/^recorder CPU time: \([0-9.]*\) s.*/\1/p' "$out.log")"
+    echo "$events $lost $cpu" >> "$work/$mode.rec"
+    rm -rf "$out" "$out.log"
+    echo "$bps"
+}
+
+for ((i = 1; i <= rounds; i++)); do
+    throughput >> "$work/base"
+    recorded all >> "$work/all"
+    recorded sampled --sample 100 >> "$work/sampled"
+    echo "round $i/$rounds done" >&2
+done
+
+python3 - "$work" "$secs" <<'PY'
+import statistics, sys, os
+work, secs = sys.argv[1], float(sys.argv[2])
+def ints(name): return [int(x) for x in open(os.path.join(work, name)).read().split()]
+base, full, samp = ints("base"), ints("all"), ints("sampled")
+med = statistics.median
+print(f"iperf3 over veth, {len(base)} interleaved rounds of {secs:.0f} s, median Gbit/s:")
+print(f"  not recording            {med(base)/1e9:7.2f}")
+print(f"  recording all stages     {med(full)/1e9:7.2f}   ratio {med(full)/med(base):.3f}")
+print(f"  recording --sample 100   {med(samp)/1e9:7.2f}   ratio {med(samp)/med(base):.3f}")
+for mode in ("all", "sampled"):
+    rows = [l.split() for l in open(os.path.join(work, mode + ".rec"))]
+    ev = [int(r[0]) for r in rows]; lost = [int(r[1]) for r in rows]; cpu = [float(r[2]) for r in rows]
+    rate = [e / secs for e in ev]
+    per_m = [c / e * 1e6 if e else 0 for c, e in zip(cpu, ev)]
+    print(f"  {mode:8} events/s median {med(rate):12,.0f}   lost total {sum(lost)}   "
+          f"recorder CPU {med(per_m):.3f} s per million events")
+PY

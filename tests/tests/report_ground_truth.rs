@@ -1,0 +1,252 @@
+//! `tcptape report` against what the test itself makes the kernel do, on real captures between
+//! two network namespaces (root only; skipped with a printed reason elsewhere):
+//!
+//! - a reader that sleeps a chosen time before each read shows that time in the stage that ends
+//!   at `rx_app`, within ±0.5 ms at the median;
+//! - a tbf queue's delay (`tx_qdisc_enq → tx_qdisc_deq`) stays within the bound its `latency`
+//!   parameter sets;
+//! - the retransmitted segments the report counts equal the kernel's `TcpRetransSegs`.
+
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+use tcptape_e2e::netns::{run, spawn_in, tcp_counters, Pair};
+use tcptape_e2e::recorder::RecorderProcess;
+use tcptape_e2e::{should_run, traffic};
+
+/// The analyzer binary: `TCPTAPE_BIN`, else built beside the test executable.
+fn analyzer() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(p) = std::env::var_os("TCPTAPE_BIN") {
+            return PathBuf::from(p);
+        }
+        let exe = std::env::current_exe().expect("test executable");
+        let profile_dir = exe.parent().and_then(Path::parent).expect("target dir");
+        let target_dir = profile_dir.parent().expect("target dir");
+        let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        cmd.args(["build", "-q", "-p", "tcptape-analyzer", "--bin", "tcptape"])
+            .env("CARGO_TARGET_DIR", target_dir);
+        if profile_dir.file_name().is_some_and(|n| n == "release") {
+            cmd.arg("--release");
+        }
+        assert!(cmd.status().expect("cargo").success(), "analyzer builds");
+        profile_dir.join("tcptape")
+    })
+    .clone()
+}
+
+fn report(rec: &Path) -> Value {
+    let out = Command::new(analyzer())
+        .args(["report", "-q", "--format", "json"])
+        .arg(rec)
+        .output()
+        .expect("tcptape runs");
+    assert!(
+        out.status.success(),
+        "tcptape report: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON report")
+}
+
+fn record(port: u16, dir: &Path) -> (RecorderProcess, PathBuf) {
+    let out = dir.join("rec.parquet");
+    let rec = RecorderProcess::start(
+        &["-o", out.to_str().unwrap(), "--port", &port.to_string()],
+        &[],
+    )
+    .expect("recorder starts");
+    (rec, out)
+}
+
+fn stop(rec: RecorderProcess) {
+    // Let the last events reach the ring, then stop as an operator would.
+    std::thread::sleep(Duration::from_millis(300));
+    let (code, log) = rec.stop(libc::SIGTERM).expect("recorder stops");
+    assert_eq!(code, 0, "recorder exit code; stderr:\n{log}");
+}
+
+fn stage_ending_at<'a>(r: &'a Value, to: &str) -> &'a Value {
+    r["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["to"] == to)
+        .max_by_key(|s| s["count"].as_u64())
+        .unwrap_or_else(|| panic!("no stage ends at {to}: {}", r["stages"]))
+}
+
+#[test]
+fn a_reader_that_sleeps_shows_its_sleep_before_rx_app() {
+    if !should_run("a_reader_that_sleeps_shows_its_sleep_before_rx_app") {
+        return;
+    }
+    const PORT: u16 = 45_201;
+    const SLEEP: Duration = Duration::from_millis(23);
+    const ROUNDS: usize = 40;
+    let pair = Pair::new().expect("network namespaces");
+    let dir = tempfile::tempdir().unwrap();
+    let (rec, out) = record(PORT, dir.path());
+    let listener = {
+        let addr = pair.addr_b.clone();
+        spawn_in(&pair.b, move || traffic::listen(&addr, PORT))
+            .join()
+            .unwrap()
+            .expect("listen")
+    };
+    // The server sleeps before each read: the request waits in the receive queue that long.
+    let server = std::thread::spawn(move || -> Result<(), String> {
+        let (mut s, _) = listener.accept().map_err(|e| e.to_string())?;
+        let mut msg = [0u8; 100];
+        for _ in 0..ROUNDS {
+            std::thread::sleep(SLEEP);
+            s.read_exact(&mut msg).map_err(|e| e.to_string())?;
+            s.write_all(b"k").map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    });
+    let addr_b = pair.addr_b.clone();
+    let client = spawn_in(&pair.a, move || {
+        let mut s = traffic::connect(&addr_b, PORT)?;
+        s.set_nodelay(true).map_err(|e| e.to_string())?;
+        let mut ack = [0u8; 1];
+        for _ in 0..ROUNDS {
+            s.write_all(&[0x5a; 100]).map_err(|e| e.to_string())?;
+            s.read_exact(&mut ack).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    });
+    client.join().unwrap().expect("client");
+    server.join().unwrap().expect("server");
+    stop(rec);
+
+    let r = report(&out);
+    let row = stage_ending_at(&r, "rx_app");
+    let p50 = row["p50_ns"].as_u64().unwrap() as i64;
+    eprintln!("stage ending at rx_app: {row}");
+    assert!(
+        row["count"].as_u64().unwrap() >= ROUNDS as u64 / 2,
+        "too few reads measured: {row}"
+    );
+    let want = SLEEP.as_nanos() as i64;
+    assert!(
+        (p50 - want).abs() <= 500_000,
+        "p50 {p50} ns is not within 0.5 ms of the reader's {want} ns sleep: {row}"
+    );
+}
+
+#[test]
+fn tbf_queueing_stays_within_its_latency_bound() {
+    if !should_run("tbf_queueing_stays_within_its_latency_bound") {
+        return;
+    }
+    const PORT: u16 = 45_202;
+    const LATENCY_MS: u64 = 20;
+    let pair = Pair::new().expect("network namespaces");
+    // tbf computes its queue limit from `latency`: no packet waits longer than that in it.
+    run(
+        "tc",
+        &[
+            "-n",
+            &pair.a,
+            "qdisc",
+            "add",
+            "dev",
+            "va",
+            "root",
+            "tbf",
+            "rate",
+            "200mbit",
+            "burst",
+            "32kb",
+            "latency",
+            &format!("{LATENCY_MS}ms"),
+        ],
+    )
+    .expect("tbf");
+    let dir = tempfile::tempdir().unwrap();
+    let (rec, out) = record(PORT, dir.path());
+    let listener = {
+        let addr = pair.addr_b.clone();
+        spawn_in(&pair.b, move || traffic::listen(&addr, PORT))
+            .join()
+            .unwrap()
+            .expect("listen")
+    };
+    let receiver =
+        std::thread::spawn(move || traffic::receive(listener, 1, 64 << 10, Duration::ZERO));
+    let addr_b = pair.addr_b.clone();
+    spawn_in(&pair.a, move || {
+        traffic::send(&addr_b, PORT, 16 << 20, 128 << 10)
+    })
+    .join()
+    .unwrap()
+    .expect("send");
+    receiver.join().unwrap().expect("receive");
+    stop(rec);
+
+    let r = report(&out);
+    let q = r["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["from"] == "tx_qdisc_enq" && s["to"] == "tx_qdisc_deq")
+        .unwrap_or_else(|| panic!("no qdisc stage: {}", r["stages"]));
+    eprintln!("tbf queueing: {q}");
+    let bound = LATENCY_MS * 1_000_000;
+    let (p50, p99) = (q["p50_ns"].as_u64().unwrap(), q["p99_ns"].as_u64().unwrap());
+    assert!(p50 > 0, "the queue never held a packet: {q}");
+    // One packet may be dequeued a timer tick after its token time; allow 1 ms for that.
+    assert!(
+        p99 <= bound + 1_000_000,
+        "p99 {p99} ns exceeds tbf's {bound} ns latency bound: {q}"
+    );
+}
+
+#[test]
+fn retransmitted_segments_equal_the_kernel_counter() {
+    if !should_run("retransmitted_segments_equal_the_kernel_counter") {
+        return;
+    }
+    const PORT: u16 = 45_203;
+    let pair = Pair::new().expect("network namespaces");
+    pair.drop_at_receiver(PORT, 53).expect("nft");
+    let dir = tempfile::tempdir().unwrap();
+    let (rec, out) = record(PORT, dir.path());
+    let listener = {
+        let addr = pair.addr_b.clone();
+        spawn_in(&pair.b, move || traffic::listen(&addr, PORT))
+            .join()
+            .unwrap()
+            .expect("listen")
+    };
+    let receiver =
+        std::thread::spawn(move || traffic::receive(listener, 1, 64 << 10, Duration::ZERO));
+    let addr_b = pair.addr_b.clone();
+    let (before, after) = spawn_in(&pair.a, move || {
+        let before = tcp_counters()?;
+        traffic::send(&addr_b, PORT, 8 << 20, 64 << 10)?;
+        Ok((before, tcp_counters()?))
+    })
+    .join()
+    .unwrap()
+    .expect("send");
+    receiver.join().unwrap().expect("receive");
+    stop(rec);
+
+    let r = report(&out);
+    let nstat = after["RetransSegs"] - before["RetransSegs"];
+    let rt = &r["retransmits"];
+    eprintln!("nstat RetransSegs {nstat}; report {rt}");
+    assert!(nstat > 0, "the scenario induced no retransmission");
+    if r["lost_events"].as_u64() != Some(0) {
+        eprintln!("events were lost: the count is a lower bound");
+        assert!(rt["kernel_counted_segments"].as_u64().unwrap() <= nstat);
+        return;
+    }
+    assert_eq!(rt["kernel_counted_segments"].as_u64(), Some(nstat), "{rt}");
+}
