@@ -194,7 +194,18 @@ impl ProgramLoader for AyaLoader {
             Mechanism::Fentry => {
                 load_attach!(prog, FEntry, |p| p.load(target, btf), |q| q.attach())
             }
-            Mechanism::Kprobe => load_attach!(prog, KProbe, |p| p.load(), |q| q.attach(target, 0)),
+            Mechanism::Kprobe => {
+                let mut attach = || -> Result<(), String> {
+                    load_attach!(prog, KProbe, |p| p.load(), |q| q.attach(target, 0))
+                };
+                attach().map_err(|e| {
+                    if e.contains("devices/kprobe/type") {
+                        "this kernel has no kprobe support (no kprobe event source)".to_string()
+                    } else {
+                        e
+                    }
+                })
+            }
             Mechanism::TpBtf => {
                 load_attach!(prog, BtfTracePoint, |p| p.load(target, btf), |q| q.attach())
             }

@@ -62,10 +62,17 @@ pub fn rows(outcomes: &[StageOutcome]) -> Vec<Row> {
 /// The plan as a text table.
 pub fn table(outcomes: &[StageOutcome]) -> String {
     let rows = rows(outcomes);
-    let mut out = format!(
-        "{:<14} {:<11} {:<28} {}\n",
-        "STAGE", "MECHANISM", "KERNEL POINT", "NOT USED"
-    );
+    let w = rows
+        .iter()
+        .filter_map(|r| r.target.as_ref().map(String::len))
+        .max()
+        .unwrap_or(0)
+        .max("KERNEL POINT".len());
+    let line = |stage: &str, mech: &str, target: &str, why: &str| {
+        let l = format!("{stage:<14} {mech:<11} {target:<w$} {why}");
+        format!("{}\n", l.trim_end())
+    };
+    let mut out = line("STAGE", "MECHANISM", "KERNEL POINT", "NOT USED");
     for r in rows {
         let chosen = r.chosen.unwrap_or("-");
         let target = r.target.clone().unwrap_or_else(|| "-".into());
@@ -78,12 +85,9 @@ pub fn table(outcomes: &[StageOutcome]) -> String {
             why.push(r.note.to_string());
         }
         let first = why.first().cloned().unwrap_or_default();
-        out.push_str(&format!(
-            "{:<14} {:<11} {:<28} {}\n",
-            r.stage, chosen, target, first
-        ));
+        out.push_str(&line(r.stage, chosen, &target, &first));
         for more in why.iter().skip(1) {
-            out.push_str(&format!("{:<14} {:<11} {:<28} {}\n", "", "", "", more));
+            out.push_str(&line("", "", "", more));
         }
     }
     let n = outcomes.iter().filter(|o| o.chosen.is_some()).count();
