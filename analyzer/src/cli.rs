@@ -30,6 +30,9 @@ pub enum Command {
     /// Per-layer latency from packet journeys, and the classic TCP reports (retransmits, RTT and
     /// cwnd, connections, drops, throughput, buffer pressure), one report per host.
     Report(ReportArgs),
+    /// Two recordings side by side: every stage's count and percentiles with their change, a
+    /// statistical verdict per stage, thresholds for CI; exit code 1 on a regression.
+    Diff(crate::diff::DiffArgs),
 }
 
 /// Output formats of `report`.

@@ -10,12 +10,14 @@
 #![deny(missing_docs)]
 
 pub mod cli;
+pub mod diff;
 pub mod exit_code;
 pub mod frame;
 pub mod info;
 pub mod inputs;
 pub mod journey;
 pub mod model;
+pub mod per_packet;
 pub mod progress;
 pub mod queries;
 pub mod render;

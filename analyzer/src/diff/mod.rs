@@ -1,0 +1,155 @@
+//! `tcptape diff BASE CAND`: the report's per-stage figures of two recordings side by side,
+//! a statistical verdict per pair of stages that tells a real shift from noise, thresholds for
+//! CI (`--fail-on`), and the exit code 1 on a regression.
+//!
+//! Both recordings go through [`crate::report::build`], so the figures are the ones
+//! `tcptape report` shows, and through [`crate::per_packet`] for the packets behind them, which
+//! the Mann–Whitney test ([`stats`]) compares. Differences of environment or attach plan are
+//! stated at the top ([`environment`]); they do not stop the comparison.
+
+pub mod compare;
+pub mod environment;
+pub mod model;
+pub mod render;
+pub mod stats;
+pub mod threshold;
+
+use crate::exit_code;
+use crate::progress::Steps;
+use crate::queries::select::{Flow, Selection};
+use crate::report::{self, Options};
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use std::io::Write;
+use std::path::PathBuf;
+use tcptape_common::Recording;
+use threshold::Threshold;
+
+/// Output formats of `diff`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DiffFormat {
+    /// Readable tables for a terminal.
+    Table,
+    /// JSON with a stable shape (`schema` 1).
+    Json,
+    /// Markdown for a pull-request comment, the verdict first.
+    Markdown,
+}
+
+fn parse_fraction(s: &str) -> Result<f64, String> {
+    let v = match s.strip_suffix('%') {
+        Some(p) => p.parse::<f64>().map(|v| v / 100.0),
+        None => s.parse::<f64>(),
+    }
+    .map_err(|_| format!("'{s}' is not a fraction (0.1 or 10%)"))?;
+    if (0.0..1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("'{s}' is not between 0 and 1 (0% and 100%)"))
+    }
+}
+
+/// Options of `diff`.
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The base recording (before the change).
+    #[arg(value_name = "BASE")]
+    pub base: PathBuf,
+    /// The candidate recording (after the change).
+    #[arg(value_name = "CAND")]
+    pub cand: PathBuf,
+    /// Fail (exit 1) when this threshold is crossed beyond noise: `[SCOPE:]METRIC>LIMIT` or
+    /// `<LIMIT` (repeatable). SCOPE: `FROM->TO`, a stage (pairs ending there) or `e2e`; none =
+    /// every row. METRIC: p50 p90 p99 p999 max mean count, or retransmit_rate, lost. LIMIT:
+    /// `+10%` / `-5%` (relative change), `+2ms` (absolute change), `5ms` (the candidate's
+    /// level). Examples: 'p99>+10%', 'rx_tcp_est->rx_app:p50>+2ms', 'lost>0'. With thresholds,
+    /// only they decide the exit code; without, any stage the test finds SLOWER does.
+    #[arg(long, value_name = "EXPR")]
+    pub fail_on: Vec<Threshold>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = DiffFormat::Table)]
+    pub format: DiffFormat,
+    /// Write to this file instead of standard output.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Significance level of the Mann–Whitney tests, for all pairs together (each pair is
+    /// tested at ALPHA / pairs).
+    #[arg(long, default_value_t = 0.01, value_parser = parse_fraction)]
+    pub alpha: f64,
+    /// Smallest relative shift of a stage's median that counts as a change (`10%` or `0.1`).
+    #[arg(long, value_name = "FRACTION", default_value = "10%", value_parser = parse_fraction)]
+    pub min_effect: f64,
+    /// Smallest absolute shift of a stage's median that counts as a change.
+    #[arg(long, value_name = "DURATION", default_value = "1us", value_parser = humantime::parse_duration)]
+    pub min_shift: std::time::Duration,
+    /// Confidence level of the quantile intervals that keep a percentile threshold from firing
+    /// on noise.
+    #[arg(long, default_value_t = 0.99, value_parser = parse_fraction)]
+    pub confidence: f64,
+    /// Only events of this port, source or destination (repeatable), in both recordings.
+    #[arg(long, value_name = "P")]
+    pub port: Vec<u16>,
+    /// Only events of this flow, either direction (repeatable), in both recordings.
+    #[arg(long, value_name = "F")]
+    pub flow: Vec<Flow>,
+    /// Two hops of one packet id further apart than this are taken as two packets.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub max_hop_gap: std::time::Duration,
+    /// No progress bar.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// Runs `diff`; the exit code is 1 on a regression.
+pub fn run(args: &DiffArgs, out: &mut impl Write) -> anyhow::Result<i32> {
+    let base = Recording::open(&args.base)?;
+    let cand = Recording::open(&args.cand)?;
+    let opts = Options {
+        selection: Selection {
+            ports: args.port.clone(),
+            flows: args.flow.clone(),
+            ..Selection::default()
+        },
+        max_hop_gap_ns: args.max_hop_gap.as_nanos() as u64,
+        cdf: false,
+    };
+    let steps = Steps::new(2 * report::STEPS, args.quiet);
+    let base = compare::load(base, &opts, &steps)?;
+    let cand = compare::load(cand, &opts, &steps)?;
+    drop(steps);
+    let settings = model::Settings {
+        alpha: args.alpha,
+        min_effect: args.min_effect,
+        min_shift_ns: args.min_shift.as_nanos() as u64,
+        confidence: args.confidence,
+    };
+    let d = compare::compare(&base, &cand, &args.fail_on, settings)?;
+    match &args.output {
+        None => write(args.format, &d, out)?,
+        Some(path) => {
+            let f = std::fs::File::create(path)
+                .with_context(|| format!("{}: cannot create", path.display()))?;
+            let mut w = std::io::BufWriter::new(f);
+            write(args.format, &d, &mut w)?;
+            w.flush()
+                .with_context(|| format!("{}: cannot write", path.display()))?;
+        }
+    }
+    Ok(if d.regression {
+        exit_code::REGRESSION
+    } else {
+        exit_code::OK
+    })
+}
+
+fn write(format: DiffFormat, d: &model::Diff, out: &mut impl Write) -> anyhow::Result<()> {
+    match format {
+        DiffFormat::Json => {
+            serde_json::to_writer_pretty(&mut *out, d)?;
+            writeln!(out)?;
+        }
+        DiffFormat::Table => render::table(d, out)?,
+        DiffFormat::Markdown => render::markdown(d, out)?,
+    }
+    Ok(())
+}

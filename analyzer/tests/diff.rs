@@ -1,0 +1,348 @@
+//! `tcptape diff` run as a process on synthetic recordings whose per-stage delays the test
+//! sets: a stage slowed on purpose must be flagged alone, the same scenario recorded twice must
+//! not be, and the exit codes must be the documented ones.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use tcptape_common::encode::{BatchEncoder, EncodeContext};
+use tcptape_common::synth::{
+    drop_reason_names, synth_meta, write_file, Delay, Mix, SynthConfig, SynthStream,
+};
+use tcptape_common::{RecordingMeta, Stage};
+
+const EVENTS: u64 = 120_000;
+
+fn tcptape(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tcptape"))
+        .args(args)
+        .output()
+        .expect("tcptape runs")
+}
+
+fn synth(dir: &Path, name: &str, cfg: SynthConfig) -> PathBuf {
+    let path = dir.join(name);
+    write_file(&path, cfg).expect("synthetic recording written");
+    path
+}
+
+/// The default bulk scenario with the median of one hop's delay scaled by `factor`.
+fn scenario(seed: u64, slowed: Option<(Stage, f64)>) -> SynthConfig {
+    let mut cfg = SynthConfig::new(Mix::Bulk, EVENTS, seed);
+    if let Some((stage, factor)) = slowed {
+        let hop = cfg.hops.iter_mut().find(|h| h.0 == stage).expect("hop");
+        let Delay::LogNormal { median_ns, sigma } = hop.1 else {
+            panic!("the bulk scenario's {stage} delay is log-normal");
+        };
+        hop.1 = Delay::LogNormal {
+            median_ns: (median_ns as f64 * factor) as u64,
+            sigma,
+        };
+    }
+    cfg
+}
+
+/// Runs `diff --format json` with extra arguments; returns the exit code and the JSON.
+fn diff_json(base: &Path, cand: &Path, extra: &[&str]) -> (i32, Value) {
+    let mut args = vec![
+        "diff",
+        "--format",
+        "json",
+        base.to_str().unwrap(),
+        cand.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    let out = tcptape(&args);
+    let code = out.status.code().expect("exit code");
+    assert!(
+        code == 0 || code == 1,
+        "tcptape {args:?} exited {code}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (code, serde_json::from_slice(&out.stdout).expect("JSON"))
+}
+
+fn verdicts(d: &Value, section: &str) -> Vec<(String, String)> {
+    d[section]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                format!(
+                    "{}→{}",
+                    r["from"].as_str().unwrap(),
+                    r["to"].as_str().unwrap()
+                ),
+                r["verdict"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn failed_rows(d: &Value) -> Vec<String> {
+    d["thresholds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["failed"] == true)
+        .map(|c| c["row"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn a_stage_slowed_by_20_percent_is_flagged_and_only_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let slowed = (Stage::TxQdiscDeq, 1.2);
+    let base = synth(dir.path(), "base.parquet", scenario(11, None));
+    let cand = synth(dir.path(), "cand.parquet", scenario(12, Some(slowed)));
+    let pair = "tx_qdisc_enq→tx_qdisc_deq";
+
+    let (code, d) = diff_json(&base, &cand, &[]);
+    assert_eq!(code, 1, "a regression exits 1: {}", d["regressions"]);
+    let v = verdicts(&d, "stages");
+    assert!(v.len() >= 10, "{v:?}");
+    let changed: Vec<&str> = v
+        .iter()
+        .filter(|(_, verdict)| verdict == "slower" || verdict == "faster")
+        .map(|(name, _)| name.as_str())
+        .collect();
+    assert_eq!(changed, [pair], "{v:?}");
+    assert!(
+        v.iter()
+            .filter(|(_, verdict)| verdict == "no_change")
+            .count()
+            >= 9,
+        "the other stages are compared and unchanged: {v:?}"
+    );
+    let row = d["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["to"] == "tx_qdisc_deq")
+        .unwrap();
+    let rel = row["changes"]["p50_ns"]["rel"].as_f64().unwrap();
+    assert!((rel - 0.2).abs() < 0.05, "median shift {rel}");
+    assert!(row["test"]["p_value"].as_f64().unwrap() < 1e-6, "{row}");
+    assert_eq!(d["regression"], true);
+    assert!(d["regressions"][0].as_str().unwrap().contains(pair));
+
+    // A threshold on the slowed pair fails; the same threshold on an unchanged pair does not.
+    let (code, d) = diff_json(
+        &base,
+        &cand,
+        &["--fail-on", "tx_qdisc_enq->tx_qdisc_deq:p50>+10%"],
+    );
+    assert_eq!(code, 1);
+    assert_eq!(failed_rows(&d), [pair]);
+    let (code, d) = diff_json(
+        &base,
+        &cand,
+        &["--fail-on", "tx_qdisc_deq->tx_driver:p50>+10%"],
+    );
+    assert_eq!(code, 0, "{}", d["thresholds"]);
+    assert!(failed_rows(&d).is_empty());
+    // Globally, among the stage rows only the slowed pair crosses (the whole journey, which
+    // contains it, may cross too).
+    let (code, d) = diff_json(&base, &cand, &["--fail-on", "p50>+10%"]);
+    assert_eq!(code, 1);
+    let stage_rows: Vec<String> = failed_rows(&d)
+        .into_iter()
+        .filter(|r| !r.starts_with("end to end"))
+        .collect();
+    assert_eq!(stage_rows, [pair]);
+}
+
+#[test]
+fn the_same_scenario_recorded_twice_is_no_regression() {
+    let dir = tempfile::tempdir().unwrap();
+    for (a, b) in [(21, 22), (23, 24)] {
+        let base = synth(dir.path(), &format!("{a}.parquet"), scenario(a, None));
+        let cand = synth(dir.path(), &format!("{b}.parquet"), scenario(b, None));
+        let (code, d) = diff_json(&base, &cand, &[]);
+        assert_eq!(code, 0, "{}", d["regressions"]);
+        assert_eq!(d["regression"], false);
+        assert!(d["environment"].as_array().unwrap().is_empty());
+        for section in ["stages", "end_to_end"] {
+            let v = verdicts(&d, section);
+            for (name, verdict) in &v {
+                assert!(
+                    verdict != "slower" && verdict != "faster",
+                    "{section} {name}"
+                );
+            }
+            assert!(v.iter().any(|(_, verdict)| verdict == "no_change"));
+        }
+        assert!(
+            verdicts(&d, "stages")
+                .iter()
+                .filter(|(_, verdict)| verdict == "no_change")
+                .count()
+                >= 10
+        );
+        // The usual CI thresholds do not fire on noise either.
+        let (code, d) = diff_json(
+            &base,
+            &cand,
+            &["--fail-on", "p99>+10%", "--fail-on", "p50>+5%"],
+        );
+        assert_eq!(code, 0, "{}", d["thresholds"]);
+    }
+}
+
+#[test]
+fn the_figures_are_the_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = synth(dir.path(), "a.parquet", scenario(31, None));
+    let cand = synth(dir.path(), "b.parquet", scenario(32, None));
+    let (_, d) = diff_json(&base, &cand, &[]);
+    for (path, side) in [(&base, "base"), (&cand, "cand")] {
+        let out = tcptape(&["report", "--format", "json", path.to_str().unwrap()]);
+        assert!(out.status.success());
+        let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+        for section in ["stages", "end_to_end"] {
+            let key = |v: &&Value| (v["from"].to_string(), v["to"].to_string());
+            let mut from_diff: Vec<&Value> = d[section]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|row| &row[side])
+                .filter(|v| !v.is_null())
+                .collect();
+            let mut from_report: Vec<&Value> = r[section].as_array().unwrap().iter().collect();
+            from_diff.sort_by_key(key);
+            from_report.sort_by_key(key);
+            assert!(!from_report.is_empty());
+            assert_eq!(from_diff, from_report, "{side} {section}");
+        }
+    }
+}
+
+/// A synthetic recording written with its metadata changed by `edit`.
+fn with_meta(path: &Path, cfg: SynthConfig, edit: impl FnOnce(&mut RecordingMeta)) {
+    let mut meta = synth_meta(&cfg);
+    let mut enc = BatchEncoder::new(EncodeContext::new(drop_reason_names()));
+    let batches: Vec<_> = SynthStream::new(cfg, 8192)
+        .map(|b| {
+            meta.end_ns = meta.end_ns.max(b.last().map_or(0, |e| e.ts_ns));
+            enc.encode(&b)
+        })
+        .collect();
+    meta.segment.last = true;
+    edit(&mut meta);
+    tcptape_common::parquet_file::write_file(path, &batches, &meta).unwrap();
+}
+
+#[test]
+fn environment_differences_and_one_sided_stages_are_stated_not_fatal() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = synth(dir.path(), "a.parquet", scenario(41, None));
+    let cand = dir.path().join("b.parquet");
+    let mut cfg = scenario(42, None);
+    // The candidate's kernel has no IP and TCP receive hooks: rx_netif goes straight to
+    // rx_tcp_est.
+    cfg.hops
+        .retain(|h| h.0 != Stage::RxIp && h.0 != Stage::RxTcp);
+    with_meta(&cand, cfg, |m| {
+        m.environment.kernel_release = "6.18.0".into();
+        m.environment.congestion_control = "bbr".into();
+        m.environment.interfaces[1].gro = Some(false);
+    });
+    let (code, d) = diff_json(&base, &cand, &[]);
+    let whats: Vec<&str> = d["environment"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["what"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        whats,
+        ["kernel", "congestion control", "offload veth-rcv gro"]
+    );
+    let only_base: Vec<&str> = d["only_in_base"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        only_base,
+        ["rx_netif→rx_ip", "rx_ip→rx_tcp", "rx_tcp→rx_tcp_est"]
+    );
+    assert_eq!(d["only_in_cand"][0], "rx_netif→rx_tcp_est");
+    // The pairs both sides have are still compared.
+    let compared = verdicts(&d, "stages")
+        .into_iter()
+        .filter(|(_, v)| v != "one_side_only")
+        .count();
+    assert!(compared >= 8);
+    assert!(code == 0 || code == 1);
+
+    let out = tcptape(&["diff", base.to_str().unwrap(), cand.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let env_line = text
+        .lines()
+        .find(|l| l.starts_with("environment"))
+        .expect("environment line");
+    assert!(env_line.contains("DIFFERS"), "{text}");
+    assert!(text.contains("kernel: synthetic → 6.18.0"), "{text}");
+    assert!(text.contains("only in base: rx_netif→rx_ip"), "{text}");
+}
+
+#[test]
+fn bad_input_and_bad_arguments_exit_2_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = synth(
+        dir.path(),
+        "good.parquet",
+        SynthConfig::new(Mix::Bulk, 5_000, 1),
+    );
+    let corrupt = dir.path().join("corrupt.parquet");
+    std::fs::write(&corrupt, b"PAR1 this is not really parquet PAR1").unwrap();
+    let text = dir.path().join("notes.parquet");
+    std::fs::write(&text, "hello").unwrap();
+    let g = good.to_str().unwrap();
+    for args in [
+        vec!["diff", g, corrupt.to_str().unwrap()],
+        vec!["diff", text.to_str().unwrap(), g],
+        vec!["diff", g, "/nonexistent/rec.parquet"],
+        vec!["diff", g, g, "--fail-on", "p98>+1%"],
+        vec!["diff", g, g, "--fail-on", "rx_app->tx_done:p50>+1ms"],
+        vec!["diff", g],
+    ] {
+        let out = tcptape(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.is_empty(), "{args:?}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        if !args.contains(&"--fail-on") && args.len() == 3 {
+            assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+        }
+    }
+    let out = tcptape(&["diff", g, g]);
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn markdown_puts_the_verdict_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = synth(dir.path(), "a.parquet", scenario(51, None));
+    let cand = synth(
+        dir.path(),
+        "b.parquet",
+        scenario(52, Some((Stage::RxApp, 1.5))),
+    );
+    let out = tcptape(&[
+        "diff",
+        "--format",
+        "markdown",
+        base.to_str().unwrap(),
+        cand.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let md = String::from_utf8(out.stdout).unwrap();
+    let first = md.lines().next().unwrap();
+    assert!(first.starts_with("### tcptape diff: ❌ REGRESSION"), "{md}");
+    assert!(md.contains("| **SLOWER"), "{md}");
+    assert!(md.contains("rx_tcp_est→rx_app"), "{md}");
+}
