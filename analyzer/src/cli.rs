@@ -33,6 +33,9 @@ pub enum Command {
     /// Two recordings side by side: every stage's count and percentiles with their change, a
     /// statistical verdict per stage, thresholds for CI; exit code 1 on a regression.
     Diff(crate::diff::DiffArgs),
+    /// The events in time order like `perf script` (text or JSON lines), filtered; `--journeys`
+    /// prints each packet's path with the time between hops; `--speed` paces the output.
+    Replay(crate::replay::ReplayArgs),
 }
 
 /// Output formats of `report`.

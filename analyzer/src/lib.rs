@@ -21,6 +21,7 @@ pub mod per_packet;
 pub mod progress;
 pub mod queries;
 pub mod render;
+pub mod replay;
 pub mod report;
 pub mod report_command;
 pub mod units;

@@ -3,7 +3,7 @@
 use clap::Parser;
 use std::io::Write;
 use tcptape_analyzer::cli::{Cli, Command};
-use tcptape_analyzer::{diff, exit_code, info, report_command};
+use tcptape_analyzer::{diff, exit_code, info, replay, report_command};
 
 fn main() {
     let cli = Cli::parse();
@@ -12,6 +12,7 @@ fn main() {
         Command::Info(args) => info::run(args, &mut out),
         Command::Report(args) => report_command::run(args, &mut out),
         Command::Diff(args) => diff::run(args, &mut out),
+        Command::Replay(args) => replay::run(args, &mut out),
     };
     let code = match result {
         Ok(code) => code,

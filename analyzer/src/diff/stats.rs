@@ -166,7 +166,7 @@ mod tests {
         let (lo, hi) = quantile_ci(&small, 0.5, z).unwrap();
         assert!(lo < 50 && hi > 50 && hi - lo < 30, "{lo} {hi}");
         let (lo, hi) = quantile_ci(&big, 0.5, z).unwrap();
-        assert!(lo <= 50 && hi >= 50 && hi - lo <= 2, "{lo} {hi}");
+        assert!(lo <= 50 && hi >= 50 && hi - lo <= 3, "{lo} {hi}");
         let (lo, hi) = quantile_ci(&small, 0.999, z).unwrap();
         assert_eq!(hi, 100);
         assert!(lo >= 90);

@@ -1,0 +1,140 @@
+//! The event filters of `replay` and `export`: the report's [`Selection`] (the same flags and
+//! meaning as `tcptape report`), also applied one decoded event at a time for streaming.
+
+use crate::queries::select::{Flow, Selection};
+use clap::Args;
+use tcptape_common::record::Record;
+use tcptape_common::Stage;
+
+/// Which events to show.
+#[derive(Debug, Clone, Args)]
+pub struct EventFilter {
+    /// Only events of this flow, either direction: `SADDR:SPORT-DADDR:DPORT`, IPv6 in brackets
+    /// (repeatable).
+    #[arg(long, value_name = "F")]
+    pub flow: Vec<Flow>,
+    /// Only events of this port, source or destination (repeatable).
+    #[arg(long, value_name = "P")]
+    pub port: Vec<u16>,
+    /// Only events of this stage (repeatable). With `--journeys`: only journeys that pass it.
+    #[arg(long, value_name = "S")]
+    pub stage: Vec<Stage>,
+    /// Only events from this long after the start of the recording (`10s`, `1m30s`, `250ms`).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub from: Option<std::time::Duration>,
+    /// Only events until this long after the start of the recording.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub to: Option<std::time::Duration>,
+}
+
+impl EventFilter {
+    /// The selection for a recording that starts at `start_ns`.
+    pub fn selection(&self, start_ns: u64) -> anyhow::Result<Selection> {
+        if let (Some(f), Some(t)) = (self.from, self.to) {
+            anyhow::ensure!(f < t, "--from {f:?} is not before --to {t:?}");
+        }
+        Ok(Selection {
+            ports: self.port.clone(),
+            flows: self.flow.clone(),
+            from_ns: self.from.map(|d| start_ns + d.as_nanos() as u64),
+            to_ns: self.to.map(|d| start_ns + d.as_nanos() as u64),
+            stages: self.stage.clone(),
+        })
+    }
+}
+
+fn flow_is(r: &Record, f: &Flow) -> bool {
+    r.saddr.as_deref() == Some(f.saddr.as_str())
+        && r.sport == Some(f.sport)
+        && r.daddr.as_deref() == Some(f.daddr.as_str())
+        && r.dport == Some(f.dport)
+}
+
+fn reverse(f: &Flow) -> Flow {
+    Flow {
+        saddr: f.daddr.clone(),
+        sport: f.dport,
+        daddr: f.saddr.clone(),
+        dport: f.sport,
+    }
+}
+
+/// True when one event passes the selection: the row-at-a-time form of
+/// [`Selection::predicate`] (time range, ports, flows in either direction), plus the stage list.
+pub fn matches(sel: &Selection, r: &Record) -> bool {
+    if sel.from_ns.is_some_and(|f| r.ts_ns < f) || sel.to_ns.is_some_and(|t| r.ts_ns >= t) {
+        return false;
+    }
+    if !sel.ports.is_empty()
+        && !sel
+            .ports
+            .iter()
+            .any(|p| r.sport == Some(*p) || r.dport == Some(*p))
+    {
+        return false;
+    }
+    if !sel.flows.is_empty()
+        && !sel
+            .flows
+            .iter()
+            .any(|f| flow_is(r, f) || flow_is(r, &reverse(f)))
+    {
+        return false;
+    }
+    sel.stages.is_empty() || sel.stages.iter().any(|s| s.name() == r.kind)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::collect;
+    use crate::queries::scan;
+    use polars::prelude::*;
+    use tcptape_common::synth::{write_file, Mix, SynthConfig};
+    use tcptape_common::Recording;
+
+    /// The row-at-a-time filter keeps exactly the rows the report's polars predicate keeps.
+    #[test]
+    fn matches_agrees_with_the_reports_predicate() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.parquet");
+        write_file(&path, SynthConfig::new(Mix::Bulk, 20_000, 8)).unwrap();
+        let rec = Recording::open(&path).unwrap();
+        let start = rec.meta().start_ns;
+        let rows: Vec<Record> = rec
+            .batches(None)
+            .flat_map(|b| Record::from_batch(&b.unwrap()).unwrap())
+            .collect();
+        let flow: Flow = "10.200.0.2:5201-10.200.0.1:40007".parse().unwrap();
+        let selections = [
+            Selection::default(),
+            Selection {
+                ports: vec![40014],
+                ..Selection::default()
+            },
+            Selection {
+                flows: vec![flow],
+                ..Selection::default()
+            },
+            Selection {
+                ports: vec![5201],
+                from_ns: Some(start + 5_000_000),
+                to_ns: Some(start + 9_000_000),
+                ..Selection::default()
+            },
+        ];
+        for sel in selections {
+            let polars_rows = collect(
+                scan::scan(&rec.files())
+                    .unwrap()
+                    .filter(sel.predicate())
+                    .select([col("ts_ns")]),
+            )
+            .unwrap()
+            .height();
+            let ours = rows.iter().filter(|r| matches(&sel, r)).count();
+            assert!(ours > 0, "{sel:?}");
+            assert_eq!(ours, polars_rows, "{sel:?}");
+        }
+    }
+}
