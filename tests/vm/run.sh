@@ -10,7 +10,7 @@
 #
 # Environment (all optional):
 #   CARGO_TARGET_DIR         cargo's target directory (default: target/); the cache is in its vm/
-#   TCPTAPE_VM_DELAY_MS      netem delay on the sender (default 50)
+#   TCPTAPE_VM_DELAY_MS      netem delay on the sender (default 100)
 #   TCPTAPE_VM_LOSS_PCT      netem loss on the second link (default 3)
 #   TCPTAPE_VM_TIMEOUT       time limit of the VM in seconds (default 240)
 #   TCPTAPE_VM_NOFENTRY_ARGS recorder arguments that disable fentry (default: found in --help)
@@ -37,7 +37,7 @@ case $TARGET in /*) ;; *) TARGET=$ROOT/$TARGET ;; esac
 export CARGO_TARGET_DIR=$TARGET
 VM=$TARGET/vm
 RUN=$VM/run-$SERIES
-DELAY_MS=${TCPTAPE_VM_DELAY_MS:-50}
+DELAY_MS=${TCPTAPE_VM_DELAY_MS:-100}
 LOSS_PCT=${TCPTAPE_VM_LOSS_PCT:-3}
 TIMEOUT=${TCPTAPE_VM_TIMEOUT:-240}
 
@@ -198,10 +198,10 @@ echo "modules: $(tr '\n' ' ' < "$R/lib/vmmods/order")"
 cat > "$R/etc/vmtest.conf" <<EOF
 DELAY_MS=$DELAY_MS
 LOSS_PCT=$LOSS_PCT
-BULK_BYTES=2097152
-BULK_RATE=2500000
+BULK_BYTES=1048576
+BULK_RATE=1250000
 LOSS_BYTES=4194304
-RR_COUNT=40
+RR_COUNT=30
 RR_REQ=1000
 RR_RESP=2000
 RR_SLOW_MS=5
