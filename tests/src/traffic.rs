@@ -38,6 +38,12 @@ pub fn receive(
 
 /// Connects to `addr:port` and writes `bytes` bytes in `chunk`-sized writes, then closes.
 pub fn send(addr: &str, port: u16, bytes: u64, chunk: usize) -> Result<(), String> {
+    send_counting(addr, port, bytes, chunk).map(|_| ())
+}
+
+/// [`send`], returning the socket's own count of retransmitted segments
+/// (`tcp_info.tcpi_total_retrans`) once the peer has read everything.
+pub fn send_counting(addr: &str, port: u16, bytes: u64, chunk: usize) -> Result<u32, String> {
     let mut s = connect(addr, port)?;
     let buf = vec![0x5au8; chunk];
     let mut left = bytes;
@@ -51,7 +57,32 @@ pub fn send(addr: &str, port: u16, bytes: u64, chunk: usize) -> Result<(), Strin
     // Wait for the peer to close, so every byte was read before returning.
     let mut sink = [0u8; 64];
     while s.read(&mut sink).map_err(|e| format!("read: {e}"))? > 0 {}
-    Ok(())
+    total_retrans(&s)
+}
+
+/// `tcp_info.tcpi_total_retrans` of a socket.
+pub fn total_retrans(s: &TcpStream) -> Result<u32, String> {
+    use std::os::fd::AsRawFd;
+    /// `offsetof(struct tcp_info, tcpi_total_retrans)` in the UAPI.
+    const OFFSET: usize = 100;
+    let mut info = [0u8; 256];
+    let mut len = info.len() as libc::socklen_t;
+    // SAFETY: `info` is writable for `len` bytes.
+    let rc = unsafe {
+        libc::getsockopt(
+            s.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            info.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 || (len as usize) < OFFSET + 4 {
+        return Err(format!("TCP_INFO: {}", std::io::Error::last_os_error()));
+    }
+    Ok(u32::from_ne_bytes(
+        info[OFFSET..OFFSET + 4].try_into().expect("4 bytes"),
+    ))
 }
 
 /// Connects, retrying briefly while the listener comes up.

@@ -75,6 +75,21 @@ struct {
 	__type(value, __u8);
 } FLOW_MARKS SEC(".maps");
 
+/* The tcp_sendmsg_locked tracepoint fires once per skb a sendmsg call fills; the last call seen
+ * on each CPU, so that only its first event is recorded (see on_sendmsg_locked). */
+struct sendmsg_call {
+	__u64 sk;
+	__u64 msg;
+	__u64 left;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sendmsg_call);
+} SENDMSG_CALL SEC(".maps");
+
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /* Where a packet's network header is: at skb->data (receive path, before the stack resets
@@ -501,6 +516,26 @@ static __always_inline int on_sendmsg(struct sock *sk, __u64 cookie, __u32 len)
 	e.valid |= V_SEQ | V_LEN;
 	event_task(&e);
 	return submit(&e);
+}
+
+/* tx_sendmsg from the tcp_sendmsg_locked tracepoint: `left` (bytes still to copy) only shrinks
+ * within one call, so an event on the same socket and message with less left is the same call and
+ * is not recorded again. The first event of a call has left = the call's size. `msg` is 0 where
+ * the flavor has no message pointer (classic tracepoint): then a new call smaller than what the
+ * previous call on that CPU had left is taken for the same call. */
+static __always_inline int on_sendmsg_locked(struct sock *sk, __u64 cookie, __u64 msg, __u64 left)
+{
+	__u32 zero = 0;
+	struct sendmsg_call *last = bpf_map_lookup_elem(&SENDMSG_CALL, &zero);
+	if (last) {
+		bool same = last->sk == (__u64)sk && last->msg == msg && left < last->left;
+		last->sk = (__u64)sk;
+		last->msg = msg;
+		last->left = left;
+		if (same)
+			return 0;
+	}
+	return on_sendmsg(sk, cookie, left);
 }
 
 static __always_inline int on_cong_state(struct sock *sk, __u64 cookie, __u8 ca_state)

@@ -154,12 +154,13 @@ int BPF_KPROBE(tx_sendmsg__kprobe__tcp_sendmsg, struct sock *sk, struct msghdr *
 	return on_sendmsg(sk, 0, size);
 }
 
-/* tcp_sendmsg_locked fires once per skb the loop fills; `len` is what is still to copy. */
+/* tcp_sendmsg_locked fires once per skb the loop fills; only a call's first event is kept. */
 SEC("tp_btf/tcp_sendmsg_locked")
 int BPF_PROG(tx_sendmsg__tp_btf__tcp_sendmsg_locked, struct sock *sk, struct msghdr *msg,
 	     struct sk_buff *skb, int size_goal)
 {
-	return on_sendmsg(sk, bpf_get_socket_cookie(sk), BPF_CORE_READ(msg, msg_iter.count));
+	return on_sendmsg_locked(sk, bpf_get_socket_cookie(sk), (__u64)msg,
+				 BPF_CORE_READ(msg, msg_iter.count));
 }
 
 SEC("tracepoint/tcp/tcp_sendmsg_locked")
@@ -168,7 +169,7 @@ int tx_sendmsg__tracepoint__tcp_sendmsg_locked(struct trace_event_raw_tcp_sendms
 	struct sk_buff *skb = (struct sk_buff *)ctx->skb_addr;
 	if (!skb)
 		return 0;
-	return on_sendmsg(BPF_CORE_READ(skb, sk), 0, ctx->msg_left);
+	return on_sendmsg_locked(BPF_CORE_READ(skb, sk), 0, 0, ctx->msg_left);
 }
 
 SEC("fentry/__tcp_transmit_skb")
