@@ -36,6 +36,9 @@ pub enum Command {
     /// The events in time order like `perf script` (text or JSON lines), filtered; `--journeys`
     /// prints each packet's path with the time between hops; `--speed` paces the output.
     Replay(crate::replay::ReplayArgs),
+    /// A trace for ui.perfetto.dev and chrome://tracing: each journey as slices per stage on a
+    /// track per flow, retransmits as instant events, cwnd as counters.
+    Export(crate::export::ExportArgs),
 }
 
 /// Output formats of `report`.

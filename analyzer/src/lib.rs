@@ -12,6 +12,7 @@
 pub mod cli;
 pub mod diff;
 pub mod exit_code;
+pub mod export;
 pub mod frame;
 pub mod info;
 pub mod inputs;

@@ -3,7 +3,7 @@
 use clap::Parser;
 use std::io::Write;
 use tcptape_analyzer::cli::{Cli, Command};
-use tcptape_analyzer::{diff, exit_code, info, replay, report_command};
+use tcptape_analyzer::{diff, exit_code, export, info, replay, report_command};
 
 fn main() {
     let cli = Cli::parse();
@@ -13,6 +13,7 @@ fn main() {
         Command::Report(args) => report_command::run(args, &mut out),
         Command::Diff(args) => diff::run(args, &mut out),
         Command::Replay(args) => replay::run(args, &mut out),
+        Command::Export(args) => export::run(args, &mut out),
     };
     let code = match result {
         Ok(code) => code,
