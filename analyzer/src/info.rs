@@ -27,6 +27,10 @@ pub struct Info {
     pub events: u64,
     /// True when the recorder ended the recording itself.
     pub closed: bool,
+    /// Why the recorder stopped (`duration`, `signal`, `max-size`, `disk-full`...), when closed.
+    pub stop_reason: Option<String>,
+    /// The status line: `closed (stopped: REASON)` or `NOT CLOSED ...`.
+    pub status: String,
     /// Events per stage name, in stage order.
     pub events_per_stage: BTreeMap<String, u64>,
     /// Span of the recording, ns.
@@ -65,6 +69,7 @@ mod arrow_like {
 /// Gathers the facts `info` shows.
 pub fn gather(rec: &Recording) -> anyhow::Result<Info> {
     let meta = rec.meta();
+    let duration_ns = meta.end_ns.saturating_sub(meta.start_ns);
     Ok(Info {
         path: rec.path.display().to_string(),
         segments: rec.segments.len(),
@@ -72,10 +77,43 @@ pub fn gather(rec: &Recording) -> anyhow::Result<Info> {
         bytes: rec.bytes(),
         events: rec.rows(),
         closed: rec.closed(),
+        stop_reason: rec
+            .closed()
+            .then(|| meta.segment.stop_reason.clone())
+            .flatten(),
+        status: status(rec, duration_ns),
         events_per_stage: count_kinds(rec)?,
-        duration_ns: meta.end_ns.saturating_sub(meta.start_ns),
+        duration_ns,
         meta,
     })
+}
+
+/// The status line: a closed recording says why it stopped (a recording stopped by
+/// `disk-full` or `max-size` is whole up to that point, but shorter than asked); an unclosed
+/// one says how much time its finished segments cover.
+fn status(rec: &Recording, duration_ns: u64) -> String {
+    if rec.closed() {
+        let why = rec
+            .meta()
+            .segment
+            .stop_reason
+            .unwrap_or_else(|| "unknown".into());
+        return format!("closed (stopped: {why})");
+    }
+    format!(
+        "NOT CLOSED: the recorder did not finish this recording (killed?); {} finished \
+         segment(s) cover {}{}",
+        rec.segments.len(),
+        ns(duration_ns as f64),
+        if rec.unfinished.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", {} unfinished segment file(s) ignored",
+                rec.unfinished.len()
+            )
+        }
+    )
 }
 
 /// Runs `info`.
@@ -128,26 +166,7 @@ fn write_text(info: &Info, out: &mut impl Write) -> std::io::Result<()> {
         wall(m.end_ns, m.mono_to_wall_ns),
         ns(info.duration_ns as f64)
     )?;
-    if info.closed {
-        let why = m.segment.stop_reason.as_deref().unwrap_or("unknown");
-        writeln!(out, "status       complete (stopped: {why})")?;
-    } else {
-        writeln!(
-            out,
-            "status       NOT CLOSED: the recorder did not finish this recording (killed?); \
-             {} finished segment(s) cover {}{}",
-            info.segments,
-            ns(info.duration_ns as f64),
-            if info.unfinished_segments > 0 {
-                format!(
-                    ", {} unfinished segment file(s) ignored",
-                    info.unfinished_segments
-                )
-            } else {
-                String::new()
-            }
-        )?;
-    }
+    writeln!(out, "status       {}", info.status)?;
     let lost = m.lost.total();
     let per_cpu = m
         .lost
@@ -168,13 +187,30 @@ fn write_text(info: &Info, out: &mut impl Write) -> std::io::Result<()> {
             String::new()
         }
     )?;
+    if !m.lost.missed_runs.is_empty() {
+        let runs = m
+            .lost
+            .missed_runs
+            .iter()
+            .map(|(stage, n)| format!("{stage} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        writeln!(
+            out,
+            "             program runs skipped by the kernel: {runs}"
+        )?;
+    }
     writeln!(
         out,
         "sampling     {}",
         if m.sampling.one_in <= 1 {
             "every flow".to_string()
         } else {
-            format!("1 in {} flows", m.sampling.one_in)
+            format!(
+                "1 in {} flows (counts below are of the sampled flows; \
+                 'seen by the kernel' counts before sampling)",
+                m.sampling.one_in
+            )
         }
     )?;
     let f = &m.filters;
@@ -250,7 +286,7 @@ fn write_text(info: &Info, out: &mut impl Write) -> std::io::Result<()> {
                     )
                 })
                 .collect::<Vec<_>>()
-                .join("; ");
+                .join("\n");
             t.add_row([
                 s.stage.clone(),
                 s.chosen.clone().unwrap_or_else(|| "UNAVAILABLE".into()),
@@ -259,12 +295,26 @@ fn write_text(info: &Info, out: &mut impl Write) -> std::io::Result<()> {
             ]);
         }
         writeln!(out, "{t}")?;
+    } else {
+        writeln!(
+            out,
+            "attach plan  none recorded{}",
+            if m.source == "synth" {
+                " (synthetic recording)"
+            } else {
+                ""
+            }
+        )?;
     }
 
     writeln!(out, "\nevents per stage")?;
     let mut t = Table::new();
-    t.load_preset(UTF8_BORDERS_ONLY)
-        .set_header(["stage", "recorded", "seen by the kernel"]);
+    t.load_preset(UTF8_BORDERS_ONLY).set_header([
+        "stage",
+        "recorded",
+        "seen by the kernel",
+        "not recorded",
+    ]);
     let mut names: Vec<&String> = info.events_per_stage.keys().chain(m.seen.keys()).collect();
     names.sort_by_key(|n| {
         (
@@ -274,17 +324,14 @@ fn write_text(info: &Info, out: &mut impl Write) -> std::io::Result<()> {
     });
     names.dedup();
     for name in names {
+        let recorded = info.events_per_stage.get(name).copied().unwrap_or(0);
+        let seen = m.seen.get(name).copied();
         t.add_row([
             name.clone(),
-            info.events_per_stage
-                .get(name)
-                .copied()
-                .unwrap_or(0)
-                .to_string(),
-            m.seen
-                .get(name)
-                .map(|n| n.to_string())
-                .unwrap_or_else(|| "-".into()),
+            recorded.to_string(),
+            seen.map_or_else(|| "-".into(), |n| n.to_string()),
+            // Sampled out, filtered out after the kernel saw them, or lost.
+            seen.map_or_else(|| "-".into(), |n| n.saturating_sub(recorded).to_string()),
         ]);
     }
     writeln!(out, "{t}")
