@@ -331,7 +331,7 @@ async fn drain(
         if writer.is_finished() {
             anyhow::bail!("the writer stopped while recording");
         }
-        if stats.bytes.load(std::sync::atomic::Ordering::Relaxed) >= limits.max_size {
+        if projected_bytes(&stats, received) >= limits.max_size {
             break stop_reason::MAX_SIZE;
         }
         if last_report.elapsed() >= REPORT {
@@ -346,7 +346,8 @@ async fn drain(
     line.finish();
     // Detach every program first, so the last drain sees everything that will ever arrive.
     drop(loader);
-    if reason != stop_reason::MAX_EVENTS {
+    // At a size or event limit the events still in the ring are left out: the limit holds.
+    if reason != stop_reason::MAX_EVENTS && reason != stop_reason::MAX_SIZE {
         drain_ring(ring.get_mut(), writer, &mut received, limits.max_events)?;
     }
     let p = counters_maps.progress(attached);
@@ -361,6 +362,25 @@ async fn drain(
             lost: lost + stats.queue_lost.load(std::sync::atomic::Ordering::Relaxed),
         },
     ))
+}
+
+/// Bytes the recording will take once the events handed to the writer so far are written: what
+/// is on disk plus the queued events at the bytes per row seen so far. Stopping on this rather
+/// than on what is written keeps the writer's queue from carrying a recording past `--max-size`.
+fn projected_bytes(stats: &crate::write_pipeline::WriterStats, received: u64) -> u64 {
+    use std::sync::atomic::Ordering::Relaxed;
+    /// Bytes per row assumed before the first rows are written (zstd-compressed rows are smaller).
+    const FIRST_GUESS: u64 = 40;
+    let bytes = stats.bytes.load(Relaxed);
+    let rows = stats.rows.load(Relaxed);
+    let lost = stats.queue_lost.load(Relaxed);
+    let queued = received.saturating_sub(rows + lost);
+    let per_row = if rows > 1000 {
+        bytes / rows
+    } else {
+        FIRST_GUESS
+    };
+    bytes + queued * per_row.max(1)
 }
 
 /// The per-CPU counter maps.

@@ -78,6 +78,29 @@ impl Pair {
         Ok(pair)
     }
 
+    /// Adds IPv6 addresses (`fd00:200:<subnet>::1` and `::2`, no duplicate detection) and returns
+    /// them as (sender, receiver).
+    pub fn add_ipv6(&self) -> Result<(String, String), String> {
+        let a = format!("fd00:200:{:x}::1", self.subnet);
+        let b = format!("fd00:200:{:x}::2", self.subnet);
+        for (ns, dev, addr) in [(&self.a, "va", &a), (&self.b, "vb", &b)] {
+            run(
+                "ip",
+                &[
+                    "-n",
+                    ns,
+                    "addr",
+                    "add",
+                    &format!("{addr}/64"),
+                    "dev",
+                    dev,
+                    "nodad",
+                ],
+            )?;
+        }
+        Ok((a, b))
+    }
+
     /// Shapes the sender's egress with a tbf qdisc.
     pub fn shape_sender(&self, rate: &str, burst: &str, limit: &str) -> Result<(), String> {
         run(

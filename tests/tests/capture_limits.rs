@@ -124,6 +124,52 @@ fn max_events_and_duration_stop_with_their_reason() {
 }
 
 #[test]
+fn max_size_stops_the_recording_near_the_limit() {
+    if !should_run("max_size_stops_the_recording_near_the_limit") {
+        return;
+    }
+    let port = 45_311u16;
+    let pair = Pair::new().expect("network namespaces");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("bounded");
+    let rec = RecorderProcess::start(
+        &[
+            "-o",
+            out.to_str().unwrap(),
+            "-p",
+            &port.to_string(),
+            "--max-size",
+            "300K",
+        ],
+        &[],
+    )
+    .unwrap();
+    let addr = pair.addr_b.clone();
+    let listener = spawn_in(&pair.b, {
+        let addr = addr.clone();
+        move || traffic::listen(&addr, port)
+    })
+    .join()
+    .unwrap()
+    .unwrap();
+    let receiver = std::thread::spawn(move || traffic::receive(listener, 1, 4096, Duration::ZERO));
+    spawn_in(&pair.a, move || traffic::send(&addr, port, 64 << 20, 4096))
+        .join()
+        .unwrap()
+        .unwrap();
+    receiver.join().unwrap().unwrap();
+    let (code, log) = rec.wait(Duration::from_secs(30)).unwrap();
+    assert_eq!(code, 0, "{log}");
+    let r = load(&out).unwrap();
+    assert_eq!(r.meta.segment.stop_reason.as_deref(), Some("max-size"));
+    let size: u64 = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+    assert!(size < 2 * 300_000, "a 300K recording takes {size} bytes");
+}
+
+#[test]
 fn missing_privileges_and_existing_outputs_have_their_exit_codes() {
     if !should_run("missing_privileges_and_existing_outputs_have_their_exit_codes") {
         return;
