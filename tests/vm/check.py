@@ -157,6 +157,8 @@ def check_run(c, args, results, env, run, expect):
         return
     info = json.loads(info_p.stdout)
     meta = info["meta"]
+    c.check(f"{run}: recording closed", info.get("closed") is True,
+            info.get("status") or f"closed: {info.get('closed')}")
     plan = {s["stage"]: s for s in meta["attach_plan"]}
     counts = info["events_per_stage"]
     print_plan(f"attach plan in the recording (kernel {meta.get('kernel_release')}):",
