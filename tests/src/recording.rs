@@ -57,9 +57,31 @@ impl Loaded {
         m
     }
 
-    /// Total lost events (ring and writer).
+    /// Total lost events (ring, writer and skipped program runs).
     pub fn lost(&self) -> u64 {
         self.meta.lost.total()
+    }
+
+    /// Events of `stage` that may be missing: every ring and writer loss (they are not
+    /// attributed to stages) plus the stage's skipped program runs.
+    pub fn stage_lost(&self, stage: &str) -> u64 {
+        let l = &self.meta.lost;
+        l.ring_per_cpu.iter().sum::<u64>()
+            + l.writer_queue
+            + l.missed_runs.get(stage).copied().unwrap_or(0)
+    }
+
+    /// Asserts that the `len` of `stage`'s events adds up to `bytes`: exactly when none of them
+    /// can have been lost, else as an upper bound.
+    pub fn assert_bytes(&self, stage: &str, bytes: u64) {
+        let sum: u64 = self.of(stage).map(|x| u64::from(x.len.unwrap_or(0))).sum();
+        match self.stage_lost(stage) {
+            0 => assert_eq!(sum, bytes, "{stage} bytes"),
+            n => {
+                eprintln!("{n} {stage} events may be lost: bytes compared as a bound");
+                assert!(sum <= bytes, "{stage} bytes {sum} > {bytes}");
+            }
+        }
     }
 }
 

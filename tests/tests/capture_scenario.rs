@@ -118,8 +118,7 @@ fn lossy_bulk_transfer_is_recorded_completely() {
     assert!(sent >= BYTES, "tx_sendmsg covers {sent} of {BYTES} bytes");
 
     // Bytes copied to the application = bytes the receiver read.
-    let app: u64 = r.of("rx_app").map(|x| u64::from(x.len.unwrap_or(0))).sum();
-    assert_eq!(app, read, "rx_app bytes");
+    r.assert_bytes("rx_app", read);
 
     // Retransmitted segments = the sender namespace's TcpRetransSegs delta. The kernel counts an
     // attempt once it gets to transmit (err >= 0, including qdisc drops, err 1); attempts that
@@ -154,10 +153,7 @@ fn lossy_bulk_transfer_is_recorded_completely() {
     // Journeys: a sender skb at tx_dev_queue continues at the receiver's rx_netif.
     // Exact when no retransmit event can have been lost: no ring or writer loss, and no skipped
     // run of the retransmit program (the kernel reports those; they are rare).
-    let lost = &r.meta.lost;
-    let retransmit_lost = lost.ring_per_cpu.iter().sum::<u64>()
-        + lost.writer_queue
-        + lost.missed_runs.get("retransmit").copied().unwrap_or(0);
+    let retransmit_lost = r.stage_lost("retransmit");
     // Most runs match exactly. In some runs on a heavily loaded host a few segments (up to 2 %
     // seen) counted by the kernel have no event: two independent recordings of the same run
     // agree with each other, and the program reports no skipped run, so the tracepoint itself
