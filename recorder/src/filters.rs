@@ -75,6 +75,8 @@ pub struct KernelFilters {
     pub netns: Vec<u32>,
     /// Interfaces: name and index.
     pub ifaces: Vec<(String, u32)>,
+    /// Inode of the network namespace the interface names were resolved in.
+    pub ifaces_netns: u32,
 }
 
 fn check_count(what: &str, n: usize, max: usize) -> Result<(), String> {
@@ -119,6 +121,7 @@ impl KernelFilters {
             cidrs,
             pids: args.pids.clone(),
             netns: args.netns.clone(),
+            ifaces_netns: if ifaces.is_empty() { 0 } else { own_netns() },
             ifaces,
         })
     }
@@ -180,6 +183,12 @@ fn pad<T: Copy + Default, const N: usize>(v: &[T]) -> [T; N] {
     let mut out = [T::default(); N];
     out[..v.len()].copy_from_slice(v);
     out
+}
+
+/// The inode of the recorder's network namespace (0 if unknown).
+pub fn own_netns() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self/ns/net").map_or(0, |m| m.ino() as u32)
 }
 
 /// The index of a network interface in the recorder's network namespace.

@@ -100,6 +100,7 @@ impl AyaLoader {
             .override_global("targ_netns", &netns, true)
             .override_global("targ_nifindex", &nifindex, true)
             .override_global("targ_ifindex", &ifindex, true)
+            .override_global("targ_ifindex_netns", &f.ifaces_netns, true)
             .override_global("targ_sample", &cfg.sample, true)
             .override_global("wake_bytes", &cfg.wake_bytes, true)
             .load(tcptape_ebpf::object())

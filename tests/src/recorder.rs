@@ -59,7 +59,25 @@ pub struct RecorderProcess {
 impl RecorderProcess {
     /// Starts `tcptape-record ARGS` and waits until it says it is recording.
     pub fn start(args: &[&str], env: &[(&str, &str)]) -> Result<RecorderProcess, String> {
-        let mut cmd = Command::new(binary()?);
+        Self::start_in(None, args, env)
+    }
+
+    /// [`RecorderProcess::start`], inside network namespace `ns` when given (`ip netns exec`,
+    /// which execs the recorder, so signals reach it directly).
+    pub fn start_in(
+        ns: Option<&str>,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<RecorderProcess, String> {
+        let bin = binary()?;
+        let mut cmd = match ns {
+            None => Command::new(&bin),
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(&bin);
+                c
+            }
+        };
         cmd.args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

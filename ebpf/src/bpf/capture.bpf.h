@@ -40,6 +40,8 @@ const volatile __u32 targ_nnetns = 0;
 const volatile __u32 targ_netns[MAX_NETNS] = {};
 const volatile __u32 targ_nifindex = 0;
 const volatile __u32 targ_ifindex[MAX_IFACES] = {};
+/* Interface indexes are per network namespace: the namespace the names were resolved in. */
+const volatile __u32 targ_ifindex_netns = 0;
 /* Keep 1 flow in `targ_sample` (1 = all). */
 const volatile __u32 targ_sample = 1;
 /* Wake the reader once this many bytes wait in the ring (the reader also polls on a timer). */
@@ -368,6 +370,8 @@ static __always_inline int pid_iface_verdict(const struct tcptape_event *e)
 			if (i < targ_nifindex && targ_ifindex[i] == e->ifindex)
 				ok = true;
 		}
+		if (targ_ifindex_netns && (!(e->valid & V_NETNS) || e->netns != targ_ifindex_netns))
+			ok = false;
 		if (!ok)
 			return -1;
 		verdict = 1;

@@ -1,0 +1,143 @@
+//! The scope filters with real traffic: `--netns`, `--iface` (resolved in the recorder's own
+//! namespace) and `--pid` (a process's flows, including their softirq events).
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+use tcptape_e2e::netns::{spawn_in, Pair};
+use tcptape_e2e::recorder::RecorderProcess;
+use tcptape_e2e::recording::{load, Loaded};
+use tcptape_e2e::{should_run, traffic};
+
+/// One transfer of `bytes` from this process's threads, sender in A, receiver in B.
+fn transfer(pair: &Pair, port: u16, bytes: u64) {
+    let addr = pair.addr_b.clone();
+    let l = spawn_in(&pair.b, {
+        let a = addr.clone();
+        move || traffic::listen(&a, port)
+    })
+    .join()
+    .unwrap()
+    .expect("listen");
+    let rx = std::thread::spawn(move || traffic::receive(l, 1, 16 << 10, Duration::ZERO));
+    spawn_in(&pair.a, move || traffic::send(&addr, port, bytes, 16 << 10))
+        .join()
+        .unwrap()
+        .expect("send");
+    assert_eq!(rx.join().unwrap().expect("receive"), bytes);
+}
+
+fn record(ns: Option<&str>, args: &[&str], traffic: impl FnOnce()) -> Loaded {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("scoped.parquet");
+    let mut all = vec!["-o", out.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let rec = RecorderProcess::start_in(ns, &all, &[]).expect("recorder starts");
+    traffic();
+    std::thread::sleep(Duration::from_millis(200));
+    let (code, log) = rec.stop(libc::SIGTERM).expect("stops");
+    assert_eq!(code, 0, "{log}");
+    load(&out).expect("recording")
+}
+
+#[test]
+fn netns_filter_keeps_one_namespace() {
+    if !should_run("netns_filter_keeps_one_namespace") {
+        return;
+    }
+    let pair = Pair::new().expect("network namespaces");
+    let inode_b = Pair::inode(&pair.b).unwrap();
+    let r = record(
+        None,
+        &["--netns", &inode_b.to_string(), "-p", "45501"],
+        || transfer(&pair, 45_501, 1 << 20),
+    );
+    assert!(r.rows.len() > 50);
+    for row in &r.rows {
+        assert_eq!(row.netns, Some(inode_b), "{row:?}");
+    }
+    // The receiver's side is all there; the sender's socket events are not.
+    assert!(r.of("rx_app").count() > 0 && r.of("rx_netif").count() > 0);
+    assert_eq!(
+        r.of("tx_sendmsg")
+            .filter(|x| x.dport == Some(45_501))
+            .count(),
+        0
+    );
+}
+
+#[test]
+fn iface_filter_uses_the_recorders_namespace() {
+    if !should_run("iface_filter_uses_the_recorders_namespace") {
+        return;
+    }
+    let pair = Pair::new().expect("network namespaces");
+    let inode_b = Pair::inode(&pair.b).unwrap();
+    let vb = Pair::ifindex(&pair.b, "vb").unwrap();
+    let r = record(Some(&pair.b), &["--iface", "vb", "-p", "45511"], || {
+        transfer(&pair, 45_511, 1 << 20)
+    });
+    assert_eq!(r.meta.filters.ifaces, vec!["vb"]);
+    let with_if: Vec<_> = r.rows.iter().filter(|x| x.ifindex.is_some()).collect();
+    assert!(with_if.len() > 20, "{} packet events", with_if.len());
+    for row in with_if {
+        assert_eq!(
+            (row.ifindex, row.netns),
+            (Some(vb), Some(inode_b)),
+            "{row:?}"
+        );
+    }
+    // Socket events of the admitted flow come along.
+    assert!(r.of("rx_app").count() > 0);
+    // The name does not exist where the recorder runs: refused with exit code 2.
+    let out = Command::new(tcptape_e2e::recorder::binary().unwrap())
+        .args(["-o", "/nonexistent/x.parquet", "--iface", "vb"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no interface 'vb'"));
+}
+
+#[test]
+fn pid_filter_keeps_one_process_flows() {
+    if !should_run("pid_filter_keeps_one_process_flows") {
+        return;
+    }
+    let (mine, other) = (45_521u16, 45_522u16);
+    let pair = Pair::new().expect("network namespaces");
+    let me = std::process::id().to_string();
+    let traffic_bin = env!("CARGO_BIN_EXE_tcptape-traffic");
+    let r = record(None, &["--pid", &me], || {
+        // Another process's flow, at the same time.
+        let mut sink = Command::new("ip")
+            .args(["netns", "exec", &pair.b, traffic_bin, "sink", &pair.addr_b])
+            .arg(other.to_string())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        let mut bulk = Command::new("ip")
+            .args(["netns", "exec", &pair.a, traffic_bin, "bulk", &pair.addr_b])
+            .args([other.to_string(), (2u64 << 20).to_string()])
+            .spawn()
+            .unwrap();
+        transfer(&pair, mine, 2 << 20);
+        assert!(bulk.wait().unwrap().success());
+        assert!(sink.wait().unwrap().success());
+    });
+    let ports = |p: u16| {
+        r.rows
+            .iter()
+            .filter(|x| x.sport == Some(p) || x.dport == Some(p))
+            .count()
+    };
+    assert!(
+        ports(mine) > 50,
+        "{} events of this process's flow",
+        ports(mine)
+    );
+    assert_eq!(ports(other), 0, "the other process's flow was recorded");
+    // Softirq events of the admitted flow are kept, not only the ones with a pid.
+    assert!(r.of("rx_netif").count() > 0);
+    let pids: std::collections::HashSet<u32> = r.rows.iter().filter_map(|x| x.pid).collect();
+    assert_eq!(pids, [std::process::id()].into());
+}
