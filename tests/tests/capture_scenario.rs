@@ -150,34 +150,24 @@ fn lossy_bulk_transfer_is_recorded_completely() {
         "no netfilter drop recorded"
     );
 
-    // Journeys: a sender skb at tx_dev_queue continues at the receiver's rx_netif.
     // Exact when no retransmit event can have been lost: no ring or writer loss, and no skipped
     // run of the retransmit program (the kernel reports those; they are rare).
     let retransmit_lost = r.stage_lost("retransmit");
-    // Most runs match exactly. In some runs on a heavily loaded host a few segments (up to 2 %
-    // seen) counted by the kernel have no event: two independent recordings of the same run
-    // agree with each other, and the program reports no skipped run, so the tracepoint itself
-    // did not report them. Hence the tolerance, with the exact figures printed above.
-    let close = |got: u64, want: u64| got <= want && got * 100 >= want * 98;
     if retransmit_lost == 0 {
+        assert_eq!(segs, delta, "retransmitted segments vs TcpRetransSegs");
+        // Failed attempts: `segs` is the counter growth since the socket's previous event, which
+        // can move a few segments between a success and the failure that follows it.
+        let diff = failed_segs.abs_diff(fails);
         assert!(
-            close(segs, delta),
-            "retransmitted segments {segs} vs TcpRetransSegs {delta}"
-        );
-        assert!(
-            close(failed_segs, fails),
+            diff * 100 <= fails.max(100),
             "failed retransmissions {failed_segs} vs TCPRetransFail {fails}"
         );
-        if segs != delta {
-            eprintln!(
-                "NOTE: {} retransmitted segments without an event",
-                delta - segs
-            );
-        }
     } else {
         eprintln!("{retransmit_lost} retransmit events may be lost: totals compared as a bound");
-        assert!(segs <= delta && failed_segs <= fails);
+        assert!(segs <= delta);
     }
+
+    // Journeys: a sender skb at tx_dev_queue continues at the receiver's rx_netif.
     let ifindex_a = Pair::ifindex(&pair.a, "va").unwrap();
     let journeys = r.journeys();
     let crossing = journeys

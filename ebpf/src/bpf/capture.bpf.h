@@ -92,6 +92,15 @@ struct {
 	__type(value, struct sendmsg_call);
 } SENDMSG_CALL SEC(".maps");
 
+/* Per socket, the kernel's count of retransmitted segments (tcp_sock.total_retrans) at its last
+ * retransmit event; see on_retransmit. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __u32);
+} RETRANS_SEEN SEC(".maps");
+
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /* Where a packet's network header is: at skb->data (receive path, before the stack resets
@@ -100,6 +109,11 @@ enum hdr_base {
 	BASE_DATA = 0,
 	BASE_NETWORK = 1,
 };
+
+/* Reads p->f: a plain load where the verifier knows p's BTF type (arguments of tp_btf programs
+ * and pointers reached from them), a probe read elsewhere (classic tracepoints, kprobes). `direct`
+ * is a constant at every call site, so only one branch is compiled into each program. */
+#define RD(direct, p, f) ((direct) ? (p)->f : BPF_CORE_READ(p, f))
 
 static __always_inline void event_init(struct tcptape_event *e, __u8 kind)
 {
@@ -119,65 +133,69 @@ static __always_inline void event_task(struct tcptape_event *e)
 	e->valid |= V_PID;
 }
 
-static __always_inline __u32 net_inum(struct net *net)
-{
-	return BPF_CORE_READ(net, ns.inum);
-}
-
-static __always_inline void event_dev(struct tcptape_event *e, struct net_device *dev)
+static __always_inline void event_dev(struct tcptape_event *e, struct net_device *dev, bool direct)
 {
 	if (!dev)
 		return;
-	e->ifindex = BPF_CORE_READ(dev, ifindex);
+	e->ifindex = RD(direct, dev, ifindex);
 	e->valid |= V_IFINDEX;
-	struct net *net = BPF_CORE_READ(dev, nd_net.net);
+	struct net *net = RD(direct, dev, nd_net.net);
 	if (net) {
-		e->netns = net_inum(net);
+		e->netns = RD(direct, net, ns.inum);
 		e->valid |= V_NETNS;
 	}
 }
 
-static __always_inline __u64 sock_cookie_read(struct sock *sk)
+static __always_inline __u64 sock_cookie_read(struct sock *sk, bool direct)
 {
-	return BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
+	return RD(direct, sk, __sk_common.skc_cookie.counter);
 }
 
 /* Fills the flow, namespace and cookie from a TCP socket; false if `sk` is not an inet TCP
  * socket. `cookie` is the flavor's cookie (0: read the one the socket already has). */
-static __always_inline bool event_sock(struct tcptape_event *e, struct sock *sk, __u64 cookie)
+static __always_inline bool event_sock_(struct tcptape_event *e, struct sock *sk, __u64 cookie,
+					bool direct)
 {
 	if (!sk)
 		return false;
-	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	__u16 family = RD(direct, sk, __sk_common.skc_family);
 	if (family != AF_INET && family != AF_INET6)
 		return false;
-	if (sk_protocol_of(sk) != IPPROTO_TCP)
+	if (sk_protocol_of(sk, direct) != IPPROTO_TCP)
 		return false;
 	e->family = family;
 	if (family == AF_INET) {
-		__be32 s = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
-		__be32 d = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+		__be32 s = RD(direct, sk, __sk_common.skc_rcv_saddr);
+		__be32 d = RD(direct, sk, __sk_common.skc_daddr);
 		__builtin_memcpy(e->saddr, &s, 4);
 		__builtin_memcpy(e->daddr, &d, 4);
+	} else if (direct) {
+		__builtin_memcpy(e->saddr, sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8, 16);
+		__builtin_memcpy(e->daddr, sk->__sk_common.skc_v6_daddr.in6_u.u6_addr8, 16);
 	} else {
 		BPF_CORE_READ_INTO(&e->saddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
 		BPF_CORE_READ_INTO(&e->daddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
 	}
-	e->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
-	e->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	e->sport = RD(direct, sk, __sk_common.skc_num);
+	e->dport = bpf_ntohs(RD(direct, sk, __sk_common.skc_dport));
 	e->valid |= V_FLOW;
-	struct net *net = BPF_CORE_READ(sk, __sk_common.skc_net.net);
+	struct net *net = RD(direct, sk, __sk_common.skc_net.net);
 	if (net) {
-		e->netns = net_inum(net);
+		e->netns = RD(direct, net, ns.inum);
 		e->valid |= V_NETNS;
 	}
 	if (!cookie)
-		cookie = sock_cookie_read(sk);
+		cookie = sock_cookie_read(sk, direct);
 	if (cookie) {
 		e->sock = cookie;
 		e->valid |= V_SOCK;
 	}
 	return true;
+}
+
+static __always_inline bool event_sock(struct tcptape_event *e, struct sock *sk, __u64 cookie)
+{
+	return event_sock_(e, sk, cookie, false);
 }
 
 /* The congestion-control snapshot of a TCP socket. */
@@ -216,16 +234,16 @@ static __always_inline void event_tcp_cb(struct tcptape_event *e, struct sk_buff
 /* Parses the IP and TCP headers of a packet: flow, sequence number and TCP payload length.
  * False when the packet is not TCP over IPv4/IPv6 or the headers cannot be read. */
 static __always_inline bool event_packet(struct tcptape_event *e, struct sk_buff *skb,
-					 enum hdr_base base)
+					 enum hdr_base base, bool direct)
 {
-	__u16 proto = bpf_ntohs(BPF_CORE_READ(skb, protocol));
+	__u16 proto = bpf_ntohs(RD(direct, skb, protocol));
 	if (proto != ETH_P_IP && proto != ETH_P_IPV6)
 		return false;
-	unsigned char *head = BPF_CORE_READ(skb, head);
-	unsigned char *data = BPF_CORE_READ(skb, data);
+	unsigned char *head = RD(direct, skb, head);
+	unsigned char *data = RD(direct, skb, data);
 	unsigned char *nh = data;
 	if (base == BASE_NETWORK) {
-		__u16 off = BPF_CORE_READ(skb, network_header);
+		__u16 off = RD(direct, skb, network_header);
 		if (off == (__u16)~0U)
 			return false;
 		nh = head + off;
@@ -262,7 +280,7 @@ static __always_inline bool event_packet(struct tcptape_event *e, struct sk_buff
 	e->valid |= V_FLOW | V_SEQ;
 	/* Payload = skb bytes after the TCP header; skb->len counts from skb->data. */
 	__u32 hdr = (__u32)(nh - data) + ip_len + th.doff * 4;
-	__u32 len = BPF_CORE_READ(skb, len);
+	__u32 len = RD(direct, skb, len);
 	e->len = len > hdr ? len - hdr : 0;
 	e->valid |= V_LEN;
 	return true;
@@ -418,20 +436,21 @@ static __always_inline int submit(struct tcptape_event *e)
 /* ---- One handler per stage; the flavors in tcptape.bpf.c only extract their arguments. ---- */
 
 /* A packet at a hop of the RX or TX path. */
-static __always_inline int on_packet(__u8 kind, struct sk_buff *skb, enum hdr_base base)
+static __always_inline int on_packet(__u8 kind, struct sk_buff *skb, enum hdr_base base,
+				     bool direct)
 {
 	if (!skb)
 		return 0;
 	struct tcptape_event e;
 	event_init(&e, kind);
-	if (!event_packet(&e, skb, base))
+	if (!event_packet(&e, skb, base, direct))
 		return 0;
 	e.skb = (__u64)skb;
 	e.valid |= V_SKB;
-	event_dev(&e, BPF_CORE_READ(skb, dev));
-	struct sock *sk = BPF_CORE_READ(skb, sk);
+	event_dev(&e, RD(direct, skb, dev), direct);
+	struct sock *sk = RD(direct, skb, sk);
 	if (sk) {
-		__u64 c = sock_cookie_read(sk);
+		__u64 c = sock_cookie_read(sk, direct);
 		if (c) {
 			e.sock = c;
 			e.valid |= V_SOCK;
@@ -447,19 +466,19 @@ static __always_inline int on_tx_done(struct sk_buff *skb)
 	if (!skb)
 		return 0;
 	struct sock *sk = BPF_CORE_READ(skb, sk);
-	if (!sk || sk_protocol_of(sk) != IPPROTO_TCP)
+	if (!sk || sk_protocol_of(sk, false) != IPPROTO_TCP)
 		return 0;
-	return on_packet(ST_TX_DONE, skb, BASE_NETWORK);
+	return on_packet(ST_TX_DONE, skb, BASE_NETWORK, false);
 }
 
 /* A TCP socket with an skb whose control block holds the sequence range (rx_tcp_est,
  * tx_tcp_xmit, retransmit, tcp_sample). */
 static __always_inline int on_sock_skb(__u8 kind, struct sock *sk, struct sk_buff *skb,
-				       __u64 cookie, bool tcp, bool segs)
+				       __u64 cookie, bool tcp, bool segs, bool direct)
 {
 	struct tcptape_event e;
 	event_init(&e, kind);
-	if (!event_sock(&e, sk, cookie))
+	if (!event_sock_(&e, sk, cookie, direct))
 		return 0;
 	if (skb) {
 		e.skb = (__u64)skb;
@@ -486,18 +505,31 @@ static __always_inline int on_retransmit(struct sock *sk, struct sk_buff *skb, _
 	event_tcp(&e, sk);
 	e.err = err;
 	e.valid |= V_ERR;
+	/* The kernel adds the skb's segment count to its counters before transmitting, and the skb
+	 * can shrink before the tracepoint reports it (observed on 6.18: the counter grew by 17 while
+	 * the reported skb had 4 segments). The socket's own total is counted at the same place, so
+	 * its growth since the socket's previous event is what the kernel counted for this attempt. */
+	__u64 key = (__u64)sk;
+	__u32 total = BPF_CORE_READ((struct tcp_sock *)sk, total_retrans);
+	__u32 *last = bpf_map_lookup_elem(&RETRANS_SEEN, &key);
+	if (last && err >= 0) {
+		__u32 grew = total - *last;
+		if (grew > 0 && grew <= 0xffff)
+			e.segs = grew;
+	}
+	bpf_map_update_elem(&RETRANS_SEEN, &key, &total, BPF_ANY);
 	return submit(&e);
 }
 
 /* rx_app: data copied to the application. */
-static __always_inline int on_rx_app(struct sk_buff *skb, int len)
+static __always_inline int on_rx_app(struct sk_buff *skb, int len, bool direct)
 {
 	if (!skb || len <= 0)
 		return 0;
-	struct sock *sk = BPF_CORE_READ(skb, sk);
+	struct sock *sk = RD(direct, skb, sk);
 	struct tcptape_event e;
 	event_init(&e, ST_RX_APP);
-	if (!event_sock(&e, sk, 0))
+	if (!event_sock_(&e, sk, 0, direct))
 		return 0;
 	e.skb = (__u64)skb;
 	e.valid |= V_SKB;
@@ -575,11 +607,11 @@ static __always_inline int on_drop(struct sk_buff *skb, __u32 reason, bool has_r
 	struct tcptape_event e;
 	event_init(&e, ST_DROP);
 	__u16 nh = BPF_CORE_READ(skb, network_header);
-	if (!event_packet(&e, skb, nh == (__u16)~0U ? BASE_DATA : BASE_NETWORK))
+	if (!event_packet(&e, skb, nh == (__u16)~0U ? BASE_DATA : BASE_NETWORK, false))
 		return 0;
 	e.skb = (__u64)skb;
 	e.valid |= V_SKB;
-	event_dev(&e, BPF_CORE_READ(skb, dev));
+	event_dev(&e, BPF_CORE_READ(skb, dev), false);
 	if (has_reason) {
 		e.drop_reason = reason;
 		e.valid |= V_DROP;

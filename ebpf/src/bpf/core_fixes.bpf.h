@@ -11,10 +11,10 @@
 
 /* v5.6, "sock: Make sk_protocol a 16-bit value": sk_protocol moved out of a bitfield (8 bits,
  * shared with sk_type) into its own u16. */
-static __always_inline __u16 sk_protocol_of(struct sock *sk)
+static __always_inline __u16 sk_protocol_of(struct sock *sk, bool direct)
 {
 	if (bpf_core_field_exists(sk->sk_protocol) && bpf_core_field_size(sk->sk_protocol) == 2)
-		return BPF_CORE_READ(sk, sk_protocol);
+		return direct ? sk->sk_protocol : BPF_CORE_READ(sk, sk_protocol);
 	struct sock___old *old = (void *)sk;
 	return BPF_CORE_READ_BITFIELD_PROBED(old, sk_protocol);
 }
@@ -35,9 +35,9 @@ static __always_inline bool kfree_skb_has_reason(void)
 	return bpf_core_type_exists(enum skb_drop_reason);
 }
 
-/* The tcp_retransmit_skb tracepoint gained an `err` argument in a recent kernel (present in 6.18);
- * before that change it had two arguments. The classic record and the BTF prototype changed together, so
- * the record's field tells whether the BTF tracepoint has the argument. */
+/* The tcp_retransmit_skb tracepoint gained an `err` argument in a recent kernel (present in
+ * 6.18); before that change it had two arguments. The classic record and the BTF prototype changed
+ * together, so the record's field tells whether the BTF tracepoint has the argument. */
 static __always_inline bool retransmit_has_err(void)
 {
 	return bpf_core_field_exists(((struct trace_event_raw_tcp_retransmit_skb *)0)->err);

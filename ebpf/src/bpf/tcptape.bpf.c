@@ -20,124 +20,126 @@
 SEC("tp_btf/napi_gro_receive_entry")
 int BPF_PROG(rx_driver__tp_btf__napi_gro_receive_entry, struct sk_buff *skb)
 {
-	return on_packet(ST_RX_DRIVER, skb, BASE_DATA);
+	return on_packet(ST_RX_DRIVER, skb, BASE_DATA, true);
 }
 
 SEC("tp_btf/netif_rx")
 int BPF_PROG(rx_driver__tp_btf__netif_rx, struct sk_buff *skb)
 {
-	return on_packet(ST_RX_DRIVER, skb, BASE_DATA);
+	return on_packet(ST_RX_DRIVER, skb, BASE_DATA, true);
 }
 
 SEC("tracepoint/net/napi_gro_receive_entry")
 int rx_driver__tracepoint__napi_gro_receive_entry(
 	struct trace_event_raw_net_dev_rx_verbose_template *ctx)
 {
-	return on_packet(ST_RX_DRIVER, (struct sk_buff *)ctx->skbaddr, BASE_DATA);
+	return on_packet(ST_RX_DRIVER, (struct sk_buff *)ctx->skbaddr, BASE_DATA, false);
 }
 
 SEC("tracepoint/net/netif_rx")
 int rx_driver__tracepoint__netif_rx(struct trace_event_raw_net_dev_template *ctx)
 {
-	return on_packet(ST_RX_DRIVER, CTX_SKB(ctx), BASE_DATA);
+	return on_packet(ST_RX_DRIVER, CTX_SKB(ctx), BASE_DATA, false);
 }
 
 SEC("tp_btf/netif_receive_skb")
 int BPF_PROG(rx_netif__tp_btf__netif_receive_skb, struct sk_buff *skb)
 {
-	return on_packet(ST_RX_NETIF, skb, BASE_DATA);
+	return on_packet(ST_RX_NETIF, skb, BASE_DATA, true);
 }
 
 SEC("tracepoint/net/netif_receive_skb")
 int rx_netif__tracepoint__netif_receive_skb(struct trace_event_raw_net_dev_template *ctx)
 {
-	return on_packet(ST_RX_NETIF, CTX_SKB(ctx), BASE_DATA);
+	return on_packet(ST_RX_NETIF, CTX_SKB(ctx), BASE_DATA, false);
 }
 
 SEC("fentry/ip_rcv")
 int BPF_PROG(rx_ip__fentry__ip_rcv, struct sk_buff *skb)
 {
-	return on_packet(ST_RX_IP, skb, BASE_DATA);
+	return on_packet(ST_RX_IP, skb, BASE_DATA, false);
 }
 
 SEC("fentry/ipv6_rcv")
 int BPF_PROG(rx_ip__fentry__ipv6_rcv, struct sk_buff *skb)
 {
-	return on_packet(ST_RX_IP, skb, BASE_DATA);
+	return on_packet(ST_RX_IP, skb, BASE_DATA, false);
 }
 
 SEC("kprobe/ip_rcv")
 int BPF_KPROBE(rx_ip__kprobe__ip_rcv, struct sk_buff *skb)
 {
-	return on_packet(ST_RX_IP, skb, BASE_DATA);
+	return on_packet(ST_RX_IP, skb, BASE_DATA, false);
 }
 
 SEC("kprobe/ipv6_rcv")
 int BPF_KPROBE(rx_ip__kprobe__ipv6_rcv, struct sk_buff *skb)
 {
-	return on_packet(ST_RX_IP, skb, BASE_DATA);
+	return on_packet(ST_RX_IP, skb, BASE_DATA, false);
 }
 
 SEC("fentry/tcp_v4_rcv")
 int BPF_PROG(rx_tcp__fentry__tcp_v4_rcv, struct sk_buff *skb)
 {
-	return on_packet(ST_RX_TCP, skb, BASE_NETWORK);
+	return on_packet(ST_RX_TCP, skb, BASE_NETWORK, false);
 }
 
 SEC("fentry/tcp_v6_rcv")
 int BPF_PROG(rx_tcp__fentry__tcp_v6_rcv, struct sk_buff *skb)
 {
-	return on_packet(ST_RX_TCP, skb, BASE_NETWORK);
+	return on_packet(ST_RX_TCP, skb, BASE_NETWORK, false);
 }
 
 SEC("kprobe/tcp_v4_rcv")
 int BPF_KPROBE(rx_tcp__kprobe__tcp_v4_rcv, struct sk_buff *skb)
 {
-	return on_packet(ST_RX_TCP, skb, BASE_NETWORK);
+	return on_packet(ST_RX_TCP, skb, BASE_NETWORK, false);
 }
 
 SEC("kprobe/tcp_v6_rcv")
 int BPF_KPROBE(rx_tcp__kprobe__tcp_v6_rcv, struct sk_buff *skb)
 {
-	return on_packet(ST_RX_TCP, skb, BASE_NETWORK);
+	return on_packet(ST_RX_TCP, skb, BASE_NETWORK, false);
 }
 
 SEC("fentry/tcp_rcv_established")
 int BPF_PROG(rx_tcp_est__fentry__tcp_rcv_established, struct sock *sk, struct sk_buff *skb)
 {
-	return on_sock_skb(ST_RX_TCP_EST, sk, skb, bpf_get_socket_cookie(sk), false, false);
+	return on_sock_skb(ST_RX_TCP_EST, sk, skb, bpf_get_socket_cookie(sk), false, false,
+			   false);
 }
 
 SEC("kprobe/tcp_rcv_established")
 int BPF_KPROBE(rx_tcp_est__kprobe__tcp_rcv_established, struct sock *sk, struct sk_buff *skb)
 {
-	return on_sock_skb(ST_RX_TCP_EST, sk, skb, 0, false, false);
+	return on_sock_skb(ST_RX_TCP_EST, sk, skb, 0, false, false, false);
 }
 
 SEC("tp_btf/tcp_probe")
 int BPF_PROG(rx_tcp_est__tp_btf__tcp_probe, struct sock *sk, struct sk_buff *skb)
 {
-	return on_sock_skb(ST_RX_TCP_EST, sk, skb, bpf_get_socket_cookie(sk), false, false);
+	return on_sock_skb(ST_RX_TCP_EST, sk, skb, bpf_get_socket_cookie(sk), false, false,
+			   true);
 }
 
 SEC("tracepoint/tcp/tcp_probe")
 int rx_tcp_est__tracepoint__tcp_probe(struct trace_event_raw_tcp_probe *ctx)
 {
 	return on_sock_skb(ST_RX_TCP_EST, (struct sock *)ctx->skaddr, CTX_SKB(ctx), 0, false,
-			   false);
+			   false, false);
 }
 
 SEC("tp_btf/skb_copy_datagram_iovec")
 int BPF_PROG(rx_app__tp_btf__skb_copy_datagram_iovec, struct sk_buff *skb, int len)
 {
-	return on_rx_app(skb, len);
+	return on_rx_app(skb, len, true);
 }
 
 SEC("tracepoint/skb/skb_copy_datagram_iovec")
 int rx_app__tracepoint__skb_copy_datagram_iovec(
 	struct trace_event_raw_skb_copy_datagram_iovec *ctx)
 {
-	return on_rx_app(CTX_SKB(ctx), ctx->len);
+	return on_rx_app(CTX_SKB(ctx), ctx->len, false);
 }
 
 /* ---------------------------------------------------------------- TX ---------------------- */
@@ -175,38 +177,39 @@ int tx_sendmsg__tracepoint__tcp_sendmsg_locked(struct trace_event_raw_tcp_sendms
 SEC("fentry/__tcp_transmit_skb")
 int BPF_PROG(tx_tcp_xmit__fentry____tcp_transmit_skb, struct sock *sk, struct sk_buff *skb)
 {
-	return on_sock_skb(ST_TX_TCP_XMIT, sk, skb, bpf_get_socket_cookie(sk), false, true);
+	return on_sock_skb(ST_TX_TCP_XMIT, sk, skb, bpf_get_socket_cookie(sk), false, true,
+			   false);
 }
 
 SEC("kprobe/__tcp_transmit_skb")
 int BPF_KPROBE(tx_tcp_xmit__kprobe____tcp_transmit_skb, struct sock *sk, struct sk_buff *skb)
 {
-	return on_sock_skb(ST_TX_TCP_XMIT, sk, skb, 0, false, true);
+	return on_sock_skb(ST_TX_TCP_XMIT, sk, skb, 0, false, true, false);
 }
 
 SEC("tp_btf/net_dev_queue")
 int BPF_PROG(tx_dev_queue__tp_btf__net_dev_queue, struct sk_buff *skb)
 {
-	return on_packet(ST_TX_DEV_QUEUE, skb, BASE_NETWORK);
+	return on_packet(ST_TX_DEV_QUEUE, skb, BASE_NETWORK, true);
 }
 
 SEC("tracepoint/net/net_dev_queue")
 int tx_dev_queue__tracepoint__net_dev_queue(struct trace_event_raw_net_dev_template *ctx)
 {
-	return on_packet(ST_TX_DEV_QUEUE, CTX_SKB(ctx), BASE_NETWORK);
+	return on_packet(ST_TX_DEV_QUEUE, CTX_SKB(ctx), BASE_NETWORK, false);
 }
 
 SEC("tp_btf/qdisc_enqueue")
 int BPF_PROG(tx_qdisc_enq__tp_btf__qdisc_enqueue, struct Qdisc *q, struct netdev_queue *txq,
 	     struct sk_buff *skb)
 {
-	return on_packet(ST_TX_QDISC_ENQ, skb, BASE_NETWORK);
+	return on_packet(ST_TX_QDISC_ENQ, skb, BASE_NETWORK, true);
 }
 
 SEC("tracepoint/qdisc/qdisc_enqueue")
 int tx_qdisc_enq__tracepoint__qdisc_enqueue(struct trace_event_raw_qdisc_enqueue *ctx)
 {
-	return on_packet(ST_TX_QDISC_ENQ, CTX_SKB(ctx), BASE_NETWORK);
+	return on_packet(ST_TX_QDISC_ENQ, CTX_SKB(ctx), BASE_NETWORK, false);
 }
 
 /* qdisc_dequeue also fires with packets = 0 and no skb. */
@@ -216,7 +219,7 @@ int BPF_PROG(tx_qdisc_deq__tp_btf__qdisc_dequeue, struct Qdisc *q, struct netdev
 {
 	if (packets <= 0)
 		return 0;
-	return on_packet(ST_TX_QDISC_DEQ, skb, BASE_NETWORK);
+	return on_packet(ST_TX_QDISC_DEQ, skb, BASE_NETWORK, true);
 }
 
 SEC("tracepoint/qdisc/qdisc_dequeue")
@@ -224,19 +227,19 @@ int tx_qdisc_deq__tracepoint__qdisc_dequeue(struct trace_event_raw_qdisc_dequeue
 {
 	if (ctx->packets <= 0)
 		return 0;
-	return on_packet(ST_TX_QDISC_DEQ, CTX_SKB(ctx), BASE_NETWORK);
+	return on_packet(ST_TX_QDISC_DEQ, CTX_SKB(ctx), BASE_NETWORK, false);
 }
 
 SEC("tp_btf/net_dev_start_xmit")
 int BPF_PROG(tx_driver__tp_btf__net_dev_start_xmit, struct sk_buff *skb)
 {
-	return on_packet(ST_TX_DRIVER, skb, BASE_NETWORK);
+	return on_packet(ST_TX_DRIVER, skb, BASE_NETWORK, true);
 }
 
 SEC("tracepoint/net/net_dev_start_xmit")
 int tx_driver__tracepoint__net_dev_start_xmit(struct trace_event_raw_net_dev_start_xmit *ctx)
 {
-	return on_packet(ST_TX_DRIVER, (struct sk_buff *)ctx->skbaddr, BASE_NETWORK);
+	return on_packet(ST_TX_DRIVER, (struct sk_buff *)ctx->skbaddr, BASE_NETWORK, false);
 }
 
 SEC("tp_btf/consume_skb")
@@ -274,14 +277,15 @@ int retransmit__tracepoint__tcp_retransmit_skb(struct trace_event_raw_tcp_retran
 SEC("tp_btf/tcp_probe")
 int BPF_PROG(tcp_sample__tp_btf__tcp_probe, struct sock *sk, struct sk_buff *skb)
 {
-	return on_sock_skb(ST_TCP_SAMPLE, sk, skb, bpf_get_socket_cookie(sk), true, false);
+	return on_sock_skb(ST_TCP_SAMPLE, sk, skb, bpf_get_socket_cookie(sk), true, false,
+			   true);
 }
 
 SEC("tracepoint/tcp/tcp_probe")
 int tcp_sample__tracepoint__tcp_probe(struct trace_event_raw_tcp_probe *ctx)
 {
 	return on_sock_skb(ST_TCP_SAMPLE, (struct sock *)ctx->skaddr, CTX_SKB(ctx), 0, true,
-			   false);
+			   false, false);
 }
 
 SEC("tp_btf/tcp_cong_state_set")
