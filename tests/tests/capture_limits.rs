@@ -34,6 +34,28 @@ fn check_prints_the_plan_and_succeeds() {
     let doc: serde_json_value::Value = serde_json_value::parse(&out.stdout);
     assert_eq!(doc.stages_len, 19);
     assert!(doc.recordable > 0);
+
+    // Nothing attachable: `check` and a recording both say so with exit code 4.
+    let none = [(
+        "TCPTAPE_DISABLE_MECHANISMS",
+        "fentry,kprobe,tp_btf,tracepoint",
+    )];
+    let out = Command::new(binary().unwrap())
+        .arg("check")
+        .envs(none)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("0 of 19 stages"));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("none.parquet");
+    let out = Command::new(binary().unwrap())
+        .args(["-q", "-o", path.to_str().unwrap()])
+        .envs(none)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    assert!(!path.exists());
 }
 
 /// A minimal reader of the two fields the test needs, so the harness needs no JSON crate.
