@@ -436,3 +436,39 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::write_pipeline::WriterStats;
+    use std::sync::atomic::Ordering::Relaxed;
+
+    #[test]
+    fn projected_size_counts_what_the_writer_has_not_written_yet() {
+        let stats = WriterStats::default();
+        // Nothing written yet: the first guess per row.
+        assert_eq!(projected_bytes(&stats, 100), 4000);
+        // 10 000 rows in 200 000 bytes (20 per row), 5 000 more queued, 1 000 dropped.
+        stats.rows.store(10_000, Relaxed);
+        stats.bytes.store(200_000, Relaxed);
+        stats.queue_lost.store(1_000, Relaxed);
+        assert_eq!(projected_bytes(&stats, 16_000), 200_000 + 5_000 * 20);
+        // Everything written: just the bytes.
+        assert_eq!(projected_bytes(&stats, 11_000), 200_000);
+    }
+
+    #[test]
+    fn clock_offset_matches_the_wall_clock() {
+        let (offset, at) = clock_offset();
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as i64;
+        let mono = host::monotonic_ns().unwrap() as i64;
+        assert!(at > 0);
+        assert!(
+            (mono + offset - wall).abs() < 50_000_000,
+            "offset off by more than 50 ms"
+        );
+    }
+}
