@@ -42,46 +42,61 @@ fn stage(code: Option<u64>) -> Option<Stage> {
     Stage::from_code(code? as u8)
 }
 
-/// Appends the (`from`, `to`, `dt_ns`) rows of a frame to per-pair samples, skipping first hops.
-fn add_samples(df: &DataFrame, out: &mut BTreeMap<Pair, Vec<i64>>) -> anyhow::Result<()> {
-    let (from, to, dt) = (u64s(df, "from")?, u64s(df, "to")?, i64s(df, "dt_ns")?);
+/// Appends the (`from`, `to`, `dt_ns`, `ts_ns`) rows of a frame to per-pair samples, skipping
+/// first hops.
+fn add_samples(df: &DataFrame, out: &mut BTreeMap<Pair, Vec<(u64, i64)>>) -> anyhow::Result<()> {
+    let (from, to, dt, ts) = (
+        u64s(df, "from")?,
+        u64s(df, "to")?,
+        i64s(df, "dt_ns")?,
+        u64s(df, "ts_ns")?,
+    );
     for i in 0..df.height() {
         if let (Some(f), Some(t), Some(d)) = (stage(from[i]), stage(to[i]), dt[i]) {
-            out.entry((f, t)).or_default().push(d);
+            out.entry((f, t)).or_default().push((ts[i].unwrap_or(0), d));
         }
     }
     Ok(())
 }
 
+/// The samples in the time order of their later hop (stable for equal times).
+fn in_time_order(v: BTreeMap<Pair, Vec<(u64, i64)>>) -> BTreeMap<Pair, Vec<i64>> {
+    v.into_iter()
+        .map(|(k, mut v)| {
+            v.sort_by_key(|&(ts, _)| ts);
+            (k, v.into_iter().map(|(_, d)| d).collect())
+        })
+        .collect()
+}
+
 /// Every stage delta (ns) per pair of adjacent recorded stages: the packets behind the report's
-/// per-stage rows, sorted ascending.
+/// per-stage rows, in the time order of the later hop (time order matters to tests that must
+/// allow for neighbouring packets being alike).
 pub fn stage_samples(j: &Journeys) -> anyhow::Result<BTreeMap<Pair, Vec<i64>>> {
     let mut out = BTreeMap::new();
     for p in j.pairs() {
         let df = collect(
-            p.select([col("from"), col("to"), col("dt_ns")])
+            p.select([col("from"), col("to"), col("dt_ns"), col("ts_ns")])
                 .filter(col("from").is_not_null()),
         )?;
         add_samples(&df, &mut out)?;
     }
-    out.values_mut().for_each(|v| v.sort_unstable());
-    Ok(out)
+    Ok(in_time_order(out))
 }
 
 /// The durations (ns) of complete journeys per (first, last) stage: the packets behind the
-/// report's end-to-end rows, sorted ascending.
+/// report's end-to-end rows, in the time order of their last hop.
 pub fn end_to_end_samples(j: &Journeys) -> anyhow::Result<BTreeMap<Pair, Vec<i64>>> {
     let df = collect(
         j.whole
             .clone()
             .lazy()
             .filter(col("complete").and(col("from").neq(col("to"))))
-            .select([col("from"), col("to"), col("dt_ns")]),
+            .select([col("from"), col("to"), col("dt_ns"), col("ts_ns")]),
     )?;
     let mut out = BTreeMap::new();
     add_samples(&df, &mut out)?;
-    out.values_mut().for_each(|v| v.sort_unstable());
-    Ok(out)
+    Ok(in_time_order(out))
 }
 
 /// One hop of a packet.

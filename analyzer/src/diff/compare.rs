@@ -3,7 +3,7 @@
 
 use super::environment;
 use super::model::*;
-use super::stats::{mann_whitney, quantile_ci, z_of, MannWhitney};
+use super::stats::{blocks, mann_whitney, mean, nearest_rank, quantile_ci, z_of, MannWhitney};
 use super::threshold::{Limit, Metric, Threshold};
 use crate::model::{Report, StageLatency};
 use crate::per_packet::{self, Pair};
@@ -13,8 +13,27 @@ use crate::report::{self, Options};
 use std::collections::{BTreeMap, BTreeSet};
 use tcptape_common::{Recording, Stage};
 
+/// Time blocks per side for a test, at most.
+pub const MAX_BLOCKS: usize = 30;
+/// Packets per block for a test on medians, at least.
+pub const MIN_BLOCK: usize = 20;
+/// Blocks per side for a test, at least (with fewer, no verdict).
+pub const MIN_BLOCKS: usize = 5;
 /// Fewer packets than this on either side give no verdict.
-pub const MIN_PACKETS: usize = 20;
+pub const MIN_PACKETS: usize = MIN_BLOCK * MIN_BLOCKS;
+
+/// The medians of the time blocks of samples given in time order.
+fn block_medians(by_time: &[i64]) -> Vec<i64> {
+    blocks(by_time, MIN_BLOCK, MAX_BLOCKS, |b| {
+        nearest_rank(b, 0.5).unwrap_or(0)
+    })
+}
+
+fn sorted(v: &[i64]) -> Vec<i64> {
+    let mut v = v.to_vec();
+    v.sort_unstable();
+    v
+}
 
 /// One recording, analyzed.
 pub struct Side {
@@ -22,9 +41,9 @@ pub struct Side {
     pub rec: Recording,
     /// Its report, as `tcptape report` builds it.
     pub report: Report,
-    /// Stage delays per pair (sorted), the packets behind `report.stages`.
+    /// Stage delays per pair in time order, the packets behind `report.stages`.
     pub stages: BTreeMap<Pair, Vec<i64>>,
-    /// Whole-journey durations per pair (sorted), behind `report.end_to_end`.
+    /// Whole-journey durations per pair in time order, behind `report.end_to_end`.
     pub end_to_end: BTreeMap<Pair, Vec<i64>>,
 }
 
@@ -103,17 +122,25 @@ fn rows(
                 (Some(b), Some(c)) => Some(changes(b, c)),
                 _ => None,
             };
-            let (test, verdict) = match &ch {
-                None => (None, Verdict::OneSideOnly),
+            let (test, test_blocks, verdict) = match &ch {
+                None => (None, None, Verdict::OneSideOnly),
                 Some(_) if sb.len() < MIN_PACKETS || sc.len() < MIN_PACKETS => {
-                    (None, Verdict::TooFewPackets)
+                    (None, None, Verdict::TooFewPackets)
                 }
                 Some(ch) => {
-                    let t = mann_whitney(sb, sc);
-                    (t, verdict(t, ch.p50_ns, tested, settings))
+                    let (mb, mc) = (block_medians(sb), block_medians(sc));
+                    let t = mann_whitney(&mb, &mc);
+                    (
+                        t,
+                        Some([mb.len(), mc.len()]),
+                        verdict(t, ch.p50_ns, tested, settings),
+                    )
                 }
             };
-            let p50_ci = match (quantile_ci(sb, 0.5, z), quantile_ci(sc, 0.5, z)) {
+            let p50_ci = match (
+                quantile_ci(&sorted(sb), 0.5, z),
+                quantile_ci(&sorted(sc), 0.5, z),
+            ) {
                 (Some(x), Some(y)) => Some([x, y]),
                 _ => None,
             };
@@ -125,6 +152,7 @@ fn rows(
                 changes: ch,
                 p50_ci_ns: p50_ci,
                 test,
+                test_blocks,
                 verdict,
             }
         })
@@ -238,42 +266,64 @@ fn unit(m: Metric) -> &'static str {
 }
 
 /// Why a crossed latency threshold is within noise, if it is.
-fn latency_noise(
-    t: &Threshold,
-    row: &StageDiff,
-    sb: &[i64],
-    sc: &[i64],
-    s: &Settings,
-) -> Option<String> {
+///
+/// The figure is computed per time block on each side and the blocks are compared with the
+/// Mann–Whitney test at `alpha`: a threshold fires only when the blocks of the candidate are
+/// shifted the way it says. A percentile needs blocks of at least `5 / (1 − q)` packets (500
+/// for p99); with fewer than [`MIN_BLOCKS`] such blocks per side, the distribution-free
+/// confidence intervals of the quantile must not overlap instead.
+fn latency_noise(t: &Threshold, sb: &[i64], sc: &[i64], s: &Settings) -> Option<String> {
     if matches!(t.limit, Limit::Level(_)) {
         return None;
     }
-    match t.metric {
+    let (min_block, stat): (usize, Box<dyn Fn(&[i64]) -> i64>) = match t.metric {
         Metric::Percentile(q) => {
-            let z = z_of(s.confidence);
             let q = q as f64 / 1000.0;
-            let (b, c) = (quantile_ci(sb, q, z)?, quantile_ci(sc, q, z)?);
-            let apart = if t.above { c.0 > b.1 } else { c.1 < b.0 };
-            (!apart).then(|| {
-                format!(
-                    "within noise: the {:.0}% intervals of the quantile overlap \
-                     (base {}..{} ns, candidate {}..{} ns)",
-                    s.confidence * 100.0,
-                    b.0,
-                    b.1,
-                    c.0,
-                    c.1
-                )
-            })
+            (
+                ((5.0 / (1.0 - q)).ceil() as usize).max(MIN_BLOCK),
+                Box::new(move |b: &[i64]| nearest_rank(b, q).unwrap_or(0)),
+            )
         }
-        Metric::Mean => {
-            let t_ok = row
-                .test
-                .is_some_and(|m| m.p_value < s.alpha && (m.z > 0.0) == t.above);
-            (!t_ok).then(|| "within noise: the Mann–Whitney test finds no shift".to_string())
-        }
-        _ => None,
+        Metric::Mean => (MIN_BLOCK, Box::new(mean)),
+        _ => return None,
+    };
+    let (bb, bc) = (
+        blocks(sb, min_block, MAX_BLOCKS, &stat),
+        blocks(sc, min_block, MAX_BLOCKS, &stat),
+    );
+    if bb.len() >= MIN_BLOCKS && bc.len() >= MIN_BLOCKS {
+        let m = mann_whitney(&bb, &bc);
+        let shifted = m.is_some_and(|m| m.p_value < s.alpha && (m.z > 0.0) == t.above);
+        return (!shifted).then(|| {
+            format!(
+                "within noise: the {} time blocks of each side do not differ \
+                 (Mann–Whitney p = {})",
+                bb.len().min(bc.len()),
+                super::render::p_value(m.map(|m| m.p_value))
+            )
+        });
     }
+    let Metric::Percentile(q) = t.metric else {
+        return Some("within noise: too few packets to test the mean".into());
+    };
+    let z = z_of(s.confidence);
+    let q = q as f64 / 1000.0;
+    let (b, c) = (
+        quantile_ci(&sorted(sb), q, z)?,
+        quantile_ci(&sorted(sc), q, z)?,
+    );
+    let apart = if t.above { c.0 > b.1 } else { c.1 < b.0 };
+    (!apart).then(|| {
+        format!(
+            "within noise: the {:.0}% intervals of the quantile overlap \
+             (base {}..{} ns, candidate {}..{} ns)",
+            s.confidence * 100.0,
+            b.0,
+            b.1,
+            c.0,
+            c.1
+        )
+    })
 }
 
 /// Checks every threshold; an error for one whose scope matches no row of either recording.
@@ -284,6 +334,8 @@ fn check_thresholds(
     cand: &Side,
 ) -> anyhow::Result<Vec<ThresholdCheck>> {
     let mut out = Vec::new();
+    let mut to_test = Vec::new();
+    let mut evaluated = 0usize;
     for t in ts {
         if !t.metric.is_latency() {
             let (b, c) = (&base.report, &cand.report);
@@ -348,25 +400,17 @@ fn check_thresholds(
                 };
                 let change = Change::of(latency_value(b, t.metric), latency_value(c, t.metric));
                 let crossed = t.crossed(change.base, change.cand);
-                let empty = Vec::new();
-                let noise = if crossed {
-                    latency_noise(
-                        t,
-                        row,
-                        bs.get(&(f, to)).unwrap_or(&empty),
-                        cs.get(&(f, to)).unwrap_or(&empty),
-                        &d.settings,
-                    )
-                } else {
-                    None
-                };
+                evaluated += 1;
+                if crossed {
+                    to_test.push((out.len(), t, bs.get(&(f, to)), cs.get(&(f, to))));
+                }
                 out.push(ThresholdCheck {
                     expr: t.text.clone(),
                     row: name,
                     change: Some(change),
                     unit: unit(t.metric),
-                    failed: crossed && noise.is_none(),
-                    note: noise,
+                    failed: crossed,
+                    note: None,
                 });
             }
         }
@@ -375,6 +419,18 @@ fn check_thresholds(
             "--fail-on '{}': no such pair of stages in either recording",
             t.text
         );
+    }
+    // Each crossed latency threshold is tested at alpha over the number of rows checked
+    // (Bonferroni), so the chance that noise fails any of them stays below alpha.
+    let settings = Settings {
+        alpha: d.settings.alpha / evaluated.max(1) as f64,
+        ..d.settings.clone()
+    };
+    let empty = Vec::new();
+    for (i, t, sb, sc) in to_test {
+        let noise = latency_noise(t, sb.unwrap_or(&empty), sc.unwrap_or(&empty), &settings);
+        out[i].failed = noise.is_none();
+        out[i].note = noise;
     }
     Ok(out)
 }
@@ -442,7 +498,13 @@ pub fn compare(
             .iter()
             .map(|r| (r, ""))
             .chain(d.end_to_end.iter().map(|r| (r, "end to end ")))
-            .filter(|(r, _)| r.verdict == Verdict::Slower)
+            .filter(|(r, _)| {
+                r.verdict == Verdict::Slower
+                    && r.changes.is_some_and(|c| {
+                        c.p50_ns.rel.is_none_or(|rel| rel >= d.settings.fail_effect)
+                            && c.p50_ns.abs >= d.settings.fail_shift_ns as f64
+                    })
+            })
             .map(|(r, what)| {
                 let ch = r.changes.expect("both sides").p50_ns;
                 format!(

@@ -63,7 +63,8 @@ pub struct DiffArgs {
     /// every row. METRIC: p50 p90 p99 p999 max mean count, or retransmit_rate, lost. LIMIT:
     /// `+10%` / `-5%` (relative change), `+2ms` (absolute change), `5ms` (the candidate's
     /// level). Examples: 'p99>+10%', 'rx_tcp_est->rx_app:p50>+2ms', 'lost>0'. With thresholds,
-    /// only they decide the exit code; without, any stage the test finds SLOWER does.
+    /// only they decide the exit code; without, a stage found SLOWER by at least
+    /// `--fail-effect` and `--fail-shift` does.
     #[arg(long, value_name = "EXPR")]
     pub fail_on: Vec<Threshold>,
     /// Output format.
@@ -76,12 +77,22 @@ pub struct DiffArgs {
     /// tested at ALPHA / pairs).
     #[arg(long, default_value_t = 0.01, value_parser = parse_fraction)]
     pub alpha: f64,
-    /// Smallest relative shift of a stage's median that counts as a change (`10%` or `0.1`).
+    /// Smallest relative shift of a stage's median that the verdict calls a change
+    /// (`10%` or `0.1`).
     #[arg(long, value_name = "FRACTION", default_value = "10%", value_parser = parse_fraction)]
     pub min_effect: f64,
-    /// Smallest absolute shift of a stage's median that counts as a change.
+    /// Smallest absolute shift of a stage's median that the verdict calls a change.
     #[arg(long, value_name = "DURATION", default_value = "1us", value_parser = humantime::parse_duration)]
     pub min_shift: std::time::Duration,
+    /// Without `--fail-on`: a stage found SLOWER is a regression (exit 1) when its median rose
+    /// by at least this much. Two runs of one scenario on a real host differ by up to ~25% in
+    /// stages that depend on buffer sizes (a bulk sender's time in the socket buffer).
+    #[arg(long, value_name = "FRACTION", default_value = "30%", value_parser = parse_fraction)]
+    pub fail_effect: f64,
+    /// Without `--fail-on`: ... and by at least this long. Stages of a few microseconds differ
+    /// by a few microseconds between runs (scheduling, CPU frequency).
+    #[arg(long, value_name = "DURATION", default_value = "10us", value_parser = humantime::parse_duration)]
+    pub fail_shift: std::time::Duration,
     /// Confidence level of the quantile intervals that keep a percentile threshold from firing
     /// on noise.
     #[arg(long, default_value_t = 0.99, value_parser = parse_fraction)]
@@ -121,6 +132,8 @@ pub fn run(args: &DiffArgs, out: &mut impl Write) -> anyhow::Result<i32> {
         alpha: args.alpha,
         min_effect: args.min_effect,
         min_shift_ns: args.min_shift.as_nanos() as u64,
+        fail_effect: args.fail_effect,
+        fail_shift_ns: args.fail_shift.as_nanos() as u64,
         confidence: args.confidence,
     };
     let d = compare::compare(&base, &cand, &args.fail_on, settings)?;

@@ -106,8 +106,10 @@ pub struct StageDiff {
     pub changes: Option<Changes>,
     /// The 99% (see `confidence`) intervals of the medians, base and candidate, ns.
     pub p50_ci_ns: Option<[(i64, i64); 2]>,
-    /// Mann–Whitney U test of the two samples of delays.
+    /// Mann–Whitney U test of the medians of the two sides' time blocks.
     pub test: Option<MannWhitney>,
+    /// Time blocks compared by the test, base and candidate.
+    pub test_blocks: Option<[usize; 2]>,
     /// The verdict.
     pub verdict: Verdict,
 }
@@ -187,6 +189,10 @@ pub struct Settings {
     pub min_effect: f64,
     /// Smallest absolute shift of the median called a change, ns.
     pub min_shift_ns: u64,
+    /// Without thresholds: smallest relative rise of a SLOWER stage's median that fails.
+    pub fail_effect: f64,
+    /// Without thresholds: smallest absolute rise of a SLOWER stage's median that fails, ns.
+    pub fail_shift_ns: u64,
     /// Confidence level of the quantile intervals used by thresholds.
     pub confidence: f64,
 }

@@ -127,9 +127,20 @@ fn result_line(d: &Diff) -> String {
 
 fn settings_line(d: &Diff) -> String {
     let s = &d.settings;
+    let rule = if d.thresholds.is_empty() {
+        format!(
+            "; without --fail-on, a SLOWER stage fails when its median rose by at least {:.0}% \
+             and {}",
+            s.fail_effect * 100.0,
+            ns(s.fail_shift_ns as f64)
+        )
+    } else {
+        "; the --fail-on thresholds decide the result".to_string()
+    };
     format!(
-        "a stage is SLOWER or faster when the Mann–Whitney test rejects \"no shift\" at α = {} \
-         (Bonferroni over the pairs) and its median moved by at least {:.0}% and {}",
+        "a stage is SLOWER or faster when the Mann–Whitney test on the medians of up to 30 time \
+         blocks per side rejects \"no shift\" at α = {} (Bonferroni over the pairs) and its \
+         median moved by at least {:.0}% and {}{rule}",
         s.alpha,
         s.min_effect * 100.0,
         ns(s.min_shift_ns as f64)

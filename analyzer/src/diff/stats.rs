@@ -1,8 +1,13 @@
-//! The statistics behind `diff`'s verdicts: the Mann–Whitney U test of two samples of stage
-//! delays, and distribution-free confidence intervals of a quantile from order statistics.
+//! The statistics behind `diff`'s verdicts: the Mann–Whitney U test, time blocks, and
+//! distribution-free confidence intervals of a quantile from order statistics.
 //!
-//! Both are rank methods: they make no assumption about the shape of a latency distribution
-//! (which is skewed, multi-modal and heavy-tailed), and they cost one sort per sample.
+//! These are rank methods: they make no assumption about the shape of a latency distribution
+//! (skewed, multi-modal, heavy-tailed). Neighbouring packets are not independent, though: in a
+//! real recording a queue that is long for one packet is long for the next, so a test that
+//! counts each packet as one observation finds "significant" differences between two runs of
+//! the same scenario. Tests therefore compare statistics of contiguous time blocks ([`blocks`]):
+//! the blocks are nearly independent, and their number, not the number of packets, sets the
+//! strength of the evidence.
 
 use statrs::distribution::{ContinuousCDF, Normal};
 
@@ -101,6 +106,36 @@ pub fn quantile_ci(sorted: &[i64], q: f64, z: f64) -> Option<(i64, i64)> {
     Some((sorted[lo.max(1) - 1], sorted[hi.max(1) - 1]))
 }
 
+/// A statistic of each of up to `max_blocks` contiguous blocks of at least `min_block`
+/// samples (given in time order), sorted ascending; empty when there are too few samples for
+/// one block. The statistic gets each block's samples sorted.
+pub fn blocks(
+    by_time: &[i64],
+    min_block: usize,
+    max_blocks: usize,
+    stat: impl Fn(&[i64]) -> i64,
+) -> Vec<i64> {
+    let n = by_time.len();
+    let k = (n / min_block.max(1)).min(max_blocks);
+    let mut out: Vec<i64> = (0..k)
+        .map(|b| {
+            let mut block = by_time[b * n / k..(b + 1) * n / k].to_vec();
+            block.sort_unstable();
+            stat(&block)
+        })
+        .collect();
+    out.sort_unstable();
+    out
+}
+
+/// The mean of sorted samples, rounded.
+pub fn mean(sorted: &[i64]) -> i64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    (sorted.iter().map(|&v| v as i128).sum::<i128>() / sorted.len() as i128) as i64
+}
+
 /// z of a two-sided confidence level (0.99 → 2.576).
 pub fn z_of(level: f64) -> f64 {
     Normal::standard().inverse_cdf(0.5 + level / 2.0)
@@ -145,6 +180,17 @@ mod tests {
     fn constant_or_empty_samples_have_no_test() {
         assert!(mann_whitney(&[5, 5], &[5, 5, 5]).is_none());
         assert!(mann_whitney(&[], &[1]).is_none());
+    }
+
+    #[test]
+    fn blocks_are_contiguous_in_time_and_bounded_in_number() {
+        let v: Vec<i64> = (0..100).rev().collect();
+        let med = |b: &[i64]| nearest_rank(b, 0.5).unwrap();
+        // 4 blocks of 25: 99..75, 74..50, 49..25, 24..0; medians sorted.
+        assert_eq!(blocks(&v, 25, 30, med), [12, 37, 62, 87]);
+        assert_eq!(blocks(&v, 10, 3, med).len(), 3);
+        assert!(blocks(&v, 101, 30, med).is_empty());
+        assert_eq!(blocks(&v, 50, 30, mean), [24, 74]);
     }
 
     #[test]
