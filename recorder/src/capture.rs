@@ -221,6 +221,10 @@ fn report_summary(s: &Summary, reason: &str, t: &Totals) {
         if s.segments == 1 { "" } else { "s" },
         t.lost,
     );
+    let bad = UNDECODABLE.load(std::sync::atomic::Ordering::Relaxed);
+    if bad > 0 {
+        eprintln!("warning: {bad} ring records were not events of this version and were skipped");
+    }
     if t.events != s.rows {
         eprintln!(
             "note: {} events were received but {} written (the writer queue was full)",
@@ -250,6 +254,9 @@ fn clock_offset() -> (i64, u64) {
     (offset, at)
 }
 
+/// Ring records that were not events of this version.
+static UNDECODABLE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Moves everything in the ring into batches for the writer. Returns true when `max_events` is
 /// reached (the batch is cut at the limit).
 fn drain_ring(
@@ -261,9 +268,16 @@ fn drain_ring(
     let mut batch = Vec::with_capacity(BATCH);
     let mut done = false;
     while let Some(item) = ring.next() {
-        if let Ok(ev) = RawEvent::from_bytes(&item) {
-            batch.push(ev);
-            *received += 1;
+        match RawEvent::from_bytes(&item) {
+            Ok(ev) => {
+                batch.push(ev);
+                *received += 1;
+            }
+            // Only an object from another version could write these; never expected, but
+            // counted rather than dropped silently.
+            Err(_) => {
+                UNDECODABLE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
         }
         drop(item);
         if max_events.is_some_and(|m| *received >= m) {
