@@ -265,6 +265,9 @@ fn unit(m: Metric) -> &'static str {
     }
 }
 
+/// A statistic of one block of sorted samples.
+type BlockStat = Box<dyn Fn(&[i64]) -> i64>;
+
 /// Why a crossed latency threshold is within noise, if it is.
 ///
 /// The figure is computed per time block on each side and the blocks are compared with the
@@ -276,7 +279,7 @@ fn latency_noise(t: &Threshold, sb: &[i64], sc: &[i64], s: &Settings) -> Option<
     if matches!(t.limit, Limit::Level(_)) {
         return None;
     }
-    let (min_block, stat): (usize, Box<dyn Fn(&[i64]) -> i64>) = match t.metric {
+    let (min_block, stat): (usize, BlockStat) = match t.metric {
         Metric::Percentile(q) => {
             let q = q as f64 / 1000.0;
             (
