@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
+use tcptape_common::anonymize::{AnonOptions, Anonymizer};
 use tcptape_common::encode::{BatchEncoder, EncodeContext};
 use tcptape_common::metadata::{host, Lost, RecordingMeta, Sampling};
 use tcptape_common::{RawEvent, Stage};
@@ -55,13 +56,6 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<()> {
             "a recording needs an output path: -o PATH (see --help)",
         )
     })?;
-    if args.anonymize {
-        return Err(ExitError::new(
-            exit_code::USAGE,
-            "--anonymize is not supported by live recordings in this version; record, then run `tcptape anonymize`",
-        )
-        .into());
-    }
     let filters = KernelFilters::from_args(args, if_index)
         .map_err(|e| ExitError::new(exit_code::USAGE, e))?;
     let ring_bytes =
@@ -134,7 +128,15 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<()> {
             .segment_bytes
             .min((args.max_size / 4).max(1 << 20)),
     };
-    let writer = SegmentWriter::create(Output::from_path(path), meta, encoder, limits)?;
+    let mut writer = SegmentWriter::create(Output::from_path(path), meta, encoder, limits)?;
+    if args.anonymize {
+        // A fresh key, never stored: pseudonyms are consistent within this recording only.
+        let options = AnonOptions {
+            ports: false,
+            tasks: true,
+        };
+        writer.set_anonymizer(Anonymizer::new(&rand::random(), options));
+    }
     let writer = WriterHandle::spawn(writer, WRITER_QUEUE);
 
     if say {
