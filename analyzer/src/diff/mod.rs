@@ -89,8 +89,9 @@ pub struct DiffArgs {
     /// stages that depend on buffer sizes (a bulk sender's time in the socket buffer).
     #[arg(long, value_name = "FRACTION", default_value = "30%", value_parser = parse_fraction)]
     pub fail_effect: f64,
-    /// Without `--fail-on`: ... and by at least this long. Stages of a few microseconds differ
-    /// by a few microseconds between runs (scheduling, CPU frequency).
+    /// Without `--fail-on`: a SLOWER stage is a regression only when its median also rose by
+    /// at least this long. Stages of a few microseconds differ by a few microseconds between
+    /// runs (scheduling, CPU frequency).
     #[arg(long, value_name = "DURATION", default_value = "10us", value_parser = humantime::parse_duration)]
     pub fail_shift: std::time::Duration,
     /// Confidence level of the quantile intervals that keep a percentile threshold from firing
