@@ -358,3 +358,52 @@ fn markdown_puts_the_verdict_first() {
     assert!(md.contains("| **SLOWER"), "{md}");
     assert!(md.contains("rx_tcp_est→rx_app"), "{md}");
 }
+
+#[test]
+fn the_selection_is_the_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = synth(
+        dir.path(),
+        "a.parquet",
+        SynthConfig::new(Mix::Bulk, 30_000, 61),
+    );
+    let cand = synth(
+        dir.path(),
+        "b.parquet",
+        SynthConfig::new(Mix::Bulk, 30_000, 62),
+    );
+    let (_, d) = diff_json(&base, &cand, &["--port", "40007"]);
+    let (_, all) = diff_json(&base, &cand, &[]);
+    let out = tcptape(&[
+        "report",
+        "--format",
+        "json",
+        "--port",
+        "40007",
+        base.to_str().unwrap(),
+    ]);
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let counts = |rows: &Value, side: &str| -> Vec<u64> {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|row| row[side]["count"].as_u64())
+            .collect()
+    };
+    let mut from_diff = counts(&d["stages"], "base");
+    let mut from_report: Vec<u64> = r["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row["count"].as_u64().unwrap())
+        .collect();
+    from_diff.sort_unstable();
+    from_report.sort_unstable();
+    assert_eq!(from_diff, from_report);
+    // One flow of four: about a quarter of the packets.
+    let (one, every): (u64, u64) = (
+        counts(&d["stages"], "base").iter().sum(),
+        counts(&all["stages"], "base").iter().sum(),
+    );
+    assert!(one * 3 < every && one * 5 > every, "{one} of {every}");
+}
