@@ -278,6 +278,15 @@ pub struct FlowBuffer {
     pub last_ns: u64,
 }
 
+/// Events recorded at one stage.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StageCount {
+    /// Stage name.
+    pub stage: String,
+    /// Events.
+    pub events: u64,
+}
+
 /// One recording that went into a report.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RecordingSummary {
@@ -321,7 +330,7 @@ pub struct Report {
     /// Caveats about the figures (lost events, sampling, unfinished recordings).
     pub notes: Vec<String>,
     /// Hop stages recorded, with event counts.
-    pub stages_recorded: Vec<(String, u64)>,
+    pub stages_recorded: Vec<StageCount>,
     /// Journeys built.
     pub journeys: JourneyCounts,
     /// Latency of every adjacent pair of recorded stages.

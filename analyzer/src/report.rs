@@ -390,11 +390,14 @@ pub fn build(recs: &[Recording], opts: &Options, steps: &Steps) -> anyhow::Resul
         stages_recorded: j
             .stages
             .iter()
-            .map(|(s, n)| (s.name().to_string(), *n))
-            .chain(
-                (writes.height() > 0)
-                    .then(|| (Stage::TxSendmsg.name().to_string(), writes.height() as u64)),
-            )
+            .map(|(s, n)| StageCount {
+                stage: s.name().to_string(),
+                events: *n,
+            })
+            .chain((writes.height() > 0).then(|| StageCount {
+                stage: Stage::TxSendmsg.name().to_string(),
+                events: writes.height() as u64,
+            }))
             .collect(),
         journeys: j.counts.clone(),
         stages: shown(stages),

@@ -10,7 +10,8 @@ use super::{flow_cols, RANK, STAGE};
 use polars::prelude::*;
 use tcptape_common::Stage;
 
-/// Columns of the segmented hop frame, besides the event's own: `new` (first hop of a journey),
+/// Columns of the segmented hop frame, besides the event's own (the flow is the journey's, see
+/// [`journey_flow`]): `new` (first hop of a journey),
 /// `last` (last hop), `jid` (journey number), `from` (previous stage in the journey, null on a
 /// first hop) and `dt_ns` (time since that stage).
 pub fn segment(hops: LazyFrame, max_gap_ns: u64) -> LazyFrame {
@@ -56,6 +57,29 @@ pub fn segment(hops: LazyFrame, max_gap_ns: u64) -> LazyFrame {
                 .fill_null(lit(true))
                 .alias("last"),
         ])
+        .with_columns(journey_flow())
+}
+
+/// Every hop takes the flow of its journey's first hop. Socket hooks (`rx_tcp_est`, `rx_app`)
+/// name a flow from the socket's side (local → remote), which on the receiver is the packet's
+/// reverse; the first hop of a journey is a packet hook on RX and the sender's socket on TX,
+/// both in the packet's direction.
+fn journey_flow() -> Vec<Expr> {
+    let forward = |e: Expr| e.fill_null_with_strategy(FillNullStrategy::Forward(None));
+    let known = forward(
+        when(col("new"))
+            .then(col("sport").is_not_null())
+            .otherwise(lit(NULL)),
+    );
+    ["saddr", "sport", "daddr", "dport"]
+        .into_iter()
+        .map(|c| {
+            when(known.clone())
+                .then(forward(when(col("new")).then(col(c)).otherwise(lit(NULL))))
+                .otherwise(lit(NULL))
+                .alias(c)
+        })
+        .collect()
 }
 
 /// One row per hop: `from`, `to`, `dt_ns`, `ts_ns` (of the later hop), `cpu` and the flow.

@@ -111,7 +111,7 @@ pub fn sections(r: &Report, limit: usize) -> Vec<Block> {
             "stages       {}",
             r.stages_recorded
                 .iter()
-                .map(|(s, n)| format!("{s} ({n})"))
+                .map(|s| format!("{} ({})", s.stage, s.events))
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
@@ -359,28 +359,27 @@ pub fn sections(r: &Report, limit: usize) -> Vec<Block> {
     ));
 
     b.push(Block::Heading("Throughput per flow".into()));
-    let tp = |dir: &str, v: &[FlowBytes]| -> Vec<Vec<String>> {
-        v.iter()
-            .map(|f| {
-                vec![
-                    dir.to_string(),
-                    f.flow.clone(),
-                    opt(&f.pid),
-                    opt(&f.comm),
-                    bytes(f.bytes),
-                    f.calls.to_string(),
-                    format!("{}/s", bytes(f.bytes_per_sec as u64)),
-                ]
-            })
-            .collect()
-    };
-    let mut rows = tp("written", &r.throughput_tx);
-    rows.extend(tp("read", &r.throughput_rx));
-    b.push(table(
-        &["direction", "flow", "pid", "comm", "bytes", "calls", "rate"],
-        rows,
-        limit,
-    ));
+    for (dir, v) in [
+        ("written (tx_sendmsg)", &r.throughput_tx),
+        ("read (rx_app)", &r.throughput_rx),
+    ] {
+        b.push(table(
+            &["flow", "pid", "comm", dir, "calls", "rate"],
+            v.iter()
+                .map(|f| {
+                    vec![
+                        f.flow.clone(),
+                        opt(&f.pid),
+                        opt(&f.comm),
+                        bytes(f.bytes),
+                        f.calls.to_string(),
+                        format!("{}/s", bytes(f.bytes_per_sec as u64)),
+                    ]
+                })
+                .collect(),
+            limit,
+        ));
+    }
 
     b.push(Block::Heading("Buffer pressure".into()));
     b.push(table(
