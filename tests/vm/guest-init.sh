@@ -1,6 +1,6 @@
 #!/bin/sh
 # /init of the VM test's initramfs (busybox sh). Loads the modules, records the traffic of
-# /bin/traffic between two network namespaces with tcptape-record, and writes everything it
+# /usr/bin/traffic between two network namespaces with tcptape-record, and writes everything it
 # produced as a tar stream to /dev/vda for the host to check. Settings come from
 # /etc/vmtest.conf, written by tests/vm/run.sh.
 export PATH=/bin:/usr/sbin:/usr/bin
@@ -51,7 +51,7 @@ $IP netns add A && $IP netns add B || { say "ERROR: ip netns add failed"; finish
 $IP -n A link set lo up
 $IP -n B link set lo up
 # Link 2 sends one segment per packet (gso_max_segs 1): netem drops whole packets, and with
-# 64 KB GSO packets a few hundred of them may well pass a 3% loss untouched.
+# 64 KB GSO packets a few dozen of them may well pass a 3% loss untouched.
 for l in 1 2; do
   if [ $l = 2 ]; then gso="gso_max_segs 1"; else gso=; fi
   # shellcheck disable=SC2086
