@@ -39,6 +39,9 @@ pub enum Command {
     /// A trace for ui.perfetto.dev and chrome://tracing: each journey as slices per stage on a
     /// track per flow, retransmits as instant events, cwnd as counters.
     Export(crate::export::ExportArgs),
+    /// An anonymized copy of a recording for a public ticket: prefix-preserving (Crypto-PAn)
+    /// address pseudonyms, pid and comm removed, ports kept or mapped.
+    Anonymize(crate::anonymize_command::AnonymizeArgs),
 }
 
 /// Output formats of `report`.

@@ -9,6 +9,7 @@
 //! runs on any OS.
 #![deny(missing_docs)]
 
+pub mod anonymize_command;
 pub mod cli;
 pub mod diff;
 pub mod exit_code;

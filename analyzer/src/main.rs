@@ -3,18 +3,58 @@
 use clap::Parser;
 use std::io::Write;
 use tcptape_analyzer::cli::{Cli, Command};
-use tcptape_analyzer::{diff, exit_code, export, info, replay, report_command};
+use tcptape_analyzer::{anonymize_command, diff, exit_code, export, info, replay, report_command};
+
+/// The last panic's message, kept by the panic hook instead of printing a backtrace.
+static PANIC: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+fn run(cli: &Cli, out: &mut impl Write) -> anyhow::Result<i32> {
+    match &cli.command {
+        Command::Info(args) => info::run(args, out),
+        Command::Report(args) => report_command::run(args, out),
+        Command::Diff(args) => diff::run(args, out),
+        Command::Replay(args) => replay::run(args, out),
+        Command::Export(args) => export::run(args, out),
+        Command::Anonymize(args) => anonymize_command::run(args, out),
+    }
+}
 
 fn main() {
     let cli = Cli::parse();
+    // Files come from strangers: a panic deep in a decoder must end as one line, not a backtrace
+    // (set TCPTAPE_BACKTRACE=1 to see it).
+    if std::env::var_os("TCPTAPE_BACKTRACE").is_none() {
+        std::panic::set_hook(Box::new(|info| {
+            let msg = info
+                .payload()
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| info.payload().downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown failure".into());
+            let at = info
+                .location()
+                .map(|l| format!(" at {}:{}", l.file(), l.line()))
+                .unwrap_or_default();
+            if let Ok(mut slot) = PANIC.lock() {
+                *slot = Some(format!("{msg}{at}"));
+            }
+        }));
+    }
     let mut out = std::io::stdout().lock();
-    let result = match &cli.command {
-        Command::Info(args) => info::run(args, &mut out),
-        Command::Report(args) => report_command::run(args, &mut out),
-        Command::Diff(args) => diff::run(args, &mut out),
-        Command::Replay(args) => replay::run(args, &mut out),
-        Command::Export(args) => export::run(args, &mut out),
-    };
+    let result =
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&cli, &mut out))) {
+            Ok(result) => result,
+            Err(_) => {
+                let msg = PANIC
+                    .lock()
+                    .ok()
+                    .and_then(|mut m| m.take())
+                    .unwrap_or_default();
+                Err(anyhow::anyhow!(
+                    "internal error while reading the input ({msg}); the input may be corrupt"
+                ))
+            }
+        };
     let code = match result {
         Ok(code) => code,
         Err(e) => {

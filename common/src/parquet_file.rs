@@ -53,8 +53,15 @@ pub struct ParquetFileWriter {
 
 impl ParquetFileWriter {
     /// Starts a file that will be named `final_path` once finished. The temporary file is
-    /// `.NAME.tmp` beside it, created exclusively with mode 0600.
+    /// `.NAME.tmp` beside it, created exclusively with mode 0600. An existing `final_path` is
+    /// refused: a recording is never overwritten.
     pub fn create(final_path: &Path) -> io::Result<ParquetFileWriter> {
+        if std::fs::symlink_metadata(final_path).is_ok() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{} already exists; choose a new path", final_path.display()),
+            ));
+        }
         let name = final_path.file_name().ok_or_else(|| {
             io::Error::new(io::ErrorKind::InvalidInput, "output has no file name")
         })?;
