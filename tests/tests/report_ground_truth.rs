@@ -88,16 +88,6 @@ fn stop(rec: RecorderProcess) {
     assert_eq!(code, 0, "recorder exit code; stderr:\n{log}");
 }
 
-fn stage_ending_at<'a>(r: &'a Value, to: &str) -> &'a Value {
-    r["stages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|s| s["to"] == to)
-        .max_by_key(|s| s["count"].as_u64())
-        .unwrap_or_else(|| panic!("no stage ends at {to}: {}", r["stages"]))
-}
-
 #[test]
 fn a_reader_that_sleeps_shows_its_sleep_before_rx_app() {
     if !should_run("a_reader_that_sleeps_shows_its_sleep_before_rx_app") {
