@@ -5,6 +5,7 @@
 #   analyzer/benches/report_vs_duckdb.sh [EVENTS] [WORKDIR]     (default 10000000, /tmp/tcptape-bench)
 #
 # Needs: cargo, python3 with duckdb (`pip install duckdb`), GNU time (/usr/bin/time).
+# TCPTAPE_BIN=path uses an already built analyzer.
 # Prints: the machine, tcptape's full report time and peak RSS, DuckDB's time and peak RSS for
 # the per-stage percentiles, the ratio, and whether both give the same percentiles.
 set -euo pipefail
@@ -14,9 +15,11 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 mkdir -p "$WORK"
 
-(cd "$ROOT" && cargo build --release -q -p tcptape-analyzer -p tcptape-recorder)
 REC="$WORK/synth-$EVENTS.parquet"
+TCPTAPE=${TCPTAPE_BIN:-$TARGET/release/tcptape}
+[ -n "${TCPTAPE_BIN:-}" ] || (cd "$ROOT" && cargo build --release -q -p tcptape-analyzer)
 if [ ! -f "$REC" ]; then
+    (cd "$ROOT" && cargo build --release -q -p tcptape-recorder)
     "$TARGET/release/tcptape-record" synth -q -o "$REC" --events "$EVENTS" --seed 1 --mix bulk
 fi
 
@@ -35,7 +38,7 @@ measure() { # label, command...: runs it under GNU time, prints wall seconds and
 
 # Warm the page cache so that both read the file from memory.
 cat "$REC" > /dev/null
-read -r _ T_WALL T_RSS < <(measure tcptape "$TARGET/release/tcptape" report -q --format json "$REC")
+read -r _ T_WALL T_RSS < <(measure tcptape "$TCPTAPE" report -q --format json "$REC")
 read -r _ D_WALL D_RSS < <(measure duckdb python3 "$ROOT/analyzer/benches/duckdb_stages.py" "$REC")
 
 echo "tcptape report (full report, JSON): ${T_WALL}s, peak RSS ${T_RSS} MiB"
