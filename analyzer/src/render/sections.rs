@@ -99,7 +99,7 @@ pub fn sections(r: &Report, limit: usize) -> Vec<Block> {
             }
         ),
         format!(
-            "journeys     {} ({} complete, {} incomplete); {} of {} writes matched to transmissions, {} TX journeys without a write",
+            "journeys     {} ({} complete, {} incomplete); {} start with data of one of the {} writes, {} TX journeys carry no recorded write (ACKs, retransmissions)",
             r.journeys.total,
             r.journeys.complete,
             r.journeys.incomplete,
