@@ -84,6 +84,9 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<()> {
     };
     let mut loader =
         AyaLoader::open(&cfg).map_err(|e| ExitError::new(exit_code::UNSUPPORTED, e))?;
+    if args.no_fentry {
+        loader.disable(crate::attach_plan::Mechanism::Fentry);
+    }
     let outcomes = attach_all(PLAN, &mut loader);
     if !anything_attached(&outcomes) {
         eprint!("{}", plan_report::table(&outcomes));

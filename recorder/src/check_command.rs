@@ -23,6 +23,9 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<()> {
     };
     let mut loader =
         AyaLoader::open(&cfg).map_err(|e| ExitError::new(exit_code::UNSUPPORTED, e))?;
+    if args.no_fentry {
+        loader.disable(crate::attach_plan::Mechanism::Fentry);
+    }
     let outcomes = attach_all(PLAN, &mut loader);
     drop(loader);
     if args.json {

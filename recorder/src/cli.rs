@@ -82,6 +82,10 @@ pub struct RecordArgs {
     /// Ring-buffer size (a power of two, at least the page size), e.g. `16M`.
     #[arg(long, default_value = "16M", value_parser = parse_size, value_name = "SIZE")]
     pub ring_size: u64,
+    /// Never attach through fentry (BPF trampolines): the function stages use kprobes instead,
+    /// where the kernel has them.
+    #[arg(long)]
+    pub no_fentry: bool,
     /// Anonymize addresses (keyed, prefix-preserving), and drop pid and comm.
     #[arg(long)]
     pub anonymize: bool,
@@ -99,6 +103,9 @@ pub struct CheckArgs {
     /// Print the plan as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Plan without fentry, as `tcptape-record --no-fentry` would record.
+    #[arg(long)]
+    pub no_fentry: bool,
 }
 
 /// Options of `synth`.
@@ -194,6 +201,7 @@ mod tests {
             "--ring-size",
             "32M",
             "--anonymize",
+            "--no-fentry",
             "-v",
         ])
         .unwrap();
@@ -210,7 +218,7 @@ mod tests {
         assert_eq!(r.max_events, Some(5));
         assert_eq!(r.segment_secs, 2);
         assert_eq!(r.ring_size, 32_000_000);
-        assert!(r.anonymize && r.verbose && !r.quiet);
+        assert!(r.anonymize && r.no_fentry && r.verbose && !r.quiet);
     }
 
     #[test]

@@ -112,6 +112,13 @@ impl AyaLoader {
         })
     }
 
+    /// Skips a mechanism from now on (`--no-fentry`), as the environment variable does.
+    pub fn disable(&mut self, mechanism: Mechanism) {
+        if !self.disabled.contains(&mechanism) {
+            self.disabled.push(mechanism);
+        }
+    }
+
     /// Takes the maps the recorder drains; the programs stay attached as long as `self` lives.
     pub fn take_maps(&mut self) -> Result<CaptureMaps, String> {
         let mut take = |name: &str| {
@@ -183,7 +190,7 @@ macro_rules! load_attach {
 impl ProgramLoader for AyaLoader {
     fn attach(&mut self, mechanism: Mechanism, hook: &Hook) -> Result<(), String> {
         if self.disabled.contains(&mechanism) {
-            return Err(format!("disabled by {DISABLE_ENV}"));
+            return Err(format!("disabled (--no-fentry or {DISABLE_ENV})"));
         }
         let AyaLoader { ebpf, btf, .. } = self;
         let btf: &Btf = btf;
