@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what it needs (as root, through apt and pip), then formatting,
 # lints, the Rust tests (nextest; the kernel tests load eBPF and create network namespaces, so
-# they need root and run one at a time), and the Python reader tests.
+# they need root and run one at a time), the Python reader tests, and the kernel matrix (Debian's
+# 6.1 and 6.12 kernels booted under qemu, as root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
@@ -44,3 +45,13 @@ fi
 
 step "python reader tests"
 TCPTAPE_RECORD="$target/debug/tcptape-record" "$target/pyenv/bin/python" -m pytest -q tests/python
+
+# The kernel matrix: Debian's production kernels under qemu, where fentry and kprobes exist.
+if [ "$(id -u)" = 0 ]; then
+  for series in 6.1 6.12; do
+    step "kernel matrix: $series"
+    tests/vm/run.sh "$series"
+  done
+else
+  echo "WARNING: not root: the kernel matrix (tests/vm/run.sh) is skipped" >&2
+fi
