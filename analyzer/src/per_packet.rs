@@ -16,14 +16,13 @@ use tcptape_common::{Recording, Stage};
 /// A (from, to) pair of stages, as the report's latency rows name them.
 pub type Pair = (Stage, Stage);
 
-/// Builds the journeys of recordings of one host, as `tcptape report` does.
-pub fn journeys(
-    recs: &[Recording],
+/// The selected packet hops (every hop stage but `tx_sendmsg`, lazily) and the application's
+/// writes (`tx_sendmsg`, collected) of a set of recording files: what journeys are built from.
+pub fn hops_and_writes(
+    files: &[std::path::PathBuf],
     sel: &Selection,
-    max_hop_gap_ns: u64,
-) -> anyhow::Result<Journeys> {
-    let files: Vec<_> = recs.iter().flat_map(|r| r.files()).collect();
-    let scan = || scan::scan(&files).map_err(crate::frame::one_line);
+) -> anyhow::Result<(LazyFrame, DataFrame)> {
+    let scan = || scan::scan(files).map_err(crate::frame::one_line);
     let packet_stages: Vec<Stage> = scan::hop_stages()
         .into_iter()
         .filter(|s| *s != Stage::TxSendmsg)
@@ -35,6 +34,17 @@ pub fn journeys(
         &[Stage::TxSendmsg],
         sel,
     )?)?;
+    Ok((hops, writes))
+}
+
+/// Builds the journeys of recordings of one host, as `tcptape report` does.
+pub fn journeys(
+    recs: &[Recording],
+    sel: &Selection,
+    max_hop_gap_ns: u64,
+) -> anyhow::Result<Journeys> {
+    let files: Vec<_> = recs.iter().flat_map(|r| r.files()).collect();
+    let (hops, writes) = hops_and_writes(&files, sel)?;
     Journeys::build(hops, &writes, max_hop_gap_ns)
 }
 

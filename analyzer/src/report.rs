@@ -117,17 +117,7 @@ pub fn build(recs: &[Recording], opts: &Options, steps: &Steps) -> anyhow::Resul
         .unwrap_or(1);
 
     steps.step("reading packet hops");
-    let packet_stages: Vec<Stage> = scan::hop_stages()
-        .into_iter()
-        .filter(|s| *s != Stage::TxSendmsg)
-        .collect();
-    let hops = scan::events(scan()?, scan::HOP_COLUMNS, &packet_stages, sel)?;
-    let writes = collect(scan::events(
-        scan()?,
-        scan::WRITE_COLUMNS,
-        &[Stage::TxSendmsg],
-        sel,
-    )?)?;
+    let (hops, writes) = crate::per_packet::hops_and_writes(&files, sel)?;
 
     steps.step("building journeys");
     let j = Journeys::build(hops, &writes, opts.max_hop_gap_ns)?;
