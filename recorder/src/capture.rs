@@ -13,7 +13,7 @@ use crate::loader::{ring_bytes_for, AyaLoader, CaptureMaps, LoadConfig};
 use crate::program_stats::recursion_misses;
 use crate::segment_writer::{Output, Progress, SegmentLimits, SegmentWriter, Summary};
 use crate::write_pipeline::WriterHandle;
-use crate::{drop_reasons, environment, plan_report, preflight, progress_line};
+use crate::{drop_reasons, environment, least_privilege, plan_report, preflight, progress_line};
 use aya::maps::{MapData, RingBuf};
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -67,6 +67,8 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<()> {
         )
         .into());
     }
+    tcptape_common::parquet_file::check_output_dir(path)
+        .map_err(|e| ExitError::new(exit_code::USAGE, e.to_string()))?;
     preflight::check_privileges()?;
     preflight::check_btf()?;
     let say = !args.quiet;
@@ -140,6 +142,17 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<()> {
         };
         writer.set_anonymizer(Anonymizer::new(&rand::random(), options));
     }
+    // Before any thread starts: capabilities are per thread.
+    let dirs = Output::from_path(path).written_dirs();
+    let dirs: Vec<&std::path::Path> = dirs.iter().map(|d| d.as_path()).collect();
+    let stats_known = program_stats_readable(&program_fds);
+    let reads =
+        || counters_readable(&maps) && (!stats_known || program_stats_readable(&program_fds));
+    match least_privilege::drop_after_attach(reads, &dirs) {
+        Ok(d) if args.verbose => eprintln!("{}", d.describe()),
+        Ok(_) => {}
+        Err(e) => eprintln!("warning: capabilities were not dropped: {e}"),
+    }
     let writer = WriterHandle::spawn(writer, WRITER_QUEUE);
 
     if say {
@@ -191,6 +204,20 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// True when the counter maps can be read, as the recording goes on doing.
+fn counters_readable(maps: &CaptureMaps) -> bool {
+    maps.seen.get(&0, 0).is_ok() && maps.lost.get(&0, 0).is_ok()
+}
+
+/// True when every attached program's statistics can be read (false as well on kernels that do
+/// not report them).
+fn program_stats_readable(programs: &[(Stage, Vec<OwnedFd>)]) -> bool {
+    programs
+        .iter()
+        .flat_map(|(_, fds)| fds)
+        .all(|fd| recursion_misses(fd.as_fd()).is_some())
 }
 
 /// User + system CPU time of this process so far, in seconds (every thread).

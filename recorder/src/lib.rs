@@ -7,7 +7,8 @@
 //!
 //! A live recording ([`capture`]) first checks the host ([`preflight`]), validates the
 //! [`filters`], loads the eBPF object with them ([`loader`]) and attaches each stage by the first
-//! mechanism that works ([`attach_plan`]); `check` ([`check_command`]) shows that plan
+//! mechanism that works ([`attach_plan`]), then gives up the capabilities it no longer needs
+//! ([`least_privilege`]); `check` ([`check_command`]) shows that plan
 //! ([`plan_report`]). The metadata gets the host's drop-reason names ([`drop_reasons`]) and its
 //! [`environment`] fingerprint.
 //!
@@ -23,6 +24,7 @@ pub mod drop_reasons;
 pub mod environment;
 pub mod exit_code;
 pub mod filters;
+pub mod least_privilege;
 pub mod loader;
 pub mod plan_report;
 pub mod preflight;

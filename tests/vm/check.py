@@ -19,6 +19,7 @@ Exits 0 when every check passes. Needs duckdb (the harness installs it into a ve
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -178,6 +179,16 @@ def check_run(c, args, results, env, run, expect):
         print(f"    {s['stage']:<14} {counts.get(s['stage'], 0)}")
     for st in sorted(set(counts) - set(plan)):
         print(f"    {st:<14} {counts[st]}")
+
+    # Capabilities after attaching: before 6.5, reading the recorder's own maps needs CAP_BPF
+    # (unprivileged BPF is disabled by default); from 6.5 on nothing is kept.
+    release = meta.get("kernel_release", "")
+    version = tuple(int(x) for x in re.findall(r"\d+", release)[:2])
+    expect_caps = "CAP_BPF" if version < (6, 5) else "none"
+    line = re.search(r"^dropped \d+ capabilities after attaching; kept: (.*)$", log, re.M)
+    c.check(f"{run}: capabilities dropped after attaching, kept: {expect_caps}",
+            line is not None and line.group(1) == expect_caps,
+            line.group(0) if line else "no capability line in the recorder's log")
 
     for st in FUNCTION_STAGES:
         chosen = plan.get(st, {}).get("chosen")

@@ -87,7 +87,7 @@ record() {
   d=$OUT/$name
   mkdir -p $d
   say "run $name: tcptape-record $*"
-  tcptape-record -o $d/rec.parquet --duration "${RECORD_CAP_SECS}s" "$@" \
+  tcptape-record -v -o $d/rec.parquet --duration "${RECORD_CAP_SECS}s" "$@" \
     > $d/recorder.out 2> $d/recorder.log &
   rpid=$!
   i=0
