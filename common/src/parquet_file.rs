@@ -62,6 +62,7 @@ impl ParquetFileWriter {
                 format!("{} already exists; choose a new path", final_path.display()),
             ));
         }
+        check_output_dir(final_path)?;
         let name = final_path.file_name().ok_or_else(|| {
             io::Error::new(io::ErrorKind::InvalidInput, "output has no file name")
         })?;
@@ -125,7 +126,21 @@ impl ParquetFileWriter {
                 return Err(e);
             }
         };
-        std::fs::rename(&tmp, &self.final_path)?;
+        rename_no_replace(&tmp, &self.final_path).map_err(|e| {
+            if e.kind() == io::ErrorKind::AlreadyExists {
+                // Someone created the name while the file was written: keep both.
+                io::Error::new(
+                    e.kind(),
+                    format!(
+                        "{} appeared while the recording was written; it is kept as {}",
+                        self.final_path.display(),
+                        tmp.display()
+                    ),
+                )
+            } else {
+                e
+            }
+        })?;
         sync_parent(&self.final_path)?;
         Ok((self.final_path, size))
     }
@@ -153,13 +168,74 @@ fn parquet_to_io(e: parquet::errors::ParquetError) -> io::Error {
     }
 }
 
-/// fsyncs the directory holding `path`, so a rename survives a power cut.
-pub fn sync_parent(path: &Path) -> io::Result<()> {
-    let parent = match path.parent() {
+/// Refuses an output in a directory every user may write to that lacks the sticky bit: any user
+/// could rename or replace the recording, or swap a directory the writer is filling for a symlink.
+/// (In a sticky directory such as /tmp, names are created exclusively and never followed.)
+pub fn check_output_dir(path: &Path) -> io::Result<()> {
+    let dir = parent_dir(path);
+    let meta = std::fs::metadata(dir)
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode();
+        if mode & 0o002 != 0 && mode & 0o1000 == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "{} is writable by every user and not sticky, so another user could replace the recording; choose another directory",
+                    dir.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Renames `from` to `to` unless `to` exists, atomically: a recording is never overwritten, even
+/// by a name created after it was checked.
+pub fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| {
+        std::ffi::CString::new(p.as_os_str().as_bytes())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))
+    };
+    let (f, t) = (c(from)?, c(to)?);
+    // SAFETY: valid NUL-terminated paths relative to the working directory.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            f.as_ptr(),
+            libc::AT_FDCWD,
+            t.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    let err = io::Error::last_os_error();
+    match err.raw_os_error() {
+        // Filesystems without RENAME_NOREPLACE: link() also refuses an existing name.
+        Some(libc::EINVAL) | Some(libc::ENOSYS) => {
+            std::fs::hard_link(from, to)?;
+            std::fs::remove_file(from)
+        }
+        _ => Err(err),
+    }
+}
+
+/// The directory a path is in (`.` for a bare name).
+pub fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
-    };
-    File::open(parent)?.sync_all()
+    }
+}
+
+/// fsyncs the directory holding `path`, so a rename survives a power cut.
+pub fn sync_parent(path: &Path) -> io::Result<()> {
+    File::open(parent_dir(path))?.sync_all()
 }
 
 /// Writes events already encoded as batches to a single finished file.

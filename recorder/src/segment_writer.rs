@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use tcptape_common::anonymize::Anonymizer;
 use tcptape_common::encode::BatchEncoder;
 use tcptape_common::metadata::{Lost, RecordingMeta, SegmentInfo};
-use tcptape_common::parquet_file::{sync_parent, ParquetFileWriter};
+use tcptape_common::parquet_file::{check_output_dir, parent_dir, sync_parent, ParquetFileWriter};
 use tcptape_common::reader::{Recording, SEGMENT_PREFIX};
 use tcptape_common::RawEvent;
 
@@ -45,6 +45,17 @@ impl Output {
                 let mut s = f.as_os_str().to_owned();
                 s.push(".segments");
                 PathBuf::from(s)
+            }
+        }
+    }
+
+    /// The directories the writer creates files in: the segment directory, and for a file the
+    /// directory it is merged into.
+    pub fn written_dirs(&self) -> Vec<PathBuf> {
+        match self {
+            Output::Directory(d) => vec![d.clone()],
+            Output::File(f) => {
+                vec![self.segment_dir(), parent_dir(f).to_path_buf()]
             }
         }
     }
@@ -152,6 +163,7 @@ impl SegmentWriter {
                 ),
             ));
         }
+        check_output_dir(output.path())?;
         let dir = output.segment_dir();
         let mut b = std::fs::DirBuilder::new();
         #[cfg(unix)]

@@ -147,6 +147,67 @@ fn outputs_are_private_and_never_overwritten() {
 }
 
 #[test]
+fn a_directory_any_user_can_write_is_refused_unless_sticky() {
+    let d = tempfile::tempdir().unwrap();
+    let open = d.path().join("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    for output in [
+        Output::File(open.join("r.parquet")),
+        Output::Directory(open.join("r")),
+    ] {
+        let err = write_synth(SynthConfig::new(Mix::Bulk, 10, 1), output, 5, None).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied);
+        assert!(err.to_string().contains("writable by every user"), "{err}");
+    }
+    assert_eq!(
+        std::fs::read_dir(&open).unwrap().count(),
+        0,
+        "nothing was created"
+    );
+
+    // With the sticky bit (as /tmp has), other users cannot rename or remove what is created.
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let file = open.join("r.parquet");
+    write_synth(
+        SynthConfig::new(Mix::Bulk, 10, 1),
+        Output::File(file.clone()),
+        5,
+        None,
+    )
+    .unwrap();
+    assert_eq!(Recording::open(&file).unwrap().segments.len(), 1);
+}
+
+#[test]
+fn a_name_created_while_writing_is_not_overwritten_and_nothing_is_lost() {
+    use tcptape_common::parquet_file::ParquetFileWriter;
+    let d = tempfile::tempdir().unwrap();
+    let file = d.path().join("r.parquet");
+    let meta = synth_meta(&SynthConfig::new(Mix::Bulk, 100, 1));
+    let mut encoder = BatchEncoder::new(EncodeContext::new(drop_reason_names()));
+    let events: Vec<_> = SynthStream::new(SynthConfig::new(Mix::Bulk, 100, 1), 100)
+        .flatten()
+        .collect();
+    let mut w = ParquetFileWriter::create(&file).unwrap();
+    w.write(&encoder.encode(&events)).unwrap();
+    // Another process takes the name between the check and the rename.
+    std::fs::write(&file, b"someone else's").unwrap();
+    let tmp = w.tmp_path().to_path_buf();
+    let err = w.finish(&meta).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::AlreadyExists);
+    assert!(
+        err.to_string().contains(&tmp.display().to_string()),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), b"someone else's");
+    // The recording is kept, finished, under its temporary name.
+    let kept = d.path().join("kept.parquet");
+    std::fs::rename(&tmp, &kept).unwrap();
+    assert_eq!(Recording::open(&kept).unwrap().rows(), 100);
+}
+
+#[test]
 fn an_empty_recording_still_says_what_it_is() {
     let d = tempfile::tempdir().unwrap();
     let file = d.path().join("empty.parquet");
