@@ -2,7 +2,8 @@
 //!
 //! Every check happens before any row is read: the Parquet magic at both ends, a footer size
 //! that fits the file and a sane bound, tcptape metadata with a schema version this build reads,
-//! and the columns with their types. Errors are one line: `PATH: what is wrong`.
+//! the columns with their types, and row counts and column chunk ranges that the file can hold
+//! (readers size their buffers from those claims). Errors are one line: `PATH: what is wrong`.
 
 use crate::metadata::{MetaError, RecordingMeta};
 use crate::schema::{arrow_schema, COLUMNS};
@@ -18,6 +19,11 @@ use std::sync::Arc;
 /// The largest footer (Parquet metadata) accepted. A recording's footer is a few KB per row
 /// group; a claim beyond this is a corrupt or hostile file, refused before allocating.
 pub const MAX_FOOTER_BYTES: u64 = 64 << 20;
+
+/// The most rows a row group may claim. The writer makes groups of
+/// [`ROW_GROUP_ROWS`](crate::parquet_file::ROW_GROUP_ROWS); readers allocate column buffers from
+/// this claim, so a larger one is refused rather than trusted.
+pub const MAX_ROW_GROUP_ROWS: i64 = 4 * crate::parquet_file::ROW_GROUP_ROWS as i64;
 
 /// Segment files in a recording directory are named `seg-NNNNNN.parquet`.
 pub const SEGMENT_PREFIX: &str = "seg-";
@@ -360,6 +366,8 @@ pub fn open_segment(path: &Path) -> Result<Segment, ReadError> {
             fmd.num_rows()
         )))
     })?;
+    let data_end = len - 8 - footer;
+    check_row_groups(&parquet, data_end).map_err(|m| err(ReadErrorKind::Corrupt(m)))?;
     let declared: i64 = parquet.row_groups().iter().map(|rg| rg.num_rows()).sum();
     if declared != fmd.num_rows() {
         return Err(err(ReadErrorKind::Corrupt(format!(
@@ -374,6 +382,42 @@ pub fn open_segment(path: &Path) -> Result<Segment, ReadError> {
         bytes: len,
         parquet: Arc::new(parquet),
     })
+}
+
+/// Refuses row counts and column chunk ranges no real recording has: a row group over
+/// [`MAX_ROW_GROUP_ROWS`] or negative, a column chunk with more values than its group has rows,
+/// or one whose bytes lie outside the data part of the file (`..data_end`).
+fn check_row_groups(parquet: &ParquetMetaData, data_end: u64) -> Result<(), String> {
+    for (i, rg) in parquet.row_groups().iter().enumerate() {
+        let rows = rg.num_rows();
+        if !(0..=MAX_ROW_GROUP_ROWS).contains(&rows) {
+            return Err(format!(
+                "row group {i} claims {rows} rows (at most {MAX_ROW_GROUP_ROWS} are accepted)"
+            ));
+        }
+        for c in rg.columns() {
+            let name = c.column_path().string();
+            if !(0..=rows).contains(&c.num_values()) {
+                return Err(format!(
+                    "column '{name}' of row group {i} claims {} values for {rows} rows",
+                    c.num_values()
+                ));
+            }
+            // Not `byte_range()`: it asserts on negative claims.
+            let start = c.dictionary_page_offset().unwrap_or(c.data_page_offset());
+            let size = c.compressed_size();
+            let end = u64::try_from(start)
+                .ok()
+                .zip(u64::try_from(size).ok())
+                .and_then(|(a, b)| a.checked_add(b));
+            if end.is_none_or(|end| end > data_end) {
+                return Err(format!(
+                    "column '{name}' of row group {i} claims bytes {start}+{size}, past the data ({data_end} bytes)"
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn check_columns(schema: &arrow_schema::Schema) -> Result<(), String> {
