@@ -325,6 +325,9 @@ pub struct Report {
     pub events: u64,
     /// Events the recorder lost (ring buffer, writer queue): counts below are lower bounds.
     pub lost_events: u64,
+    /// Where they were lost, summed over the recordings (ring buffer per CPU, writer queue,
+    /// skipped program runs per stage).
+    pub lost: tcptape_common::metadata::Lost,
     /// Flow sampling of the recordings (1 = every flow; N: counts are of 1 flow in N).
     pub sampling_one_in: u32,
     /// Caveats about the figures (lost events, sampling, unfinished recordings).

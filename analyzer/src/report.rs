@@ -7,6 +7,7 @@ use crate::progress::Steps;
 use crate::queries::{self, latency, scan, select::Selection};
 use polars::prelude::*;
 use std::collections::HashMap;
+use tcptape_common::metadata::{Lost, RecordingMeta};
 use tcptape_common::{Recording, Stage};
 
 /// How a report is built.
@@ -375,6 +376,7 @@ pub fn build(recs: &[Recording], opts: &Options, steps: &Steps) -> anyhow::Resul
         duration_ns: end.saturating_sub(start),
         events,
         lost_events: lost,
+        lost: merged_losses(&metas),
         sampling_one_in: sampling,
         notes,
         stages_recorded: j
@@ -611,4 +613,23 @@ pub fn explain(recs: &[Recording], opts: &Options) -> anyhow::Result<String> {
     crate::queries::journey::segment(hops, opts.max_hop_gap_ns)
         .explain(true)
         .map_err(crate::frame::one_line)
+}
+
+/// The losses of several recordings added up: per CPU slot, per stage, and in the writer queue.
+fn merged_losses(metas: &[RecordingMeta]) -> Lost {
+    let mut all = Lost::default();
+    for m in metas {
+        let l = &m.lost;
+        if all.ring_per_cpu.len() < l.ring_per_cpu.len() {
+            all.ring_per_cpu.resize(l.ring_per_cpu.len(), 0);
+        }
+        for (sum, n) in all.ring_per_cpu.iter_mut().zip(&l.ring_per_cpu) {
+            *sum += n;
+        }
+        all.writer_queue += l.writer_queue;
+        for (stage, n) in &l.missed_runs {
+            *all.missed_runs.entry(stage.clone()).or_default() += n;
+        }
+    }
+    all
 }

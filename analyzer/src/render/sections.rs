@@ -81,15 +81,7 @@ pub fn sections(r: &Report, limit: usize) -> Vec<Block> {
             ns(r.duration_ns as f64)
         ),
         format!("events       {} analyzed", r.events),
-        format!(
-            "lost events  {}{}",
-            r.lost_events,
-            if r.lost_events > 0 {
-                " (counts are lower bounds)"
-            } else {
-                ""
-            }
-        ),
+        format!("lost events  {}", lost_line(r)),
         format!(
             "sampling     {}",
             if r.sampling_one_in <= 1 {
@@ -399,4 +391,31 @@ pub fn sections(r: &Report, limit: usize) -> Vec<Block> {
         limit,
     ));
     b
+}
+
+/// The lost events and where they were lost, as `info` shows them, e.g. `12 (ring buffer per
+/// CPU: [0 12]; counts are lower bounds)`.
+fn lost_line(r: &Report) -> String {
+    if r.lost_events == 0 {
+        return "0".to_string();
+    }
+    let l = &r.lost;
+    let mut parts = Vec::new();
+    if l.ring_per_cpu.iter().any(|&n| n > 0) {
+        let cpus: Vec<String> = l.ring_per_cpu.iter().map(u64::to_string).collect();
+        parts.push(format!("ring buffer per CPU: [{}]", cpus.join(" ")));
+    }
+    if l.writer_queue > 0 {
+        parts.push(format!("writer queue: {}", l.writer_queue));
+    }
+    if !l.missed_runs.is_empty() {
+        let runs: Vec<String> = l
+            .missed_runs
+            .iter()
+            .map(|(stage, n)| format!("{stage} {n}"))
+            .collect();
+        parts.push(format!("skipped program runs: {}", runs.join(", ")));
+    }
+    parts.push("counts are lower bounds".to_string());
+    format!("{} ({})", r.lost_events, parts.join("; "))
 }
