@@ -4,13 +4,16 @@
 //! network namespaces joined by a veth pair, with optional tbf shaping and nft drops), run
 //! traffic between them from threads that enter the namespaces ([`traffic`]), record it with the
 //! real `tcptape-record` binary ([`recorder::RecorderProcess`]) and check the recording
-//! ([`recording`]). Everything is torn down on drop, also when a test fails.
+//! ([`recording`]), also through the real analyzer ([`analyzer`]). Everything is torn down on
+//! drop, also when a test fails.
 //!
 //! These tests need root (CAP_SYS_ADMIN for namespaces, CAP_BPF/CAP_PERFMON for the recorder).
 //! Without it they print `SKIPPED: <reason>` and pass, so a developer sees why nothing ran;
 //! setting `TCPTAPE_E2E_REQUIRED=1` (as CI does) turns a skip into a failure.
 #![deny(missing_docs)]
 
+pub mod analyzer;
+pub mod binaries;
 pub mod netns;
 pub mod recorder;
 pub mod recording;

@@ -1,49 +1,19 @@
 //! The real `tcptape-record` binary, run as a child process.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-/// The recorder binary: `TCPTAPE_RECORD_BIN`, else the one beside the test executable (built
-/// with `cargo build -p tcptape-recorder` first if it is not there).
+/// The recorder binary: `TCPTAPE_RECORD_BIN`, else the one beside the test executable
+/// ([`crate::binaries::workspace_binary`]).
 pub fn binary() -> Result<PathBuf, String> {
     static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Some(p) = std::env::var_os("TCPTAPE_RECORD_BIN") {
-            return Ok(PathBuf::from(p));
-        }
-        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-        // target/<profile>/deps/<test> → target/<profile>/tcptape-record
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .ok_or("unexpected test executable path")?;
-        let bin = profile_dir.join("tcptape-record");
-        let target_dir = profile_dir.parent().ok_or("unexpected target path")?;
-        let release = profile_dir.file_name().is_some_and(|n| n == "release");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args([
-            "build",
-            "-q",
-            "-p",
-            "tcptape-recorder",
-            "--bin",
-            "tcptape-record",
-        ])
-        .env("CARGO_TARGET_DIR", target_dir);
-        if release {
-            cmd.arg("--release");
-        }
-        // Always rebuild-if-stale, so a test never runs an old recorder.
-        let status = cmd.status().map_err(|e| format!("cargo: {e}"))?;
-        if !status.success() || !bin.exists() {
-            return Err(format!("could not build {}", bin.display()));
-        }
-        Ok(bin)
+    BIN.get_or_init(|| match std::env::var_os("TCPTAPE_RECORD_BIN") {
+        Some(p) => Ok(PathBuf::from(p)),
+        None => crate::binaries::workspace_binary("tcptape-recorder", "tcptape-record"),
     })
     .clone()
 }
@@ -120,6 +90,11 @@ impl RecorderProcess {
         }
     }
 
+    /// The recorder's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
     /// Sends a signal and waits for the exit code; returns it with the full stderr.
     pub fn stop(mut self, signal: libc::c_int) -> Result<(i32, String), String> {
         let mut child = self.child.take().expect("running");
@@ -150,6 +125,18 @@ impl RecorderProcess {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// Records with `args` while `during` runs (it gets the running recorder), then stops the
+/// recorder with SIGINT after a moment for the last events to arrive, asserts that it exited 0,
+/// and returns its log.
+pub fn record_during(args: &[&str], during: impl FnOnce(&RecorderProcess)) -> String {
+    let rec = RecorderProcess::start(args, &[]).expect("recorder starts");
+    during(&rec);
+    std::thread::sleep(Duration::from_millis(200));
+    let (code, log) = rec.stop(libc::SIGINT).expect("recorder stops");
+    assert_eq!(code, 0, "{log}");
+    log
 }
 
 impl Drop for RecorderProcess {

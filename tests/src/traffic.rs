@@ -97,3 +97,36 @@ pub fn connect(addr: &str, port: u16) -> Result<TcpStream, String> {
     }
     Err(format!("connect {addr}:{port}: {last}"))
 }
+
+/// Runs `conns` transfers of `bytes` each, in `chunk`-sized writes, from the pair's sender to a
+/// receiver on `port` in the other namespace, in the background. The handle yields the bytes the
+/// receiver read; it panics on any error (these are test transfers).
+pub fn transfers(
+    pair: &crate::netns::Pair,
+    port: u16,
+    conns: usize,
+    bytes: u64,
+    chunk: usize,
+) -> std::thread::JoinHandle<u64> {
+    use crate::netns::spawn_in;
+    let addr = pair.addr_b.clone();
+    let listener = spawn_in(&pair.b, {
+        let addr = addr.clone();
+        move || listen(&addr, port)
+    })
+    .join()
+    .expect("listener thread")
+    .expect("listen");
+    let receiver = std::thread::spawn(move || receive(listener, conns, chunk, Duration::ZERO));
+    let ns = pair.a.clone();
+    std::thread::spawn(move || {
+        let sender = spawn_in(&ns, move || {
+            for _ in 0..conns {
+                send(&addr, port, bytes, chunk)?;
+            }
+            Ok(())
+        });
+        sender.join().expect("sender thread").expect("send");
+        receiver.join().expect("receiver thread").expect("receive")
+    })
+}

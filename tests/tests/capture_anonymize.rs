@@ -2,9 +2,8 @@
 //! kernel address reaches the file; flows and journeys stay intact.
 
 use std::collections::HashSet;
-use std::time::Duration;
-use tcptape_e2e::netns::{spawn_in, Pair};
-use tcptape_e2e::recorder::RecorderProcess;
+use tcptape_e2e::netns::Pair;
+use tcptape_e2e::recorder::record_during;
 use tcptape_e2e::recording::load;
 use tcptape_e2e::{should_run, traffic};
 
@@ -17,7 +16,7 @@ fn anonymized_live_recording_hides_addresses_and_tasks() {
     let pair = Pair::new().expect("network namespaces");
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("anon.parquet");
-    let rec = RecorderProcess::start(
+    record_during(
         &[
             "-o",
             out.to_str().unwrap(),
@@ -25,29 +24,12 @@ fn anonymized_live_recording_hides_addresses_and_tasks() {
             &port.to_string(),
             "--anonymize",
         ],
-        &[],
-    )
-    .expect("recorder starts");
-    let addr = pair.addr_b.clone();
-    let listener = spawn_in(&pair.b, {
-        let addr = addr.clone();
-        move || traffic::listen(&addr, port)
-    })
-    .join()
-    .unwrap()
-    .expect("listen");
-    let receiver =
-        std::thread::spawn(move || traffic::receive(listener, 1, 16 << 10, Duration::ZERO));
-    spawn_in(&pair.a, move || {
-        traffic::send(&addr, port, 1 << 20, 16 << 10)
-    })
-    .join()
-    .unwrap()
-    .expect("send");
-    receiver.join().unwrap().expect("receive");
-    std::thread::sleep(Duration::from_millis(200));
-    let (code, log) = rec.stop(libc::SIGINT).expect("stops");
-    assert_eq!(code, 0, "{log}");
+        |_| {
+            traffic::transfers(&pair, port, 1, 1 << 20, 16 << 10)
+                .join()
+                .unwrap();
+        },
+    );
 
     let r = load(&out).expect("recording");
     assert!(r.rows.len() > 50, "too few events: {}", r.rows.len());

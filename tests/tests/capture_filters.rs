@@ -3,35 +3,10 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Duration;
-use tcptape_e2e::netns::{spawn_in, Pair};
+use tcptape_e2e::netns::Pair;
 use tcptape_e2e::recorder::RecorderProcess;
 use tcptape_e2e::recording::{load, port_pair};
 use tcptape_e2e::{should_run, traffic};
-
-/// Runs `conns` transfers of `bytes` each from the sender to a receiver on `port`.
-fn transfers(pair: &Pair, port: u16, conns: usize, bytes: u64) -> std::thread::JoinHandle<()> {
-    let addr = pair.addr_b.clone();
-    let listener = spawn_in(&pair.b, {
-        let addr = addr.clone();
-        move || traffic::listen(&addr, port)
-    })
-    .join()
-    .unwrap()
-    .expect("listen");
-    let receiver =
-        std::thread::spawn(move || traffic::receive(listener, conns, 16 << 10, Duration::ZERO));
-    let ns = pair.a.clone();
-    std::thread::spawn(move || {
-        let sender = spawn_in(&ns, move || {
-            for _ in 0..conns {
-                traffic::send(&addr, port, bytes, 16 << 10)?;
-            }
-            Ok(())
-        });
-        sender.join().unwrap().expect("send");
-        receiver.join().unwrap().expect("receive");
-    })
-}
 
 #[test]
 fn port_filter_keeps_other_traffic_out() {
@@ -44,8 +19,8 @@ fn port_filter_keeps_other_traffic_out() {
     let out = dir.path().join("filtered.parquet");
     let rec = RecorderProcess::start(&["-o", out.to_str().unwrap(), "-p", &kept.to_string()], &[])
         .expect("recorder starts");
-    let a = transfers(&pair, kept, 2, 2 << 20);
-    let b = transfers(&pair, other, 2, 2 << 20);
+    let a = traffic::transfers(&pair, kept, 2, 2 << 20, 16 << 10);
+    let b = traffic::transfers(&pair, other, 2, 2 << 20, 16 << 10);
     a.join().unwrap();
     b.join().unwrap();
     std::thread::sleep(Duration::from_millis(200));
@@ -85,7 +60,9 @@ fn sampling_keeps_whole_flows_and_exact_counters() {
         &[],
     )
     .expect("recorder starts");
-    transfers(&pair, port, conns, 256 << 10).join().unwrap();
+    traffic::transfers(&pair, port, conns, 256 << 10, 16 << 10)
+        .join()
+        .unwrap();
     std::thread::sleep(Duration::from_millis(200));
     let (code, log) = rec.stop(libc::SIGTERM).expect("stops");
     assert_eq!(code, 0, "{log}");
@@ -149,7 +126,9 @@ fn classic_tracepoints_record_when_btf_tracepoints_are_unavailable() {
         &[("TCPTAPE_DISABLE_MECHANISMS", "tp_btf")],
     )
     .expect("recorder starts");
-    transfers(&pair, port, 1, 1 << 20).join().unwrap();
+    traffic::transfers(&pair, port, 1, 1 << 20, 16 << 10)
+        .join()
+        .unwrap();
     std::thread::sleep(Duration::from_millis(200));
     let (code, log) = rec.stop(libc::SIGTERM).expect("stops");
     assert_eq!(code, 0, "{log}");

@@ -11,36 +11,13 @@ use serde_json::Value;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use tcptape_e2e::netns::{run, spawn_in, tcp_counters, Pair};
 use tcptape_e2e::recorder::RecorderProcess;
-use tcptape_e2e::{should_run, traffic};
-
-/// The analyzer binary: `TCPTAPE_BIN`, else built beside the test executable.
-fn analyzer() -> PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Some(p) = std::env::var_os("TCPTAPE_BIN") {
-            return PathBuf::from(p);
-        }
-        let exe = std::env::current_exe().expect("test executable");
-        let profile_dir = exe.parent().and_then(Path::parent).expect("target dir");
-        let target_dir = profile_dir.parent().expect("target dir");
-        let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        cmd.args(["build", "-q", "-p", "tcptape-analyzer", "--bin", "tcptape"])
-            .env("CARGO_TARGET_DIR", target_dir);
-        if profile_dir.file_name().is_some_and(|n| n == "release") {
-            cmd.arg("--release");
-        }
-        assert!(cmd.status().expect("cargo").success(), "analyzer builds");
-        profile_dir.join("tcptape")
-    })
-    .clone()
-}
+use tcptape_e2e::{analyzer, should_run, traffic};
 
 fn report(rec: &Path) -> Value {
-    let out = Command::new(analyzer())
+    let out = Command::new(analyzer::binary())
         .args(["report", "-q", "--format", "json"])
         .arg(rec)
         .output()
