@@ -57,6 +57,13 @@ impl Pair {
             addr_b: format!("10.200.{subnet}.2"),
             subnet,
         };
+        // A name with this pid can only be left by a dead process whose test was killed before
+        // it could clean up (pids are reused): remove it.
+        for ns in [&pair.a, &pair.b] {
+            if std::path::Path::new("/run/netns").join(ns).exists() {
+                let _ = run("ip", &["netns", "del", ns]);
+            }
+        }
         // Dropping `pair` on any error below removes what was created.
         run("ip", &["netns", "add", &pair.a])?;
         run("ip", &["netns", "add", &pair.b])?;
