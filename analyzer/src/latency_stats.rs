@@ -121,17 +121,19 @@ impl PairSamples {
         let flows = flow_rows
             .iter()
             .map(|&(f, i)| {
-                let df = &frames[f];
+                // The one row only: casting a whole column of categories to text would build
+                // millions of strings.
+                let row = frames[f].slice(i as i64, 1);
                 let s = |c: &str| -> PolarsResult<Option<String>> {
-                    Ok(df
+                    Ok(row
                         .column(c)?
                         .cast(&DataType::String)?
                         .str()?
-                        .get(i)
+                        .get(0)
                         .map(Into::into))
                 };
                 let u = |c: &str| -> PolarsResult<Option<u64>> {
-                    Ok(df.column(c)?.cast(&DataType::UInt64)?.u64()?.get(i))
+                    Ok(row.column(c)?.cast(&DataType::UInt64)?.u64()?.get(0))
                 };
                 Ok((s("saddr")?, u("sport")?, s("daddr")?, u("dport")?))
             })
