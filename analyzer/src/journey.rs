@@ -8,6 +8,7 @@
 //! last one matched) are left unmatched, as are transmissions whose write was not recorded.
 //! Nothing is guessed: journeys that do not span the recorded stages are counted incomplete.
 
+use crate::clone_link;
 use crate::frame::{collect, i64s, strs, u64s};
 use crate::queries::journey::{self as q, PathBounds};
 use crate::queries::{journey_rank, stage_of_rank, STAGE};
@@ -125,10 +126,15 @@ pub struct JourneyCounts {
 
 /// The journeys of a recording, as frames for the latency queries.
 pub struct Journeys {
-    /// Segmented hops ([`q::segment`]).
+    /// Segmented hops ([`crate::segment::segment`]).
     pub seg: DataFrame,
-    /// First hops ([`q::starts`]).
+    /// First hops ([`q::starts`]), a clone's journey starting at the `tx_tcp_xmit` it was
+    /// joined to, whose own journey is left out ([`crate::clone_link`]).
     pub starts: DataFrame,
+    /// Clones joined to their `tx_tcp_xmit`: `jid` (the clone's journey), `xmit_jid` (the
+    /// journey of the `tx_tcp_xmit`, part of the clone's now), `xmit_ts`, `xmit_cpu`, and the clone's own
+    /// first hop (`to`, `ts_ns`, `cpu`, flow): the pair `tx_tcp_xmit → first hop`.
+    pub links: DataFrame,
     /// Journeys matched to a write: `jid`, `send_ts`.
     pub matched: DataFrame,
     /// Whole journeys ([`q::whole`]).
@@ -143,8 +149,10 @@ impl Journeys {
     /// Builds journeys from hop events (`hops`: the packet stages without `tx_sendmsg`) and the
     /// writes (`writes`: `tx_sendmsg` events with `ts_ns`, `sock`, `seq`, `len` and the flow).
     pub fn build(hops: LazyFrame, writes: &DataFrame, max_gap_ns: u64) -> anyhow::Result<Journeys> {
-        let seg = collect(q::segment(hops, max_gap_ns))?;
-        let starts = collect(q::starts(seg.clone().lazy()))?;
+        let seg = crate::segment::segment(collect(hops)?, max_gap_ns)?;
+        let ends = collect(q::ends(seg.clone().lazy()))?;
+        let (starts, links) =
+            join_clones(collect(q::starts(seg.clone().lazy()))?, &ends, max_gap_ns)?;
         let present = collect(q::stages_present(seg.clone().lazy()))?;
         let stages: Vec<(Stage, u64)> = u64s(&present, STAGE)?
             .into_iter()
@@ -154,7 +162,7 @@ impl Journeys {
         let matched = match_frame(&starts, writes, max_gap_ns)?;
         let whole = collect(q::whole(
             starts.clone().lazy(),
-            q::ends(seg.clone().lazy()),
+            ends.lazy(),
             matched.clone().lazy(),
             bounds(&stages),
         ))?;
@@ -181,6 +189,7 @@ impl Journeys {
         Ok(Journeys {
             seg,
             starts,
+            links,
             matched,
             whole,
             stages,
@@ -188,16 +197,91 @@ impl Journeys {
         })
     }
 
-    /// Every adjacent pair of recorded stages in a journey, as two frames of the same shape:
-    /// the hops (first hops included, with a null `from`), and `tx_sendmsg → first hop`. Their
-    /// (`from`, `to`) groups never overlap, so a query runs on each and the results are
-    /// concatenated, without copying the hops into one frame.
-    pub fn pairs(&self) -> [LazyFrame; 2] {
+    /// Every adjacent pair of recorded stages in a journey, as three frames of the same shape:
+    /// the hops (first hops included, with a null `from`), `tx_sendmsg → first hop`, and
+    /// `tx_tcp_xmit → a clone's first hop`. The caller aggregates them together.
+    pub fn pairs(&self) -> [LazyFrame; 3] {
         [
             q::hop_pairs(self.seg.clone().lazy()),
             q::sendmsg_pairs(self.starts.clone().lazy(), self.matched.clone().lazy()),
+            q::link_pairs(self.links.clone().lazy()),
         ]
     }
+}
+
+/// Joins the journeys of transmitted clones to their `tx_tcp_xmit` ([`crate::clone_link`]):
+/// returns the first hops with each joined clone starting at its `tx_tcp_xmit` (time and CPU)
+/// and without the `tx_tcp_xmit`'s own journey, and the links. `starts` and `ends` have one row
+/// per journey, in `jid` order.
+fn join_clones(
+    starts: DataFrame,
+    ends: &DataFrame,
+    horizon_ns: u64,
+) -> anyhow::Result<(DataFrame, DataFrame)> {
+    let xmit = Stage::TxTcpXmit.code() as u64;
+    let (first, last) = (u64s(&starts, "first_stage")?, u64s(ends, "last_stage")?);
+    anyhow::ensure!(
+        first.len() == last.len(),
+        "one start and one end per journey"
+    );
+    // Journeys of `tx_tcp_xmit` alone: the write-queue skb, whose clone went on.
+    let alone: Vec<usize> = (0..first.len())
+        .filter(|&i| first[i] == Some(xmit) && last[i] == Some(xmit))
+        .collect();
+    let mut links: Vec<(usize, usize)> = Vec::new();
+    if !alone.is_empty() {
+        let (t0, seq, rank) = (
+            u64s(&starts, "t0")?,
+            u64s(&starts, "seq")?,
+            u64s(&starts, "first_rank")?,
+        );
+        let keys = flow_keys(&starts)?;
+        let xmit_rank = journey_rank(Stage::TxTcpXmit).unwrap_or(u8::MAX) as u64;
+        let start = |i: usize| {
+            Some(clone_link::Start {
+                idx: i,
+                ts: t0[i]?,
+                key: (keys[i].clone()?, seq[i]?),
+            })
+        };
+        let clones = (0..first.len())
+            .filter(|&i| {
+                rank[i].is_some_and(|r| r > xmit_rank)
+                    && stage_of_rank(rank[i].unwrap_or(0) as u8).map(|s| s.path())
+                        == Some(StagePath::Tx)
+            })
+            .filter_map(start)
+            .collect();
+        links = clone_link::link(
+            alone.iter().filter_map(|&i| start(i)).collect(),
+            clones,
+            horizon_ns,
+        );
+    }
+    let n = starts.height();
+    let (jid, t0, cpu) = (
+        u64s(&starts, "jid")?,
+        u64s(&starts, "t0")?,
+        u64s(&starts, "cpu")?,
+    );
+    let mut xmit_ts: Vec<Option<u64>> = vec![None; n];
+    let mut xmit_cpu: Vec<Option<u64>> = vec![None; n];
+    let mut absorbed = vec![false; n];
+    let mut xmit_jid: Vec<Option<u64>> = vec![None; n];
+    for &(c, x) in &links {
+        xmit_ts[c] = t0[x];
+        xmit_cpu[c] = cpu[x];
+        xmit_jid[c] = jid[x];
+        absorbed[x] = true;
+    }
+    let mut all = starts;
+    all.with_column(Column::new("xmit_ts".into(), xmit_ts))?;
+    all.with_column(Column::new("xmit_cpu".into(), xmit_cpu))?;
+    all.with_column(Column::new("xmit_jid".into(), xmit_jid))?;
+    all.with_column(Column::new("absorbed".into(), absorbed))?;
+    let links = collect(q::links(all.clone().lazy()))?;
+    let starts = collect(q::joined_starts(all.lazy()))?;
+    Ok((starts, links))
 }
 
 fn bounds(stages: &[(Stage, u64)]) -> PathBounds {

@@ -11,6 +11,7 @@
 
 pub mod anonymize_command;
 pub mod cli;
+pub mod clone_link;
 pub mod diff;
 pub mod exit_code;
 pub mod export;
@@ -18,12 +19,15 @@ pub mod frame;
 pub mod info;
 pub mod inputs;
 pub mod journey;
+pub mod latency_stats;
 pub mod model;
 pub mod per_packet;
 pub mod progress;
 pub mod queries;
+pub mod radix;
 pub mod render;
 pub mod replay;
 pub mod report;
 pub mod report_command;
+pub mod segment;
 pub mod units;

@@ -167,11 +167,25 @@ pub fn packets(j: &Journeys) -> anyhow::Result<Vec<Packet>> {
         .zip(bools(&j.whole, "complete")?)
         .filter_map(|(a, b)| Some((a?, b.unwrap_or(false))))
         .collect();
+    // Clones joined to their `tx_tcp_xmit`: that hop leads the clone's journey.
+    let (l_jid, l_xjid, l_ts, l_cpu) = (
+        u64s(&j.links, "jid")?,
+        u64s(&j.links, "xmit_jid")?,
+        u64s(&j.links, "xmit_ts")?,
+        u64s(&j.links, "xmit_cpu")?,
+    );
+    let xmit_of: HashMap<u64, (u64, Option<u64>)> = (0..j.links.height())
+        .filter_map(|i| Some((l_jid[i]?, (l_ts[i]?, l_cpu[i]))))
+        .collect();
+    let absorbed: std::collections::HashSet<u64> = l_xjid.iter().flatten().copied().collect();
     let mut out: Vec<Packet> = Vec::new();
     for i in 0..seg.height() {
         let (Some(id), Some(stage), Some(t)) = (jid[i], stage(st[i]), ts[i]) else {
             continue;
         };
+        if absorbed.contains(&id) {
+            continue;
+        }
         if out.last().is_none_or(|p| p.jid != id) {
             let flow = match (&sa[i], sp[i], &da[i], dp[i]) {
                 (Some(sa), Some(sp), Some(da), Some(dp)) => Some(Flow {
@@ -184,6 +198,7 @@ pub fn packets(j: &Journeys) -> anyhow::Result<Vec<Packet>> {
             };
             let mut hops = Vec::new();
             let mut first_dt = None;
+            let xmit = xmit_of.get(&id).copied();
             if let Some(&w) = send.get(&id) {
                 hops.push(Hop {
                     stage: Stage::TxSendmsg,
@@ -192,7 +207,17 @@ pub fn packets(j: &Journeys) -> anyhow::Result<Vec<Packet>> {
                     dt_ns: None,
                 });
                 // As the report's `tx_sendmsg → first hop` pair computes it.
-                first_dt = Some(t as i64 - w as i64);
+                first_dt = Some(xmit.map_or(t, |x| x.0) as i64 - w as i64);
+            }
+            if let Some((xt, xcpu)) = xmit {
+                hops.push(Hop {
+                    stage: Stage::TxTcpXmit,
+                    ts_ns: xt,
+                    cpu: xcpu,
+                    dt_ns: first_dt,
+                });
+                // As the report's `tx_tcp_xmit → first hop` pair computes it.
+                first_dt = Some(t as i64 - xt as i64);
             }
             hops.push(Hop {
                 stage,

@@ -2,6 +2,7 @@
 
 use crate::frame::{bools, collect, f64s, flows, i64s, joined_lists, strs, u64s};
 use crate::journey::Journeys;
+use crate::latency_stats::{FlowLabel, PairSamples, Stats};
 use crate::model::*;
 use crate::progress::Steps;
 use crate::queries::{self, latency, scan, select::Selection};
@@ -30,17 +31,21 @@ fn stage_name(code: Option<u64>) -> String {
         .unwrap_or_else(|| "?".into())
 }
 
-/// Runs one query over both pair frames of [`Journeys::pairs`] and concatenates the rows.
-fn on_pairs<T>(
-    pairs: &[LazyFrame; 2],
-    query: impl Fn(LazyFrame) -> LazyFrame,
-    rows: impl Fn(&DataFrame) -> anyhow::Result<Vec<T>>,
-) -> anyhow::Result<Vec<T>> {
-    let mut out = Vec::new();
-    for p in pairs {
-        out.extend(rows(&collect(query(p.clone()))?)?);
+/// The percentiles of a latency row: p50, p90, p99, p99.9.
+const LATENCY_QUANTILES: [f64; 4] = [0.5, 0.9, 0.99, 0.999];
+
+/// A flow's label (`SADDR:SPORT-DADDR:DPORT`, `?` when a part is unknown).
+fn flow_label(f: &FlowLabel) -> String {
+    match f {
+        (Some(saddr), Some(sport), Some(daddr), Some(dport)) => queries::select::Flow {
+            saddr: saddr.clone(),
+            sport: *sport as u16,
+            daddr: daddr.clone(),
+            dport: *dport as u16,
+        }
+        .to_string(),
+        _ => "?".to_string(),
     }
-    Ok(out)
 }
 
 /// Latency rows of an aggregate; `None` for the group of first hops (no previous stage).
@@ -124,94 +129,117 @@ pub fn build(recs: &[Recording], opts: &Options, steps: &Steps) -> anyhow::Resul
     let j = Journeys::build(hops, &writes, opts.max_hop_gap_ns)?;
 
     steps.step("per-stage latency");
-    let pairs = j.pairs();
-    let stages = on_pairs(&pairs, latency::per_stage, latencies)?;
-    let mut stages = stages;
+    let frames = j
+        .pairs()
+        .into_iter()
+        .map(collect)
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let samples = PairSamples::new(&frames)?;
+    drop(frames);
+    let stage_of = |p: usize| {
+        let (f, t) = samples.pair(p);
+        (stage_name(Some(f as u64)), stage_name(Some(t as u64)))
+    };
+    let latency = |p: usize, st: &Stats| {
+        let (from, to) = stage_of(p);
+        let q = |i: usize| st.quantiles_ns[i].max(0) as u64;
+        StageLatency {
+            from,
+            to,
+            count: st.count,
+            mean_ns: st.mean_ns,
+            p50_ns: q(0),
+            p90_ns: q(1),
+            p99_ns: q(2),
+            p999_ns: q(3),
+            max_ns: st.max_ns.max(0) as u64,
+        }
+    };
+    let mut stages: Vec<StageLatency> = samples
+        .grouped(1, |_| 0, &LATENCY_QUANTILES)
+        .iter()
+        .map(|(_, p, st)| latency(*p, st))
+        .collect();
     stages.sort_by_key(|l| pair_order(&l.from, &l.to));
     let end_to_end = latencies(&collect(latency::end_to_end(j.whole.clone().lazy()))?)?;
-    let stages_per_flow: Vec<FlowLatency> = on_pairs(&pairs, latency::per_flow, |df| {
-        Ok(flows(df)?
-            .into_iter()
-            .zip(latency_rows(df)?)
-            .filter_map(|(flow, l)| Some(FlowLatency { flow, latency: l? }))
-            .collect())
-    })?;
-    let stages_per_cpu: Vec<CpuLatency> = on_pairs(&pairs, latency::per_cpu, |df| {
-        Ok(u64s(df, "cpu")?
-            .into_iter()
-            .zip(latency_rows(df)?)
-            .filter_map(|(cpu, l)| {
-                Some(CpuLatency {
-                    cpu: cpu.unwrap_or(0),
-                    latency: l?,
-                })
-            })
-            .collect())
-    })?;
-
-    let mut stages_per_flow = stages_per_flow;
+    let n_flows = samples.flows().iter().max().map_or(0, |m| *m as usize + 1);
+    let mut stages_per_flow: Vec<FlowLatency> = samples
+        .grouped(n_flows, |r| samples.flows()[r] as usize, &LATENCY_QUANTILES)
+        .iter()
+        .map(|(f, p, st)| FlowLatency {
+            flow: flow_label(samples.flow(*f as u32)),
+            latency: latency(*p, st),
+        })
+        .collect();
+    let n_cpus = samples.cpus().iter().max().map_or(0, |m| *m as usize + 1);
+    let mut stages_per_cpu: Vec<CpuLatency> = samples
+        .grouped(n_cpus, |r| samples.cpus()[r] as usize, &LATENCY_QUANTILES)
+        .iter()
+        .map(|(c, p, st)| CpuLatency {
+            cpu: *c as u64,
+            latency: latency(*p, st),
+        })
+        .collect();
     stages_per_flow.sort_by(|a, b| {
         (&a.flow, pair_order(&a.latency.from, &a.latency.to))
             .cmp(&(&b.flow, pair_order(&b.latency.from, &b.latency.to)))
     });
-    let mut stages_per_cpu = stages_per_cpu;
     stages_per_cpu.sort_by_key(|c| (c.cpu, pair_order(&c.latency.from, &c.latency.to)));
 
     steps.step("latency over time");
-    let stages_over_time: Vec<SecondLatency> = on_pairs(
-        &pairs,
-        |p| latency::per_second(p, start),
-        |df| {
-            let (f, t, s, c) = (
-                u64s(df, "from")?,
-                u64s(df, "to")?,
-                i64s(df, "second")?,
-                u64s(df, "count")?,
-            );
-            let (p50, p99, max) = (
-                u64s(df, "p50_ns")?,
-                u64s(df, "p99_ns")?,
-                u64s(df, "max_ns")?,
-            );
-            Ok((0..df.height())
-                .filter(|&i| f[i].is_some())
-                .map(|i| SecondLatency {
-                    from: stage_name(f[i]),
-                    to: stage_name(t[i]),
-                    second: s[i].unwrap_or(0),
-                    count: c[i].unwrap_or(0),
-                    p50_ns: p50[i].unwrap_or(0),
-                    p99_ns: p99[i].unwrap_or(0),
-                    max_ns: max[i].unwrap_or(0),
-                })
-                .collect())
-        },
-    )?;
-    let mut stages_over_time = stages_over_time;
+    // As `queries::second_of` computes it.
+    let second = |ts: u64| ((ts as i64 - start as i64) as f64 / 1e9) as i64;
+    let secs: Vec<i64> = samples.times().iter().map(|&t| second(t)).collect();
+    let s0 = secs.iter().copied().min().unwrap_or(0);
+    let n_secs = secs
+        .iter()
+        .copied()
+        .max()
+        .map_or(0, |m| (m - s0) as usize + 1);
+    let mut stages_over_time: Vec<SecondLatency> = samples
+        .grouped(n_secs, |r| (secs[r] - s0) as usize, &[0.5, 0.99])
+        .iter()
+        .map(|(sec, p, st)| {
+            let (from, to) = stage_of(*p);
+            SecondLatency {
+                from,
+                to,
+                second: *sec as i64 + s0,
+                count: st.count,
+                p50_ns: st.quantiles_ns[0].max(0) as u64,
+                p99_ns: st.quantiles_ns[1].max(0) as u64,
+                max_ns: st.max_ns.max(0) as u64,
+            }
+        })
+        .collect();
+    drop(secs);
     stages_over_time.sort_by_key(|s| (s.second, pair_order(&s.from, &s.to)));
     let cdf: Vec<Cdf> = if opts.cdf {
         const POINTS: usize = 50;
-        on_pairs(
-            &pairs,
-            |p| latency::cdf(p, POINTS),
-            |df| {
-                let (f, t) = (u64s(df, "from")?, u64s(df, "to")?);
-                let qs = (0..=POINTS)
-                    .map(|i| u64s(df, &format!("q{i}")))
-                    .collect::<PolarsResult<Vec<_>>>()?;
-                Ok((0..df.height())
-                    .filter(|&row| f[row].is_some())
-                    .map(|row| Cdf {
-                        from: stage_name(f[row]),
-                        to: stage_name(t[row]),
-                        quantiles_ns: qs.iter().map(|q| q[row].unwrap_or(0)).collect(),
-                    })
-                    .collect())
-            },
-        )?
+        let qs: Vec<f64> = (0..=POINTS).map(|i| i as f64 / POINTS as f64).collect();
+        let mut cdf: Vec<Cdf> = samples
+            .grouped(1, |_| 0, &qs)
+            .iter()
+            .map(|(_, p, st)| {
+                let (from, to) = stage_of(*p);
+                Cdf {
+                    from,
+                    to,
+                    quantiles_ns: st.quantiles_ns.iter().map(|v| (*v).max(0) as u64).collect(),
+                }
+            })
+            .collect();
+        // Stage code order, the application's write last (as the hop pairs came first).
+        let code = |n: &str| n.parse::<Stage>().map_or(u8::MAX, |s| s.code());
+        cdf.sort_by_key(|c| {
+            let from = code(&c.from);
+            (from == Stage::TxSendmsg.code(), from, code(&c.to))
+        });
+        cdf
     } else {
         Vec::new()
     };
+    drop(samples);
 
     steps.step("reading TCP events");
     let tcp = collect(scan::events(
@@ -597,7 +625,8 @@ fn lifecycle(
     Ok((conns, transitions))
 }
 
-/// The optimized plan of the journey segmentation query, for `--explain`.
+/// The optimized plan of the hop scan journeys are split from ([`crate::segment`]), for
+/// `--explain`.
 pub fn explain(recs: &[Recording], opts: &Options) -> anyhow::Result<String> {
     let files: Vec<_> = recs.iter().flat_map(|r| r.files()).collect();
     let stages: Vec<Stage> = scan::hop_stages()
@@ -610,9 +639,7 @@ pub fn explain(recs: &[Recording], opts: &Options) -> anyhow::Result<String> {
         &stages,
         &opts.selection,
     )?;
-    crate::queries::journey::segment(hops, opts.max_hop_gap_ns)
-        .explain(true)
-        .map_err(crate::frame::one_line)
+    hops.explain(true).map_err(crate::frame::one_line)
 }
 
 /// The losses of several recordings added up: per CPU slot, per stage, and in the writer queue.

@@ -96,6 +96,48 @@ fn fixed_delays_give_exactly_those_percentiles() {
 }
 
 #[test]
+fn a_transmitted_clone_joins_its_tx_tcp_xmit() {
+    // A real kernel records tx_tcp_xmit on the write-queue skb and sends a clone of it: every
+    // later hop has another packet id. The journeys must come out as when all hops share one.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = SynthConfig::new(Mix::RequestResponse, 20_000, 11).with_fixed_delays(DELAYS);
+    let (one_id, clone) = (
+        dir.path().join("one.parquet"),
+        dir.path().join("clone.parquet"),
+    );
+    write_file(&one_id, cfg.clone()).unwrap();
+    write_file(
+        &clone,
+        SynthConfig {
+            xmit_on_write_queue: true,
+            ..cfg
+        },
+    )
+    .unwrap();
+    let (a, b) = (
+        json_report(&[one_id.to_str().unwrap()]),
+        json_report(&[clone.to_str().unwrap()]),
+    );
+    assert!(
+        b["journeys"]["complete"].as_u64().unwrap() > 1_000,
+        "{}",
+        b["journeys"]
+    );
+    let row = stage_row(&b, "tx_tcp_xmit", "tx_dev_queue");
+    assert_eq!(row["max_ns"].as_u64(), Some(3_100), "{row}");
+    for section in [
+        "journeys",
+        "stages",
+        "end_to_end",
+        "stages_per_flow",
+        "stages_per_cpu",
+        "stages_over_time",
+    ] {
+        assert_eq!(a[section], b[section], "{section}");
+    }
+}
+
+#[test]
 fn a_missing_stage_joins_its_neighbours() {
     // Recordings never assume which stages exist: drop rx_ip and rx_tcp (no fentry/kprobe).
     let dir = tempfile::tempdir().unwrap();

@@ -99,6 +99,11 @@ pub struct SynthConfig {
     pub retransmit_one_in: u32,
     /// One segment in this many is dropped at the receiver (0 = never).
     pub drop_one_in: u32,
+    /// `tx_tcp_xmit` on the write-queue skb, as a real kernel records it: `__tcp_transmit_skb`
+    /// is handed the skb of the socket's write queue and sends a clone of it, so every later hop
+    /// has another packet id. Off by default: the hops then share one id.
+    #[serde(default)]
+    pub xmit_on_write_queue: bool,
 }
 
 impl SynthConfig {
@@ -144,6 +149,7 @@ impl SynthConfig {
             segment_bytes,
             retransmit_one_in: 200,
             drop_one_in: 500,
+            xmit_on_write_queue: false,
         }
     }
 
@@ -363,6 +369,9 @@ impl SynthStream {
                     ev.set_comm("iperf3");
                 }
                 Stage::TxTcpXmit => {
+                    if self.cfg.xmit_on_write_queue {
+                        ev.skb = wq_skb;
+                    }
                     ev.valid |= valid::SOCK | valid::SEQ;
                     ev.sock = fl.snd_sock;
                     ev.seq = seq;

@@ -5,86 +5,19 @@
 //! kernel freed the skb and allocated the same address for another packet), the previous event
 //! was the TX completion (`tx_done`: the skb was freed), or more than the allowed gap passed.
 //! A stage seen twice in a row (stacked devices, partial reads) keeps its first occurrence.
+//! Every hop takes the flow of its journey's first hop: socket hooks (`rx_tcp_est`, `rx_app`)
+//! name a flow from the socket's side (local → remote), which on the receiver is the packet's
+//! reverse; the first hop of a journey is a packet hook on RX and the sender's socket on TX,
+//! both in the packet's direction. The split itself is one pass in Rust
+//! ([`crate::segment::segment`]); the queries below read the segmented frame.
 
 use super::{flow_cols, RANK, STAGE};
 use polars::prelude::*;
 use tcptape_common::Stage;
 
-/// Columns of the segmented hop frame, besides the event's own (the flow is the journey's, see
-/// [`journey_flow`]): `new` (first hop of a journey),
-/// `last` (last hop), `jid` (journey number), `from` (previous stage in the journey, null on a
-/// first hop) and `dt_ns` (time since that stage).
-pub fn segment(hops: LazyFrame, max_gap_ns: u64) -> LazyFrame {
-    let prev = |c: &str| col(c).shift(lit(1));
-    let ts = || col("ts_ns").cast(DataType::Int64);
-    let same_skb = col("skb").eq(prev("skb")).fill_null(lit(false));
-    let gap = (ts() - ts().shift(lit(1)))
-        .gt(lit(max_gap_ns as i64))
-        .fill_null(lit(true));
-    let after_free = prev(STAGE)
-        .eq(lit(Stage::TxDone.code()))
-        .fill_null(lit(false));
-    let backwards = col(RANK).lt(prev(RANK)).fill_null(lit(false));
-    let new = same_skb.not().or(gap).or(after_free).or(backwards);
-    let repeat = col("new")
-        .not()
-        .and(col(STAGE).eq(prev(STAGE)).fill_null(lit(false)));
-    hops.filter(col("skb").is_not_null())
-        .sort(["skb", "ts_ns"], SortMultipleOptions::default())
-        .with_column(new.alias("new"))
-        .filter(repeat.not())
-        .with_columns([
-            col("new")
-                .cast(DataType::UInt32)
-                .cum_sum(false)
-                .alias("jid"),
-            // Within a journey the previous row is the previous hop; on a first hop these are
-            // meaningless and are nulled below.
-            prev(STAGE).alias("from"),
-            (ts() - ts().shift(lit(1))).alias("dt_ns"),
-        ])
-        .with_columns([
-            when(col("new"))
-                .then(lit(NULL).cast(DataType::UInt8))
-                .otherwise(col("from"))
-                .alias("from"),
-            when(col("new"))
-                .then(lit(NULL).cast(DataType::Int64))
-                .otherwise(col("dt_ns"))
-                .alias("dt_ns"),
-            col("jid")
-                .neq(col("jid").shift(lit(-1)))
-                .fill_null(lit(true))
-                .alias("last"),
-        ])
-        .with_columns(journey_flow())
-}
-
-/// Every hop takes the flow of its journey's first hop. Socket hooks (`rx_tcp_est`, `rx_app`)
-/// name a flow from the socket's side (local → remote), which on the receiver is the packet's
-/// reverse; the first hop of a journey is a packet hook on RX and the sender's socket on TX,
-/// both in the packet's direction.
-fn journey_flow() -> Vec<Expr> {
-    let forward = |e: Expr| e.fill_null_with_strategy(FillNullStrategy::Forward(None));
-    let known = forward(
-        when(col("new"))
-            .then(col("sport").is_not_null())
-            .otherwise(lit(NULL)),
-    );
-    ["saddr", "sport", "daddr", "dport"]
-        .into_iter()
-        .map(|c| {
-            when(known.clone())
-                .then(forward(when(col("new")).then(col(c)).otherwise(lit(NULL))))
-                .otherwise(lit(NULL))
-                .alias(c)
-        })
-        .collect()
-}
-
 /// One row per hop: `from`, `to`, `dt_ns`, `ts_ns` (of the later hop), `cpu` and the flow.
-/// First hops have a null `from` and `dt_ns`: aggregations keep them in their own groups, which
-/// the caller drops, because filtering them out first would copy every column of every hop.
+/// First hops have a null `from` and `dt_ns`, skipped where the rows are read
+/// ([`crate::latency_stats`]): filtering them out here would copy every column of every hop.
 pub fn hop_pairs(seg: LazyFrame) -> LazyFrame {
     let mut cols = vec![
         col("from"),
@@ -139,6 +72,73 @@ pub fn sendmsg_pairs(starts: LazyFrame, matched: LazyFrame) -> LazyFrame {
     starts
         .inner_join(matched, col("jid"), col("jid"))
         .select(cols)
+}
+
+/// The clones joined to a `tx_tcp_xmit`, from first hops with `xmit_ts`, `xmit_cpu` and
+/// `xmit_jid` (null when not joined): `jid`, `xmit_jid`, `xmit_ts`, `xmit_cpu`, and the clone's first hop as
+/// `to`, `ts_ns`, `cpu` and the flow.
+pub fn links(starts: LazyFrame) -> LazyFrame {
+    let mut cols = vec![
+        col("jid"),
+        col("xmit_jid"),
+        col("xmit_ts"),
+        col("xmit_cpu").cast(DataType::UInt16),
+        col("first_stage").alias("to"),
+        col("t0").alias("ts_ns"),
+        col("cpu"),
+    ];
+    cols.extend(flow_cols());
+    starts.filter(col("xmit_ts").is_not_null()).select(cols)
+}
+
+/// First hops after joining clones: a joined clone starts at its `tx_tcp_xmit` (stage, rank,
+/// time and CPU), and the `tx_tcp_xmit`'s own journey (`absorbed`) is left out.
+pub fn joined_starts(starts: LazyFrame) -> LazyFrame {
+    let xmit = Stage::TxTcpXmit;
+    let joined = || col("xmit_ts").is_not_null();
+    let pick = |then: Expr, c: &str| when(joined()).then(then).otherwise(col(c)).alias(c);
+    starts
+        .filter(col("absorbed").not())
+        .with_columns([
+            pick(lit(xmit.code()).cast(DataType::UInt8), "first_stage"),
+            pick(
+                lit(super::journey_rank(xmit).expect("hop stage")).cast(DataType::UInt8),
+                "first_rank",
+            ),
+            pick(col("xmit_ts"), "t0"),
+            pick(col("xmit_cpu").cast(DataType::UInt16), "cpu"),
+        ])
+        .select(
+            [
+                "jid",
+                "first_stage",
+                "first_rank",
+                "t0",
+                "sock",
+                "seq",
+                "cpu",
+            ]
+            .into_iter()
+            .map(col)
+            .chain(flow_cols())
+            .collect::<Vec<_>>(),
+        )
+}
+
+/// Pairs `tx_tcp_xmit → first hop` of the joined clones ([`links`]), in the shape of
+/// [`hop_pairs`].
+pub fn link_pairs(links: LazyFrame) -> LazyFrame {
+    let mut cols = vec![
+        lit(Stage::TxTcpXmit.code())
+            .cast(DataType::UInt8)
+            .alias("from"),
+        col("to"),
+        (col("ts_ns").cast(DataType::Int64) - col("xmit_ts").cast(DataType::Int64)).alias("dt_ns"),
+        col("ts_ns"),
+        col("cpu"),
+    ];
+    cols.extend(flow_cols());
+    links.select(cols)
 }
 
 /// Whole journeys: `jid`, `from` (`tx_sendmsg` when matched, else the first hop), `to` (the last
