@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /* What every tcptape program shares: maps, filters, flow parsing, and the submit path.
  *
- * An event is built on the stack, checked against the filters (set before load as
- * `const volatile` globals, so the verifier removes the checks that are off), counted per stage,
- * sampled by flow, and copied into the ring buffer. Only TCP is ever recorded. */
+ * A handler first reads only the event's flow (from the socket or the packet headers), checks it
+ * against the filters (set before load as `const volatile` globals, so the verifier removes the
+ * checks that are off), counts it per stage and samples it by flow. Only an admitted event is
+ * read in full, straight into ring-buffer memory. Only TCP is ever recorded. */
 #ifndef TCPTAPE_CAPTURE_BPF_H
 #define TCPTAPE_CAPTURE_BPF_H
 
@@ -110,51 +111,52 @@ enum hdr_base {
 	BASE_NETWORK = 1,
 };
 
+/* Where a socket's cookie comes from, as the flavor allows (see tcptape.bpf.c). Only admitted
+ * events ask for it. */
+enum cookie_src {
+	COOKIE_READ = 0,
+	COOKIE_HELPER = 1,
+};
+
 /* Reads p->f: a plain load where the verifier knows p's BTF type (arguments of tp_btf programs
  * and pointers reached from them), a probe read elsewhere (classic tracepoints, kprobes). `direct`
  * is a constant at every call site, so only one branch is compiled into each program. */
 #define RD(direct, p, f) ((direct) ? (p)->f : BPF_CORE_READ(p, f))
 
-static __always_inline void event_init(struct tcptape_event *e, __u8 kind)
-{
-	__builtin_memset(e, 0, sizeof(*e));
-	e->ts_ns = bpf_ktime_get_ns();
-	e->cpu = bpf_get_smp_processor_id();
-	e->kind = kind;
-}
+/* What the filters and the sampling decide on. Read first, so that an event that is filtered or
+ * sampled out costs no more than this. Aligned so that copying the addresses is word-sized. */
+struct flow {
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u16 sport;
+	__u16 dport;
+	__u16 family;
+} __attribute__((aligned(8)));
 
-static __always_inline void event_task(struct tcptape_event *e)
-{
-	__u64 id = bpf_get_current_pid_tgid();
-	if ((__u32)id == 0) /* the idle task or softirq on it: no process to name */
-		return;
-	e->pid = id >> 32;
-	bpf_get_current_comm(e->comm, sizeof(e->comm));
-	e->valid |= V_PID;
-}
+/* A packet's flow and what its headers say besides: TCP sequence number and payload length. */
+struct packet {
+	struct flow flow;
+	__u32 seq;
+	__u32 len;
+};
 
-static __always_inline void event_dev(struct tcptape_event *e, struct net_device *dev, bool direct)
-{
-	if (!dev)
-		return;
-	e->ifindex = RD(direct, dev, ifindex);
-	e->valid |= V_IFINDEX;
-	struct net *net = RD(direct, dev, nd_net.net);
-	if (net) {
-		e->netns = RD(direct, net, ns.inum);
-		e->valid |= V_NETNS;
-	}
-}
+/* Namespace, interface and task of an event (bits V_NETNS, V_IFINDEX, V_PID in `valid`). */
+struct scope {
+	__u32 netns;
+	__u32 ifindex;
+	__u32 pid;
+	__u32 valid;
+};
 
-static __always_inline __u64 sock_cookie_read(struct sock *sk, bool direct)
+static __always_inline __u64 sock_cookie(struct sock *sk, enum cookie_src src, bool direct)
 {
+	if (src == COOKIE_HELPER)
+		return bpf_get_socket_cookie(sk);
 	return RD(direct, sk, __sk_common.skc_cookie.counter);
 }
 
-/* Fills the flow, namespace and cookie from a TCP socket; false if `sk` is not an inet TCP
- * socket. `cookie` is the flavor's cookie (0: read the one the socket already has). */
-static __always_inline bool event_sock_(struct tcptape_event *e, struct sock *sk, __u64 cookie,
-					bool direct)
+/* The flow of a TCP socket; false if `sk` is not an inet TCP socket. */
+static __always_inline bool flow_of_sock(struct flow *f, struct sock *sk, bool direct)
 {
 	if (!sk)
 		return false;
@@ -163,78 +165,28 @@ static __always_inline bool event_sock_(struct tcptape_event *e, struct sock *sk
 		return false;
 	if (sk_protocol_of(sk, direct) != IPPROTO_TCP)
 		return false;
-	e->family = family;
+	f->family = family;
 	if (family == AF_INET) {
 		__be32 s = RD(direct, sk, __sk_common.skc_rcv_saddr);
 		__be32 d = RD(direct, sk, __sk_common.skc_daddr);
-		__builtin_memcpy(e->saddr, &s, 4);
-		__builtin_memcpy(e->daddr, &d, 4);
+		__builtin_memcpy(f->saddr, &s, 4);
+		__builtin_memcpy(f->daddr, &d, 4);
 	} else if (direct) {
-		__builtin_memcpy(e->saddr, sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8, 16);
-		__builtin_memcpy(e->daddr, sk->__sk_common.skc_v6_daddr.in6_u.u6_addr8, 16);
+		__builtin_memcpy(f->saddr, sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8, 16);
+		__builtin_memcpy(f->daddr, sk->__sk_common.skc_v6_daddr.in6_u.u6_addr8, 16);
 	} else {
-		BPF_CORE_READ_INTO(&e->saddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
-		BPF_CORE_READ_INTO(&e->daddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+		BPF_CORE_READ_INTO(&f->saddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+		BPF_CORE_READ_INTO(&f->daddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
 	}
-	e->sport = RD(direct, sk, __sk_common.skc_num);
-	e->dport = bpf_ntohs(RD(direct, sk, __sk_common.skc_dport));
-	e->valid |= V_FLOW;
-	struct net *net = RD(direct, sk, __sk_common.skc_net.net);
-	if (net) {
-		e->netns = RD(direct, net, ns.inum);
-		e->valid |= V_NETNS;
-	}
-	if (!cookie)
-		cookie = sock_cookie_read(sk, direct);
-	if (cookie) {
-		e->sock = cookie;
-		e->valid |= V_SOCK;
-	}
+	f->sport = RD(direct, sk, __sk_common.skc_num);
+	f->dport = bpf_ntohs(RD(direct, sk, __sk_common.skc_dport));
 	return true;
-}
-
-static __always_inline bool event_sock(struct tcptape_event *e, struct sock *sk, __u64 cookie)
-{
-	return event_sock_(e, sk, cookie, false);
-}
-
-/* The congestion-control snapshot of a TCP socket. */
-static __always_inline void event_tcp(struct tcptape_event *e, struct sock *sk)
-{
-	struct tcp_sock *tp = (void *)sk;
-	struct inet_connection_sock *icsk = (void *)sk;
-	e->cwnd = BPF_CORE_READ(tp, snd_cwnd);
-	e->ssthresh = BPF_CORE_READ(tp, snd_ssthresh);
-	e->srtt_us = BPF_CORE_READ(tp, srtt_us) >> 3;
-	e->rttvar_us = tcp_rttvar_us(tp);
-	e->snd_wnd = BPF_CORE_READ(tp, snd_wnd);
-	e->rcv_wnd = BPF_CORE_READ(tp, rcv_wnd);
-	e->packets_out = BPF_CORE_READ(tp, packets_out);
-	e->retrans_out = BPF_CORE_READ(tp, retrans_out);
-	e->ca_state = BPF_CORE_READ_BITFIELD_PROBED(icsk, icsk_ca_state);
-	e->valid |= V_TCP | V_CA_STATE;
-}
-
-/* Sequence range and segment count from the TCP control block of a queued skb. */
-static __always_inline void event_tcp_cb(struct tcptape_event *e, struct sk_buff *skb, bool segs)
-{
-	struct tcp_skb_cb *cb = (void *)skb->cb;
-	__u32 seq = BPF_CORE_READ(cb, seq);
-	__u32 end = BPF_CORE_READ(cb, end_seq);
-	e->seq = seq;
-	e->len = end - seq;
-	e->valid |= V_SEQ | V_LEN;
-	if (segs) {
-		__u16 n = BPF_CORE_READ(cb, tcp_gso_segs);
-		e->segs = n ? n : 1;
-		e->valid |= V_SEGS;
-	}
 }
 
 /* Parses the IP and TCP headers of a packet: flow, sequence number and TCP payload length.
  * False when the packet is not TCP over IPv4/IPv6 or the headers cannot be read. */
-static __always_inline bool event_packet(struct tcptape_event *e, struct sk_buff *skb,
-					 enum hdr_base base, bool direct)
+static __always_inline bool packet_read(struct packet *p, struct sk_buff *skb, enum hdr_base base,
+					bool direct)
 {
 	__u16 proto = bpf_ntohs(RD(direct, skb, protocol));
 	if (proto != ETH_P_IP && proto != ETH_P_IPV6)
@@ -248,6 +200,7 @@ static __always_inline bool event_packet(struct tcptape_event *e, struct sk_buff
 			return false;
 		nh = head + off;
 	}
+	struct flow *f = &p->flow;
 	__u32 ip_len;
 	if (proto == ETH_P_IP) {
 		struct iphdr ip;
@@ -255,9 +208,9 @@ static __always_inline bool event_packet(struct tcptape_event *e, struct sk_buff
 			return false;
 		if (ip.version != 4 || ip.protocol != IPPROTO_TCP || ip.ihl < 5)
 			return false;
-		e->family = AF_INET;
-		__builtin_memcpy(e->saddr, &ip.saddr, 4);
-		__builtin_memcpy(e->daddr, &ip.daddr, 4);
+		f->family = AF_INET;
+		__builtin_memcpy(f->saddr, &ip.saddr, 4);
+		__builtin_memcpy(f->daddr, &ip.daddr, 4);
 		ip_len = ip.ihl * 4;
 	} else {
 		struct ipv6hdr ip6;
@@ -266,40 +219,64 @@ static __always_inline bool event_packet(struct tcptape_event *e, struct sk_buff
 		/* Extension headers before TCP are rare for TCP; such packets are not recorded. */
 		if (ip6.version != 6 || ip6.nexthdr != IPPROTO_TCP)
 			return false;
-		e->family = AF_INET6;
-		__builtin_memcpy(e->saddr, ip6.saddr, 16);
-		__builtin_memcpy(e->daddr, ip6.daddr, 16);
+		f->family = AF_INET6;
+		__builtin_memcpy(f->saddr, ip6.saddr, 16);
+		__builtin_memcpy(f->daddr, ip6.daddr, 16);
 		ip_len = sizeof(ip6);
 	}
 	struct tcphdr th;
 	if (bpf_probe_read_kernel(&th, sizeof(th), nh + ip_len))
 		return false;
-	e->sport = bpf_ntohs(th.source);
-	e->dport = bpf_ntohs(th.dest);
-	e->seq = bpf_ntohl(th.seq);
-	e->valid |= V_FLOW | V_SEQ;
+	f->sport = bpf_ntohs(th.source);
+	f->dport = bpf_ntohs(th.dest);
+	p->seq = bpf_ntohl(th.seq);
 	/* Payload = skb bytes after the TCP header; skb->len counts from skb->data. */
 	__u32 hdr = (__u32)(nh - data) + ip_len + th.doff * 4;
 	__u32 len = RD(direct, skb, len);
-	e->len = len > hdr ? len - hdr : 0;
-	e->valid |= V_LEN;
+	p->len = len > hdr ? len - hdr : 0;
 	return true;
+}
+
+/* Namespace and interface from a device, namespace from a socket, pid from the current task
+ * (`task`: the stage runs in the task that causes it), into a zeroed `sc`. */
+static __always_inline void scope_read(struct scope *sc, struct sock *sk, struct net_device *dev,
+				       bool task, bool direct)
+{
+	struct net *net = NULL;
+	if (dev) {
+		sc->ifindex = RD(direct, dev, ifindex);
+		sc->valid |= V_IFINDEX;
+		net = RD(direct, dev, nd_net.net);
+	} else if (sk) {
+		net = RD(direct, sk, __sk_common.skc_net.net);
+	}
+	if (net) {
+		sc->netns = RD(direct, net, ns.inum);
+		sc->valid |= V_NETNS;
+	}
+	if (task) {
+		__u64 id = bpf_get_current_pid_tgid();
+		if ((__u32)id != 0) { /* else the idle task or softirq on it: no process to name */
+			sc->pid = id >> 32;
+			sc->valid |= V_PID;
+		}
+	}
 }
 
 /* A hash of the flow that is the same in both directions, so both ends of a connection and every
  * stage of its packets are sampled alike. */
-static __always_inline __u32 flow_hash(const struct tcptape_event *e)
+static __always_inline __u32 flow_hash(const struct flow *f)
 {
-	__u32 h = 0x9e3779b9u ^ e->family;
-	const __u32 *s = (const void *)e->saddr;
-	const __u32 *d = (const void *)e->daddr;
+	__u32 h = 0x9e3779b9u ^ f->family;
+	const __u32 *s = (const void *)f->saddr;
+	const __u32 *d = (const void *)f->daddr;
 #pragma unroll
 	for (int i = 0; i < 4; i++) {
 		h ^= (s[i] ^ d[i]) + (s[i] + d[i]) * 0x85ebca6bu;
 		h = (h << 13) | (h >> 19);
 		h = h * 5 + 0xe6546b64u;
 	}
-	h ^= ((__u32)(e->sport ^ e->dport) << 16) | (__u16)(e->sport + e->dport);
+	h ^= ((__u32)(f->sport ^ f->dport) << 16) | (__u16)(f->sport + f->dport);
 	h ^= h >> 16;
 	h *= 0x85ebca6bu;
 	h ^= h >> 13;
@@ -308,7 +285,7 @@ static __always_inline __u32 flow_hash(const struct tcptape_event *e)
 	return h;
 }
 
-static __always_inline bool port_match(const struct tcptape_event *e)
+static __always_inline bool port_match(const struct flow *f)
 {
 	if (!targ_nports)
 		return true;
@@ -316,7 +293,7 @@ static __always_inline bool port_match(const struct tcptape_event *e)
 	for (int i = 0; i < MAX_PORTS; i++) {
 		if (i >= targ_nports)
 			break;
-		if (targ_ports[i] == e->sport || targ_ports[i] == e->dport)
+		if (targ_ports[i] == f->sport || targ_ports[i] == f->dport)
 			return true;
 	}
 	return false;
@@ -333,33 +310,33 @@ static __always_inline bool cidr_has(int i, const __u8 *addr, int n)
 	return true;
 }
 
-static __always_inline bool addr_match(const struct tcptape_event *e)
+static __always_inline bool addr_match(const struct flow *f)
 {
 	if (!targ_ncidrs)
 		return true;
-	int n = e->family == AF_INET ? 4 : 16;
+	int n = f->family == AF_INET ? 4 : 16;
 	for (int i = 0; i < MAX_CIDRS; i++) {
 		if (i >= targ_ncidrs)
 			break;
-		if (targ_cidr_family[i] != e->family)
+		if (targ_cidr_family[i] != f->family)
 			continue;
-		if (cidr_has(i, e->saddr, n) || cidr_has(i, e->daddr, n))
+		if (cidr_has(i, f->saddr, n) || cidr_has(i, f->daddr, n))
 			return true;
 	}
 	return false;
 }
 
-static __always_inline bool netns_match(const struct tcptape_event *e)
+static __always_inline bool netns_match(const struct scope *sc)
 {
 	if (!targ_nnetns)
 		return true;
-	if (!(e->valid & V_NETNS))
+	if (!(sc->valid & V_NETNS))
 		return false;
 #pragma unroll
 	for (int i = 0; i < MAX_NETNS; i++) {
 		if (i >= targ_nnetns)
 			break;
-		if (targ_netns[i] == e->netns)
+		if (targ_netns[i] == sc->netns)
 			return true;
 	}
 	return false;
@@ -367,28 +344,28 @@ static __always_inline bool netns_match(const struct tcptape_event *e)
 
 /* 1: the event's own pid/interface matches; 0: it carries none; -1: it carries one that does not
  * match. */
-static __always_inline int pid_iface_verdict(const struct tcptape_event *e)
+static __always_inline int pid_iface_verdict(const struct scope *sc)
 {
 	int verdict = 0;
-	if (targ_npids && (e->valid & V_PID)) {
+	if (targ_npids && (sc->valid & V_PID)) {
 		bool ok = false;
 #pragma unroll
 		for (int i = 0; i < MAX_PIDS; i++) {
-			if (i < targ_npids && targ_pids[i] == e->pid)
+			if (i < targ_npids && targ_pids[i] == sc->pid)
 				ok = true;
 		}
 		if (!ok)
 			return -1;
 		verdict = 1;
 	}
-	if (targ_nifindex && (e->valid & V_IFINDEX)) {
+	if (targ_nifindex && (sc->valid & V_IFINDEX)) {
 		bool ok = false;
 #pragma unroll
 		for (int i = 0; i < MAX_IFACES; i++) {
-			if (i < targ_nifindex && targ_ifindex[i] == e->ifindex)
+			if (i < targ_nifindex && targ_ifindex[i] == sc->ifindex)
 				ok = true;
 		}
-		if (targ_ifindex_netns && (!(e->valid & V_NETNS) || e->netns != targ_ifindex_netns))
+		if (targ_ifindex_netns && (!(sc->valid & V_NETNS) || sc->netns != targ_ifindex_netns))
 			ok = false;
 		if (!ok)
 			return -1;
@@ -404,33 +381,133 @@ static __always_inline void count(void *map, __u32 key)
 		*n += 1;
 }
 
-/* Filters, counts, samples and emits an event that has its flow filled in. */
-static __always_inline int submit(struct tcptape_event *e)
+/* Filters, counts and samples an event of stage `kind` by its flow, before anything else of the
+ * event is read. The scope is read before the decision only when a filter looks at it, and after
+ * it otherwise; either way `sc` holds it when this returns true. */
+static __always_inline bool admit(__u8 kind, const struct flow *f, struct scope *sc,
+				  struct sock *sk, struct net_device *dev, bool task, bool direct)
 {
-	if (!(e->valid & V_FLOW))
-		return 0;
-	if (!port_match(e) || !addr_match(e) || !netns_match(e))
-		return 0;
-	__u32 h = flow_hash(e);
+	/* Zeroed first: clang would otherwise leave the fields unset on the path where they are read
+	 * after the decision, and the verifier refuses the uninitialized registers it spills. */
+	__builtin_memset(sc, 0, sizeof(*sc));
+	if (!port_match(f) || !addr_match(f))
+		return false;
+	bool scoped = targ_nnetns || targ_npids || targ_nifindex;
+	if (scoped) {
+		scope_read(sc, sk, dev, task, direct);
+		if (!netns_match(sc))
+			return false;
+	}
+	__u32 h = flow_hash(f);
 	if (targ_npids || targ_nifindex) {
-		int v = pid_iface_verdict(e);
+		int v = pid_iface_verdict(sc);
 		if (v < 0)
-			return 0;
+			return false;
 		if (v > 0) {
 			__u8 one = 1;
 			bpf_map_update_elem(&FLOW_MARKS, &h, &one, BPF_ANY);
 		} else if (!bpf_map_lookup_elem(&FLOW_MARKS, &h)) {
-			return 0;
+			return false;
 		}
 	}
-	count(&SEEN, e->kind);
+	count(&SEEN, kind);
 	if (targ_sample > 1 && h % targ_sample != 0)
-		return 0;
-	__u64 avail = bpf_ringbuf_query(&EVENTS, BPF_RB_AVAIL_DATA);
-	__u64 flags = avail + sizeof(*e) >= wake_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
-	if (bpf_ringbuf_output(&EVENTS, e, sizeof(*e), flags))
+		return false;
+	if (!scoped)
+		scope_read(sc, sk, dev, task, direct);
+	return true;
+}
+
+/* An admitted event, in ring-buffer memory, with its flow and scope filled in; NULL (counted in
+ * LOST) when the ring is full. Every path after a successful reserve ends in event_submit. */
+static __always_inline struct tcptape_event *event_reserve(__u8 kind, const struct flow *f,
+							   const struct scope *sc)
+{
+	struct tcptape_event *e = bpf_ringbuf_reserve(&EVENTS, sizeof(*e), 0);
+	if (!e) {
 		count(&LOST, 0);
+		return NULL;
+	}
+	/* Ring memory is not zeroed: fields an event does not carry must still read as 0. */
+	__builtin_memset(e, 0, sizeof(*e));
+	e->ts_ns = bpf_ktime_get_ns();
+	e->cpu = bpf_get_smp_processor_id();
+	e->kind = kind;
+	__builtin_memcpy(e->saddr, f->saddr, 16);
+	__builtin_memcpy(e->daddr, f->daddr, 16);
+	e->sport = f->sport;
+	e->dport = f->dport;
+	e->family = f->family;
+	e->netns = sc->netns;
+	e->ifindex = sc->ifindex;
+	e->pid = sc->pid;
+	e->valid = V_FLOW | sc->valid;
+	if (sc->valid & V_PID)
+		bpf_get_current_comm(e->comm, sizeof(e->comm));
+	return e;
+}
+
+/* Commits the event; wakes the reader only once `wake_bytes` wait in the ring (this event
+ * included). */
+static __always_inline int event_submit(struct tcptape_event *e)
+{
+	__u64 avail = bpf_ringbuf_query(&EVENTS, BPF_RB_AVAIL_DATA);
+	bpf_ringbuf_submit(e, avail >= wake_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
 	return 0;
+}
+
+static __always_inline void event_cookie(struct tcptape_event *e, struct sock *sk,
+					 enum cookie_src src, bool direct)
+{
+	__u64 cookie = sock_cookie(sk, src, direct);
+	if (cookie) {
+		e->sock = cookie;
+		e->valid |= V_SOCK;
+	}
+}
+
+/* The tcp_sock of a TCP socket. Direct reads need the helper: the verifier allows no access past
+ * struct sock through a struct sock pointer. NULL for sockets that are not full TCP sockets. */
+static __always_inline struct tcp_sock *tcp_sock_of(struct sock *sk, bool direct)
+{
+	return direct ? bpf_skc_to_tcp_sock(sk) : (struct tcp_sock *)sk;
+}
+
+/* The congestion-control snapshot of a TCP socket. */
+static __always_inline void event_tcp(struct tcptape_event *e, struct sock *sk, bool direct)
+{
+	struct tcp_sock *tp = tcp_sock_of(sk, direct);
+	if (!tp)
+		return;
+	struct inet_connection_sock *icsk = (void *)tp;
+	e->cwnd = RD(direct, tp, snd_cwnd);
+	e->ssthresh = RD(direct, tp, snd_ssthresh);
+	e->srtt_us = RD(direct, tp, srtt_us) >> 3;
+	e->rttvar_us = tcp_rttvar_us(tp, direct);
+	e->snd_wnd = RD(direct, tp, snd_wnd);
+	e->rcv_wnd = RD(direct, tp, rcv_wnd);
+	e->packets_out = RD(direct, tp, packets_out);
+	e->retrans_out = RD(direct, tp, retrans_out);
+	e->ca_state = direct ? BPF_CORE_READ_BITFIELD(icsk, icsk_ca_state)
+			     : BPF_CORE_READ_BITFIELD_PROBED(icsk, icsk_ca_state);
+	e->valid |= V_TCP | V_CA_STATE;
+}
+
+/* Sequence range and segment count from the TCP control block of a queued skb. */
+static __always_inline void event_tcp_cb(struct tcptape_event *e, struct sk_buff *skb, bool segs,
+					 bool direct)
+{
+	struct tcp_skb_cb *cb = (void *)skb->cb;
+	__u32 seq = RD(direct, cb, seq);
+	__u32 end = RD(direct, cb, end_seq);
+	e->seq = seq;
+	e->len = end - seq;
+	e->valid |= V_SEQ | V_LEN;
+	if (segs) {
+		__u16 n = RD(direct, cb, tcp_gso_segs);
+		e->segs = n ? n : 1;
+		e->valid |= V_SEGS;
+	}
 }
 
 /* ---- One handler per stage; the flavors in tcptape.bpf.c only extract their arguments. ---- */
@@ -441,22 +518,24 @@ static __always_inline int on_packet(__u8 kind, struct sk_buff *skb, enum hdr_ba
 {
 	if (!skb)
 		return 0;
-	struct tcptape_event e;
-	event_init(&e, kind);
-	if (!event_packet(&e, skb, base, direct))
+	struct packet p = {};
+	if (!packet_read(&p, skb, base, direct))
 		return 0;
-	e.skb = (__u64)skb;
-	e.valid |= V_SKB;
-	event_dev(&e, RD(direct, skb, dev), direct);
+	struct net_device *dev = RD(direct, skb, dev);
+	struct scope sc;
+	if (!admit(kind, &p.flow, &sc, NULL, dev, false, direct))
+		return 0;
+	struct tcptape_event *e = event_reserve(kind, &p.flow, &sc);
+	if (!e)
+		return 0;
+	e->seq = p.seq;
+	e->len = p.len;
+	e->skb = (__u64)skb;
+	e->valid |= V_SEQ | V_LEN | V_SKB;
 	struct sock *sk = RD(direct, skb, sk);
-	if (sk) {
-		__u64 c = sock_cookie_read(sk, direct);
-		if (c) {
-			e.sock = c;
-			e.valid |= V_SOCK;
-		}
-	}
-	return submit(&e);
+	if (sk)
+		event_cookie(e, sk, COOKIE_READ, direct);
+	return event_submit(e);
 }
 
 /* tx_done: a transmitted skb freed after completion. Only skbs still owned by a TCP socket
@@ -472,53 +551,70 @@ static __always_inline int on_tx_done(struct sk_buff *skb)
 }
 
 /* A TCP socket with an skb whose control block holds the sequence range (rx_tcp_est,
- * tx_tcp_xmit, retransmit, tcp_sample). */
+ * tx_tcp_xmit, tcp_sample). */
 static __always_inline int on_sock_skb(__u8 kind, struct sock *sk, struct sk_buff *skb,
-				       __u64 cookie, bool tcp, bool segs, bool direct)
+				       enum cookie_src src, bool tcp, bool segs, bool direct)
 {
-	struct tcptape_event e;
-	event_init(&e, kind);
-	if (!event_sock_(&e, sk, cookie, direct))
+	struct flow f = {};
+	if (!flow_of_sock(&f, sk, direct))
 		return 0;
+	struct scope sc;
+	if (!admit(kind, &f, &sc, sk, NULL, false, direct))
+		return 0;
+	struct tcptape_event *e = event_reserve(kind, &f, &sc);
+	if (!e)
+		return 0;
+	event_cookie(e, sk, src, direct);
 	if (skb) {
-		e.skb = (__u64)skb;
-		e.valid |= V_SKB;
-		event_tcp_cb(&e, skb, segs);
+		e->skb = (__u64)skb;
+		e->valid |= V_SKB;
+		event_tcp_cb(e, skb, segs, direct);
 	}
 	if (tcp)
-		event_tcp(&e, sk);
-	return submit(&e);
+		event_tcp(e, sk, direct);
+	return event_submit(e);
 }
 
-static __always_inline int on_retransmit(struct sock *sk, struct sk_buff *skb, __u64 cookie,
+static __always_inline int on_retransmit(struct sock *sk, struct sk_buff *skb, enum cookie_src src,
 					 int err)
 {
-	struct tcptape_event e;
-	event_init(&e, ST_RETRANSMIT);
-	if (!event_sock(&e, sk, cookie))
+	struct flow f = {};
+	if (!flow_of_sock(&f, sk, false))
 		return 0;
-	if (skb) {
-		e.skb = (__u64)skb;
-		e.valid |= V_SKB;
-		event_tcp_cb(&e, skb, true);
-	}
-	event_tcp(&e, sk);
-	e.err = err;
-	e.valid |= V_ERR;
 	/* The kernel adds the skb's segment count to its counters before transmitting, and the skb
 	 * can shrink before the tracepoint reports it (observed on 6.18: the counter grew by 17 while
 	 * the reported skb had 4 segments). The socket's own total is counted at the same place, so
-	 * its growth since the socket's previous event is what the kernel counted for this attempt. */
+	 * its growth since the socket's previous event is what the kernel counted for this attempt.
+	 * Tracked for every socket, admitted or not, so that the first admitted event already has
+	 * its previous total. */
 	__u64 key = (__u64)sk;
 	__u32 total = BPF_CORE_READ((struct tcp_sock *)sk, total_retrans);
 	__u32 *last = bpf_map_lookup_elem(&RETRANS_SEEN, &key);
+	__u16 grew_segs = 0;
 	if (last && err >= 0) {
 		__u32 grew = total - *last;
 		if (grew > 0 && grew <= 0xffff)
-			e.segs = grew;
+			grew_segs = grew;
 	}
 	bpf_map_update_elem(&RETRANS_SEEN, &key, &total, BPF_ANY);
-	return submit(&e);
+	struct scope sc;
+	if (!admit(ST_RETRANSMIT, &f, &sc, sk, NULL, false, false))
+		return 0;
+	struct tcptape_event *e = event_reserve(ST_RETRANSMIT, &f, &sc);
+	if (!e)
+		return 0;
+	event_cookie(e, sk, src, false);
+	if (skb) {
+		e->skb = (__u64)skb;
+		e->valid |= V_SKB;
+		event_tcp_cb(e, skb, true, false);
+	}
+	if (grew_segs)
+		e->segs = grew_segs;
+	event_tcp(e, sk, false);
+	e->err = err;
+	e->valid |= V_ERR;
+	return event_submit(e);
 }
 
 /* rx_app: data copied to the application. */
@@ -527,31 +623,44 @@ static __always_inline int on_rx_app(struct sk_buff *skb, int len, bool direct)
 	if (!skb || len <= 0)
 		return 0;
 	struct sock *sk = RD(direct, skb, sk);
-	struct tcptape_event e;
-	event_init(&e, ST_RX_APP);
-	if (!event_sock_(&e, sk, 0, direct))
+	struct flow f = {};
+	if (!flow_of_sock(&f, sk, direct))
 		return 0;
-	e.skb = (__u64)skb;
-	e.valid |= V_SKB;
-	event_tcp_cb(&e, skb, false);
-	e.len = len;
-	event_task(&e);
-	return submit(&e);
+	struct scope sc;
+	if (!admit(ST_RX_APP, &f, &sc, sk, NULL, true, direct))
+		return 0;
+	struct tcptape_event *e = event_reserve(ST_RX_APP, &f, &sc);
+	if (!e)
+		return 0;
+	event_cookie(e, sk, COOKIE_READ, direct);
+	e->skb = (__u64)skb;
+	e->valid |= V_SKB;
+	event_tcp_cb(e, skb, false, direct);
+	e->len = len;
+	return event_submit(e);
 }
 
 /* tx_sendmsg: the application hands `len` bytes to TCP; seq is where they start. */
-static __always_inline int on_sendmsg(struct sock *sk, __u64 cookie, __u32 len)
+static __always_inline int on_sendmsg(struct sock *sk, enum cookie_src src, __u32 len, bool direct)
 {
-	struct tcptape_event e;
-	event_init(&e, ST_TX_SENDMSG);
-	if (!event_sock(&e, sk, cookie))
+	struct flow f = {};
+	if (!flow_of_sock(&f, sk, direct))
 		return 0;
-	struct tcp_sock *tp = (void *)sk;
-	e.seq = BPF_CORE_READ(tp, write_seq);
-	e.len = len;
-	e.valid |= V_SEQ | V_LEN;
-	event_task(&e);
-	return submit(&e);
+	struct scope sc;
+	if (!admit(ST_TX_SENDMSG, &f, &sc, sk, NULL, true, direct))
+		return 0;
+	struct tcptape_event *e = event_reserve(ST_TX_SENDMSG, &f, &sc);
+	if (!e)
+		return 0;
+	event_cookie(e, sk, src, direct);
+	struct tcp_sock *tp = tcp_sock_of(sk, direct);
+	if (tp) {
+		e->seq = RD(direct, tp, write_seq);
+		e->valid |= V_SEQ;
+	}
+	e->len = len;
+	e->valid |= V_LEN;
+	return event_submit(e);
 }
 
 /* tx_sendmsg from the tcp_sendmsg_locked tracepoint: `left` (bytes still to copy) only shrinks
@@ -559,7 +668,8 @@ static __always_inline int on_sendmsg(struct sock *sk, __u64 cookie, __u32 len)
  * is not recorded again. The first event of a call has left = the call's size. `msg` is 0 where
  * the flavor has no message pointer (classic tracepoint): then a new call smaller than what the
  * previous call on that CPU had left is taken for the same call. */
-static __always_inline int on_sendmsg_locked(struct sock *sk, __u64 cookie, __u64 msg, __u64 left)
+static __always_inline int on_sendmsg_locked(struct sock *sk, enum cookie_src src, __u64 msg,
+					     __u64 left, bool direct)
 {
 	__u32 zero = 0;
 	struct sendmsg_call *last = bpf_map_lookup_elem(&SENDMSG_CALL, &zero);
@@ -571,31 +681,43 @@ static __always_inline int on_sendmsg_locked(struct sock *sk, __u64 cookie, __u6
 		if (same)
 			return 0;
 	}
-	return on_sendmsg(sk, cookie, left);
+	return on_sendmsg(sk, src, left, direct);
 }
 
-static __always_inline int on_cong_state(struct sock *sk, __u64 cookie, __u8 ca_state)
+static __always_inline int on_cong_state(struct sock *sk, enum cookie_src src, __u8 ca_state)
 {
-	struct tcptape_event e;
-	event_init(&e, ST_CONG_STATE);
-	if (!event_sock(&e, sk, cookie))
+	struct flow f = {};
+	if (!flow_of_sock(&f, sk, false))
 		return 0;
-	event_tcp(&e, sk);
-	e.ca_state = ca_state; /* the new state: the socket still holds the old one */
-	return submit(&e);
+	struct scope sc;
+	if (!admit(ST_CONG_STATE, &f, &sc, sk, NULL, false, false))
+		return 0;
+	struct tcptape_event *e = event_reserve(ST_CONG_STATE, &f, &sc);
+	if (!e)
+		return 0;
+	event_cookie(e, sk, src, false);
+	event_tcp(e, sk, false);
+	e->ca_state = ca_state; /* the new state: the socket still holds the old one */
+	return event_submit(e);
 }
 
-static __always_inline int on_state(struct sock *sk, __u64 cookie, int oldstate, int newstate)
+static __always_inline int on_state(struct sock *sk, enum cookie_src src, int oldstate,
+				    int newstate)
 {
-	struct tcptape_event e;
-	event_init(&e, ST_STATE);
-	if (!event_sock(&e, sk, cookie))
+	struct flow f = {};
+	if (!flow_of_sock(&f, sk, false))
 		return 0;
-	e.state = newstate;
-	e.old_state = oldstate;
-	e.valid |= V_STATE;
-	event_task(&e);
-	return submit(&e);
+	struct scope sc;
+	if (!admit(ST_STATE, &f, &sc, sk, NULL, true, false))
+		return 0;
+	struct tcptape_event *e = event_reserve(ST_STATE, &f, &sc);
+	if (!e)
+		return 0;
+	event_cookie(e, sk, src, false);
+	e->state = newstate;
+	e->old_state = oldstate;
+	e->valid |= V_STATE;
+	return event_submit(e);
 }
 
 /* drop: a TCP packet freed with a reason. The reason value is raw; its name comes from the
@@ -604,34 +726,46 @@ static __always_inline int on_drop(struct sk_buff *skb, __u32 reason, bool has_r
 {
 	if (!skb)
 		return 0;
-	struct tcptape_event e;
-	event_init(&e, ST_DROP);
+	struct packet p = {};
 	__u16 nh = BPF_CORE_READ(skb, network_header);
-	if (!event_packet(&e, skb, nh == (__u16)~0U ? BASE_DATA : BASE_NETWORK, false))
+	if (!packet_read(&p, skb, nh == (__u16)~0U ? BASE_DATA : BASE_NETWORK, false))
 		return 0;
-	e.skb = (__u64)skb;
-	e.valid |= V_SKB;
-	event_dev(&e, BPF_CORE_READ(skb, dev), false);
+	struct net_device *dev = BPF_CORE_READ(skb, dev);
+	struct scope sc;
+	if (!admit(ST_DROP, &p.flow, &sc, NULL, dev, false, false))
+		return 0;
+	struct tcptape_event *e = event_reserve(ST_DROP, &p.flow, &sc);
+	if (!e)
+		return 0;
+	e->seq = p.seq;
+	e->len = p.len;
+	e->skb = (__u64)skb;
+	e->valid |= V_SEQ | V_LEN | V_SKB;
 	if (has_reason) {
-		e.drop_reason = reason;
-		e.valid |= V_DROP;
+		e->drop_reason = reason;
+		e->valid |= V_DROP;
 	}
-	return submit(&e);
+	return event_submit(e);
 }
 
 /* buffer: memory pressure on a TCP socket. `err` says which: 0 = receive queue full,
  * 1 + kind = protocol memory limit exceeded (kind 0 = send, 1 = receive). */
-static __always_inline int on_buffer(struct sock *sk, __u64 cookie, int which, __u32 bytes)
+static __always_inline int on_buffer(struct sock *sk, enum cookie_src src, int which, __u32 bytes)
 {
-	struct tcptape_event e;
-	event_init(&e, ST_BUFFER);
-	if (!event_sock(&e, sk, cookie))
+	struct flow f = {};
+	if (!flow_of_sock(&f, sk, false))
 		return 0;
-	e.err = which;
-	e.len = bytes;
-	e.valid |= V_ERR | V_LEN;
-	event_task(&e);
-	return submit(&e);
+	struct scope sc;
+	if (!admit(ST_BUFFER, &f, &sc, sk, NULL, true, false))
+		return 0;
+	struct tcptape_event *e = event_reserve(ST_BUFFER, &f, &sc);
+	if (!e)
+		return 0;
+	event_cookie(e, sk, src, false);
+	e->err = which;
+	e->len = bytes;
+	e->valid |= V_ERR | V_LEN;
+	return event_submit(e);
 }
 
 #endif /* TCPTAPE_CAPTURE_BPF_H */

@@ -21,10 +21,10 @@ static __always_inline __u16 sk_protocol_of(struct sock *sk, bool direct)
 
 /* v4.10, "tcp: switch rtt estimations to usec resolution": the RTT variance became `mdev_us`
  * (scaled by 4, as tcp_info's rttvar reports it). Older kernels report no variance here. */
-static __always_inline __u32 tcp_rttvar_us(struct tcp_sock *tp)
+static __always_inline __u32 tcp_rttvar_us(struct tcp_sock *tp, bool direct)
 {
 	if (bpf_core_field_exists(tp->mdev_us))
-		return BPF_CORE_READ(tp, mdev_us) >> 2;
+		return (direct ? tp->mdev_us : BPF_CORE_READ(tp, mdev_us)) >> 2;
 	return 0;
 }
 

@@ -105,28 +105,26 @@ int BPF_KPROBE(rx_tcp__kprobe__tcp_v6_rcv, struct sk_buff *skb)
 SEC("fentry/tcp_rcv_established")
 int BPF_PROG(rx_tcp_est__fentry__tcp_rcv_established, struct sock *sk, struct sk_buff *skb)
 {
-	return on_sock_skb(ST_RX_TCP_EST, sk, skb, bpf_get_socket_cookie(sk), false, false,
-			   false);
+	return on_sock_skb(ST_RX_TCP_EST, sk, skb, COOKIE_HELPER, false, false, false);
 }
 
 SEC("kprobe/tcp_rcv_established")
 int BPF_KPROBE(rx_tcp_est__kprobe__tcp_rcv_established, struct sock *sk, struct sk_buff *skb)
 {
-	return on_sock_skb(ST_RX_TCP_EST, sk, skb, 0, false, false, false);
+	return on_sock_skb(ST_RX_TCP_EST, sk, skb, COOKIE_READ, false, false, false);
 }
 
 SEC("tp_btf/tcp_probe")
 int BPF_PROG(rx_tcp_est__tp_btf__tcp_probe, struct sock *sk, struct sk_buff *skb)
 {
-	return on_sock_skb(ST_RX_TCP_EST, sk, skb, bpf_get_socket_cookie(sk), false, false,
-			   true);
+	return on_sock_skb(ST_RX_TCP_EST, sk, skb, COOKIE_HELPER, false, false, true);
 }
 
 SEC("tracepoint/tcp/tcp_probe")
 int rx_tcp_est__tracepoint__tcp_probe(struct trace_event_raw_tcp_probe *ctx)
 {
-	return on_sock_skb(ST_RX_TCP_EST, (struct sock *)ctx->skaddr, CTX_SKB(ctx), 0, false,
-			   false, false);
+	return on_sock_skb(ST_RX_TCP_EST, (struct sock *)ctx->skaddr, CTX_SKB(ctx), COOKIE_READ,
+			   false, false, false);
 }
 
 SEC("tp_btf/skb_copy_datagram_iovec")
@@ -147,13 +145,13 @@ int rx_app__tracepoint__skb_copy_datagram_iovec(
 SEC("fentry/tcp_sendmsg")
 int BPF_PROG(tx_sendmsg__fentry__tcp_sendmsg, struct sock *sk, struct msghdr *msg, __u64 size)
 {
-	return on_sendmsg(sk, bpf_get_socket_cookie(sk), size);
+	return on_sendmsg(sk, COOKIE_HELPER, size, false);
 }
 
 SEC("kprobe/tcp_sendmsg")
 int BPF_KPROBE(tx_sendmsg__kprobe__tcp_sendmsg, struct sock *sk, struct msghdr *msg, __u64 size)
 {
-	return on_sendmsg(sk, 0, size);
+	return on_sendmsg(sk, COOKIE_READ, size, false);
 }
 
 /* tcp_sendmsg_locked fires once per skb the loop fills; only a call's first event is kept. */
@@ -161,8 +159,7 @@ SEC("tp_btf/tcp_sendmsg_locked")
 int BPF_PROG(tx_sendmsg__tp_btf__tcp_sendmsg_locked, struct sock *sk, struct msghdr *msg,
 	     struct sk_buff *skb, int size_goal)
 {
-	return on_sendmsg_locked(sk, bpf_get_socket_cookie(sk), (__u64)msg,
-				 BPF_CORE_READ(msg, msg_iter.count));
+	return on_sendmsg_locked(sk, COOKIE_HELPER, (__u64)msg, msg->msg_iter.count, true);
 }
 
 SEC("tracepoint/tcp/tcp_sendmsg_locked")
@@ -171,20 +168,19 @@ int tx_sendmsg__tracepoint__tcp_sendmsg_locked(struct trace_event_raw_tcp_sendms
 	struct sk_buff *skb = (struct sk_buff *)ctx->skb_addr;
 	if (!skb)
 		return 0;
-	return on_sendmsg_locked(BPF_CORE_READ(skb, sk), 0, 0, ctx->msg_left);
+	return on_sendmsg_locked(BPF_CORE_READ(skb, sk), COOKIE_READ, 0, ctx->msg_left, false);
 }
 
 SEC("fentry/__tcp_transmit_skb")
 int BPF_PROG(tx_tcp_xmit__fentry____tcp_transmit_skb, struct sock *sk, struct sk_buff *skb)
 {
-	return on_sock_skb(ST_TX_TCP_XMIT, sk, skb, bpf_get_socket_cookie(sk), false, true,
-			   false);
+	return on_sock_skb(ST_TX_TCP_XMIT, sk, skb, COOKIE_HELPER, false, true, false);
 }
 
 SEC("kprobe/__tcp_transmit_skb")
 int BPF_KPROBE(tx_tcp_xmit__kprobe____tcp_transmit_skb, struct sock *sk, struct sk_buff *skb)
 {
-	return on_sock_skb(ST_TX_TCP_XMIT, sk, skb, 0, false, true, false);
+	return on_sock_skb(ST_TX_TCP_XMIT, sk, skb, COOKIE_READ, false, true, false);
 }
 
 SEC("tp_btf/net_dev_queue")
@@ -262,7 +258,7 @@ int BPF_PROG(retransmit__tp_btf__tcp_retransmit_skb, struct sock *sk, struct sk_
 	int err = 0;
 	if (retransmit_has_err())
 		err = (int)ctx[2];
-	return on_retransmit(sk, skb, bpf_get_socket_cookie(sk), err);
+	return on_retransmit(sk, skb, COOKIE_HELPER, err);
 }
 
 SEC("tracepoint/tcp/tcp_retransmit_skb")
@@ -271,39 +267,38 @@ int retransmit__tracepoint__tcp_retransmit_skb(struct trace_event_raw_tcp_retran
 	int err = 0;
 	if (retransmit_has_err())
 		err = ctx->err;
-	return on_retransmit((struct sock *)ctx->skaddr, CTX_SKB(ctx), 0, err);
+	return on_retransmit((struct sock *)ctx->skaddr, CTX_SKB(ctx), COOKIE_READ, err);
 }
 
 SEC("tp_btf/tcp_probe")
 int BPF_PROG(tcp_sample__tp_btf__tcp_probe, struct sock *sk, struct sk_buff *skb)
 {
-	return on_sock_skb(ST_TCP_SAMPLE, sk, skb, bpf_get_socket_cookie(sk), true, false,
-			   true);
+	return on_sock_skb(ST_TCP_SAMPLE, sk, skb, COOKIE_HELPER, true, false, true);
 }
 
 SEC("tracepoint/tcp/tcp_probe")
 int tcp_sample__tracepoint__tcp_probe(struct trace_event_raw_tcp_probe *ctx)
 {
-	return on_sock_skb(ST_TCP_SAMPLE, (struct sock *)ctx->skaddr, CTX_SKB(ctx), 0, true,
-			   false, false);
+	return on_sock_skb(ST_TCP_SAMPLE, (struct sock *)ctx->skaddr, CTX_SKB(ctx), COOKIE_READ,
+			   true, false, false);
 }
 
 SEC("tp_btf/tcp_cong_state_set")
 int BPF_PROG(cong_state__tp_btf__tcp_cong_state_set, struct sock *sk, __u8 ca_state)
 {
-	return on_cong_state(sk, bpf_get_socket_cookie(sk), ca_state);
+	return on_cong_state(sk, COOKIE_HELPER, ca_state);
 }
 
 SEC("tracepoint/tcp/tcp_cong_state_set")
 int cong_state__tracepoint__tcp_cong_state_set(struct trace_event_raw_tcp_cong_state_set *ctx)
 {
-	return on_cong_state((struct sock *)ctx->skaddr, 0, ctx->cong_state);
+	return on_cong_state((struct sock *)ctx->skaddr, COOKIE_READ, ctx->cong_state);
 }
 
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(state__tp_btf__inet_sock_set_state, struct sock *sk, int oldstate, int newstate)
 {
-	return on_state(sk, bpf_get_socket_cookie(sk), oldstate, newstate);
+	return on_state(sk, COOKIE_HELPER, oldstate, newstate);
 }
 
 SEC("tracepoint/sock/inet_sock_set_state")
@@ -311,7 +306,7 @@ int state__tracepoint__inet_sock_set_state(struct trace_event_raw_inet_sock_set_
 {
 	if (ctx->protocol != IPPROTO_TCP)
 		return 0;
-	return on_state((struct sock *)ctx->skaddr, 0, ctx->oldstate, ctx->newstate);
+	return on_state((struct sock *)ctx->skaddr, COOKIE_READ, ctx->oldstate, ctx->newstate);
 }
 
 SEC("tp_btf/kfree_skb")
@@ -339,7 +334,7 @@ int drop__tracepoint__kfree_skb(struct trace_event_raw_kfree_skb *ctx)
 SEC("tp_btf/sock_rcvqueue_full")
 int BPF_PROG(buffer__tp_btf__sock_rcvqueue_full, struct sock *sk, struct sk_buff *skb)
 {
-	return on_buffer(sk, bpf_get_socket_cookie(sk), 0,
+	return on_buffer(sk, COOKIE_HELPER, 0,
 			 BPF_CORE_READ(sk, sk_backlog.rmem_alloc.counter));
 }
 
@@ -347,6 +342,6 @@ SEC("tp_btf/sock_exceed_buf_limit")
 int BPF_PROG(buffer__tp_btf__sock_exceed_buf_limit, struct sock *sk, struct proto *prot,
 	     long allocated, int kind)
 {
-	return on_buffer(sk, bpf_get_socket_cookie(sk), 1 + kind,
+	return on_buffer(sk, COOKIE_HELPER, 1 + kind,
 			 BPF_CORE_READ(sk, sk_wmem_queued));
 }
