@@ -2,11 +2,10 @@
 //!
 //! Loading and attaching need CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN). After that the recorder
 //! only reads the ring buffer (already mapped), reads its counter maps and program statistics
-//! through file descriptors it holds, and writes its output. What those reads need depends on the
-//! kernel: before Linux 6.5, every `bpf()` command checks CAP_BPF when unprivileged BPF is
-//! disabled; from 6.5 on, a held map or program descriptor is enough. Rather than guess from the
-//! version, the recorder tries the reads with fewer effective capabilities and keeps the smallest
-//! set that works. CAP_DAC_OVERRIDE is kept only when the output directory is not writable
+//! through file descriptors it holds, and writes its output. Whether those reads need CAP_BPF
+//! depends on the kernel and on `kernel.unprivileged_bpf_disabled`; rather than guess, the
+//! recorder tries the reads with fewer effective capabilities and keeps the smallest set that
+//! works. CAP_DAC_OVERRIDE is kept only when the output directory is not writable
 //! without it (e.g. `sudo` into a user's home directory).
 //!
 //! Capabilities are per thread on Linux, so this runs before the recorder starts any thread.
@@ -97,8 +96,8 @@ fn smallest_working_set(
             .filter(|c| permitted.contains(c))
             .collect()
     };
-    // Each layer adds what the one before lacked: nothing, then CAP_BPF (kernels before 6.5),
-    // then CAP_SYS_ADMIN (what stands for CAP_BPF where it is unknown).
+    // Each layer adds what the one before lacked: nothing, then CAP_BPF (kernels that check it
+    // for every bpf() command), then CAP_SYS_ADMIN (what stands for CAP_BPF where it is unknown).
     let bpf_layers = [
         held(&[]),
         held(&[Capability::CAP_BPF]),

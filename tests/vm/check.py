@@ -180,14 +180,12 @@ def check_run(c, args, results, env, run, expect):
     for st in sorted(set(counts) - set(plan)):
         print(f"    {st:<14} {counts[st]}")
 
-    # Capabilities after attaching: before 6.5, reading the recorder's own maps needs CAP_BPF
-    # (unprivileged BPF is disabled by default); from 6.5 on nothing is kept.
-    release = meta.get("kernel_release", "")
-    version = tuple(int(x) for x in re.findall(r"\d+", release)[:2])
-    expect_caps = "CAP_BPF" if version < (6, 5) else "none"
+    # Capabilities after attaching: the recorder keeps at most what reading its own maps needs
+    # (CAP_BPF on kernels that check it for every bpf() command); the rest of the run shows the
+    # reads still work.
     line = re.search(r"^dropped \d+ capabilities after attaching; kept: (.*)$", log, re.M)
-    c.check(f"{run}: capabilities dropped after attaching, kept: {expect_caps}",
-            line is not None and line.group(1) == expect_caps,
+    c.check(f"{run}: capabilities dropped after attaching (at most CAP_BPF kept)",
+            line is not None and line.group(1) in ("none", "CAP_BPF"),
             line.group(0) if line else "no capability line in the recorder's log")
 
     for st in FUNCTION_STAGES:
