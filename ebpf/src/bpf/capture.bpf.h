@@ -550,21 +550,32 @@ static __always_inline int on_tx_done(struct sk_buff *skb)
 	return on_packet(ST_TX_DONE, skb, BASE_NETWORK, false);
 }
 
+/* The event of a socket stage: the flow from the socket, the filters and sampling decided on
+ * it, then reserved in the ring with its scope and cookie filled. NULL when filtered out,
+ * sampled out or the ring is full. */
+static __always_inline struct tcptape_event *sock_event(__u8 kind, struct sock *sk,
+							enum cookie_src src, bool task, bool direct)
+{
+	struct flow f = {};
+	if (!flow_of_sock(&f, sk, direct))
+		return NULL;
+	struct scope sc;
+	if (!admit(kind, &f, &sc, sk, NULL, task, direct))
+		return NULL;
+	struct tcptape_event *e = event_reserve(kind, &f, &sc);
+	if (e)
+		event_cookie(e, sk, src, direct);
+	return e;
+}
+
 /* A TCP socket with an skb whose control block holds the sequence range (rx_tcp_est,
  * tx_tcp_xmit, tcp_sample). */
 static __always_inline int on_sock_skb(__u8 kind, struct sock *sk, struct sk_buff *skb,
 				       enum cookie_src src, bool tcp, bool segs, bool direct)
 {
-	struct flow f = {};
-	if (!flow_of_sock(&f, sk, direct))
-		return 0;
-	struct scope sc;
-	if (!admit(kind, &f, &sc, sk, NULL, false, direct))
-		return 0;
-	struct tcptape_event *e = event_reserve(kind, &f, &sc);
+	struct tcptape_event *e = sock_event(kind, sk, src, false, direct);
 	if (!e)
 		return 0;
-	event_cookie(e, sk, src, direct);
 	if (skb) {
 		e->skb = (__u64)skb;
 		e->valid |= V_SKB;
@@ -623,16 +634,9 @@ static __always_inline int on_rx_app(struct sk_buff *skb, int len, bool direct)
 	if (!skb || len <= 0)
 		return 0;
 	struct sock *sk = RD(direct, skb, sk);
-	struct flow f = {};
-	if (!flow_of_sock(&f, sk, direct))
-		return 0;
-	struct scope sc;
-	if (!admit(ST_RX_APP, &f, &sc, sk, NULL, true, direct))
-		return 0;
-	struct tcptape_event *e = event_reserve(ST_RX_APP, &f, &sc);
+	struct tcptape_event *e = sock_event(ST_RX_APP, sk, COOKIE_READ, true, direct);
 	if (!e)
 		return 0;
-	event_cookie(e, sk, COOKIE_READ, direct);
 	e->skb = (__u64)skb;
 	e->valid |= V_SKB;
 	event_tcp_cb(e, skb, false, direct);
@@ -643,16 +647,9 @@ static __always_inline int on_rx_app(struct sk_buff *skb, int len, bool direct)
 /* tx_sendmsg: the application hands `len` bytes to TCP; seq is where they start. */
 static __always_inline int on_sendmsg(struct sock *sk, enum cookie_src src, __u32 len, bool direct)
 {
-	struct flow f = {};
-	if (!flow_of_sock(&f, sk, direct))
-		return 0;
-	struct scope sc;
-	if (!admit(ST_TX_SENDMSG, &f, &sc, sk, NULL, true, direct))
-		return 0;
-	struct tcptape_event *e = event_reserve(ST_TX_SENDMSG, &f, &sc);
+	struct tcptape_event *e = sock_event(ST_TX_SENDMSG, sk, src, true, direct);
 	if (!e)
 		return 0;
-	event_cookie(e, sk, src, direct);
 	struct tcp_sock *tp = tcp_sock_of(sk, direct);
 	if (tp) {
 		e->seq = RD(direct, tp, write_seq);
@@ -686,16 +683,9 @@ static __always_inline int on_sendmsg_locked(struct sock *sk, enum cookie_src sr
 
 static __always_inline int on_cong_state(struct sock *sk, enum cookie_src src, __u8 ca_state)
 {
-	struct flow f = {};
-	if (!flow_of_sock(&f, sk, false))
-		return 0;
-	struct scope sc;
-	if (!admit(ST_CONG_STATE, &f, &sc, sk, NULL, false, false))
-		return 0;
-	struct tcptape_event *e = event_reserve(ST_CONG_STATE, &f, &sc);
+	struct tcptape_event *e = sock_event(ST_CONG_STATE, sk, src, false, false);
 	if (!e)
 		return 0;
-	event_cookie(e, sk, src, false);
 	event_tcp(e, sk, false);
 	e->ca_state = ca_state; /* the new state: the socket still holds the old one */
 	return event_submit(e);
@@ -704,16 +694,9 @@ static __always_inline int on_cong_state(struct sock *sk, enum cookie_src src, _
 static __always_inline int on_state(struct sock *sk, enum cookie_src src, int oldstate,
 				    int newstate)
 {
-	struct flow f = {};
-	if (!flow_of_sock(&f, sk, false))
-		return 0;
-	struct scope sc;
-	if (!admit(ST_STATE, &f, &sc, sk, NULL, true, false))
-		return 0;
-	struct tcptape_event *e = event_reserve(ST_STATE, &f, &sc);
+	struct tcptape_event *e = sock_event(ST_STATE, sk, src, true, false);
 	if (!e)
 		return 0;
-	event_cookie(e, sk, src, false);
 	e->state = newstate;
 	e->old_state = oldstate;
 	e->valid |= V_STATE;
@@ -752,16 +735,9 @@ static __always_inline int on_drop(struct sk_buff *skb, __u32 reason, bool has_r
  * 1 + kind = protocol memory limit exceeded (kind 0 = send, 1 = receive). */
 static __always_inline int on_buffer(struct sock *sk, enum cookie_src src, int which, __u32 bytes)
 {
-	struct flow f = {};
-	if (!flow_of_sock(&f, sk, false))
-		return 0;
-	struct scope sc;
-	if (!admit(ST_BUFFER, &f, &sc, sk, NULL, true, false))
-		return 0;
-	struct tcptape_event *e = event_reserve(ST_BUFFER, &f, &sc);
+	struct tcptape_event *e = sock_event(ST_BUFFER, sk, src, true, false);
 	if (!e)
 		return 0;
-	event_cookie(e, sk, src, false);
 	e->err = which;
 	e->len = bytes;
 	e->valid |= V_ERR | V_LEN;
