@@ -133,7 +133,9 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<()> {
             .segment_bytes
             .min((args.max_size / 4).max(1 << 20)),
     };
-    let mut writer = SegmentWriter::create(Output::from_path(path), meta, encoder, limits)?;
+    let output = Output::from_path(path);
+    let dirs = output.written_dirs();
+    let mut writer = SegmentWriter::create(output, meta, encoder, limits)?;
     if args.anonymize {
         // A fresh key, never stored: pseudonyms are consistent within this recording only.
         let options = AnonOptions {
@@ -143,7 +145,6 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<()> {
         writer.set_anonymizer(Anonymizer::new(&rand::random(), options));
     }
     // Before any thread starts: capabilities are per thread.
-    let dirs = Output::from_path(path).written_dirs();
     let dirs: Vec<&std::path::Path> = dirs.iter().map(|d| d.as_path()).collect();
     let stats_known = program_stats_readable(&program_fds);
     let reads =
