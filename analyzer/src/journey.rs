@@ -1,22 +1,27 @@
 //! Journeys: one packet's path through the stack, from the events of a recording.
 //!
-//! Hop events are grouped per packet id (see [`crate::queries::journey`] for how a reused id
-//! splits a journey). The application's writes (`tx_sendmsg`) happen on the socket's write-queue
-//! skb, not on the clone TCP transmits, so they are matched to transmissions by socket and TCP
-//! sequence range instead: a transmission starting at sequence `s` carries data of the
-//! `tx_sendmsg` whose `[seq, seq + len)` holds `s`. Retransmissions (a sequence not beyond the
-//! last one matched) are left unmatched, as are transmissions whose write was not recorded.
-//! Nothing is guessed: journeys that do not span the recorded stages are counted incomplete.
+//! Hop events are split per packet id ([`crate::segment`]). Every hop takes the flow of its
+//! journey's first hop: socket hooks (`rx_tcp_est`, `rx_app`) name a flow from the socket's side
+//! (local → remote), which on the receiver is the packet's reverse; the first hop of a journey is
+//! a packet hook on RX and the sender's socket on TX, both in the packet's direction.
+//!
+//! The application's writes (`tx_sendmsg`) happen on the socket's write-queue skb, not on the
+//! clone TCP transmits, so they are matched to transmissions by socket and TCP sequence range
+//! instead: a transmission starting at sequence `s` carries data of the `tx_sendmsg` whose
+//! `[seq, seq + len)` holds `s`. Retransmissions (a sequence not beyond the last one matched)
+//! are left unmatched, as are transmissions whose write was not recorded. A transmitted clone's
+//! journey is joined to its `tx_tcp_xmit` ([`crate::clone_link`]). Nothing is guessed: journeys
+//! that do not span the recorded stages are counted incomplete.
 
 use crate::clone_link;
-use crate::frame::{collect, i64s, strs, u64s};
-use crate::queries::journey::{self as q, PathBounds};
-use crate::queries::{journey_rank, stage_of_rank, STAGE};
+use crate::frame::{collect, u64s};
+use crate::hop_table::{Flows, HopTable};
+use crate::queries::{journey_rank, stage_of_rank};
+use crate::segment::{segment, Segments};
 use polars::prelude::*;
 use std::collections::{HashMap, VecDeque};
 use tcptape_common::stage::Path as StagePath;
 use tcptape_common::Stage;
-
 /// One application write: time, socket, first sequence number, bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Write {
@@ -124,21 +129,91 @@ pub struct JourneyCounts {
     pub tx_unmatched: u64,
 }
 
-/// The journeys of a recording, as frames for the latency queries.
+/// A journey's first hop: its own, or for a clone joined to its `tx_tcp_xmit`, that one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FirstHop {
+    /// Stage.
+    pub stage: Stage,
+    /// Journey rank of the stage.
+    pub rank: u8,
+    /// Time, monotonic ns.
+    pub ts: u64,
+    /// CPU.
+    pub cpu: u16,
+}
+
+/// A whole journey, as the end-to-end figures measure it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Whole {
+    /// `tx_sendmsg` when matched to a write, else the first hop.
+    pub from: Stage,
+    /// The last hop.
+    pub to: Stage,
+    /// From the write (or first hop) to the last hop, ns.
+    pub dt_ns: i64,
+    /// Time of the last hop.
+    pub ts: u64,
+    /// It starts at the earliest recorded stage of its path and ends at the latest.
+    pub complete: bool,
+}
+
+/// Every adjacent pair of recorded stages of the journeys, one row each: the hops, then
+/// `tx_sendmsg → first hop` of matched journeys, then `tx_tcp_xmit → first hop` of joined clones.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PairRows {
+    /// Earlier stage code.
+    pub from: Vec<u8>,
+    /// Later stage code.
+    pub to: Vec<u8>,
+    /// Time between them, ns.
+    pub dt: Vec<i64>,
+    /// Time of the later one.
+    pub ts: Vec<u64>,
+    /// CPU of the later one.
+    pub cpu: Vec<u16>,
+    /// Flow id of the journey ([`Flows`]).
+    pub flow: Vec<u32>,
+}
+
+impl PairRows {
+    fn push(&mut self, from: u8, to: u8, dt: i64, ts: u64, cpu: u16, flow: u32) {
+        self.from.push(from);
+        self.to.push(to);
+        self.dt.push(dt);
+        self.ts.push(ts);
+        self.cpu.push(cpu);
+        self.flow.push(flow);
+    }
+
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.dt.len()
+    }
+
+    /// True when there is none.
+    pub fn is_empty(&self) -> bool {
+        self.dt.is_empty()
+    }
+}
+
+const NONE: u32 = u32::MAX;
+
+/// The journeys of a recording.
 pub struct Journeys {
-    /// Segmented hops ([`crate::segment::segment`]).
-    pub seg: DataFrame,
-    /// First hops ([`q::starts`]), a clone's journey starting at the `tx_tcp_xmit` it was
-    /// joined to, whose own journey is left out ([`crate::clone_link`]).
-    pub starts: DataFrame,
-    /// Clones joined to their `tx_tcp_xmit`: `jid` (the clone's journey), `xmit_jid` (the
-    /// journey of the `tx_tcp_xmit`, part of the clone's now), `xmit_ts`, `xmit_cpu`, and the clone's own
-    /// first hop (`to`, `ts_ns`, `cpu`, flow): the pair `tx_tcp_xmit → first hop`.
-    pub links: DataFrame,
-    /// Journeys matched to a write: `jid`, `send_ts`.
-    pub matched: DataFrame,
-    /// Whole journeys ([`q::whole`]).
-    pub whole: DataFrame,
+    /// The hop events.
+    pub hops: HopTable,
+    /// Their flows (and the writes').
+    pub flows: Flows,
+    /// The split into journeys.
+    pub seg: Segments,
+    /// Per journey: the `tx_tcp_xmit` journey a clone was joined to, or `NONE`.
+    xmit_of: Vec<u32>,
+    /// Per journey: a `tx_tcp_xmit` joined to a clone, whose journey it now leads.
+    absorbed: Vec<bool>,
+    /// Per journey: the time of the write its data came from.
+    send_ts: Vec<Option<u64>>,
+    /// Per journey: spans the recorded stages of its path.
+    complete: Vec<bool>,
     /// Hop stages recorded, with their event counts (after repeats are folded).
     pub stages: Vec<(Stage, u64)>,
     /// Counts.
@@ -149,139 +224,295 @@ impl Journeys {
     /// Builds journeys from hop events (`hops`: the packet stages without `tx_sendmsg`) and the
     /// writes (`writes`: `tx_sendmsg` events with `ts_ns`, `sock`, `seq`, `len` and the flow).
     pub fn build(hops: LazyFrame, writes: &DataFrame, max_gap_ns: u64) -> anyhow::Result<Journeys> {
-        let seg = crate::segment::segment(collect(hops)?, max_gap_ns)?;
-        let ends = collect(q::ends(seg.clone().lazy()))?;
-        let (starts, links) =
-            join_clones(collect(q::starts(seg.clone().lazy()))?, &ends, max_gap_ns)?;
-        let present = collect(q::stages_present(seg.clone().lazy()))?;
-        let stages: Vec<(Stage, u64)> = u64s(&present, STAGE)?
-            .into_iter()
-            .zip(u64s(&present, "events")?)
-            .filter_map(|(s, n)| Some((Stage::from_code(s? as u8)?, n.unwrap_or(0))))
+        let mut flows = Flows::default();
+        let hops = HopTable::new(&collect(hops)?, &mut flows)?;
+        let seg = segment(&hops, max_gap_ns);
+        let n = seg.journeys();
+        let mut per_stage = [0u64; 256];
+        for &r in &seg.rows {
+            per_stage[hops.stage[r as usize] as usize] += 1;
+        }
+        let stages: Vec<(Stage, u64)> = (0..=u8::MAX)
+            .filter(|&c| per_stage[c as usize] > 0)
+            .filter_map(|c| Some((Stage::from_code(c)?, per_stage[c as usize])))
             .collect();
-        let matched = match_frame(&starts, writes, max_gap_ns)?;
-        let whole = collect(q::whole(
-            starts.clone().lazy(),
-            ends.lazy(),
-            matched.clone().lazy(),
-            bounds(&stages),
-        ))?;
-        let complete = whole
-            .column("complete")?
-            .bool()?
-            .iter()
-            .filter(|c| *c == Some(true))
-            .count() as u64;
-        let tx_starts = u64s(&starts, "first_rank")?
-            .iter()
-            .filter(|r| {
-                r.and_then(|r| stage_of_rank(r as u8)).map(|s| s.path()) == Some(StagePath::Tx)
-            })
-            .count() as u64;
-        let counts = JourneyCounts {
-            total: whole.height() as u64,
-            complete,
-            incomplete: whole.height() as u64 - complete,
-            writes: writes.height() as u64,
-            matched_to_write: matched.height() as u64,
-            tx_unmatched: tx_starts.saturating_sub(matched.height() as u64),
-        };
-        Ok(Journeys {
+        let mut j = Journeys {
+            hops,
+            flows,
             seg,
-            starts,
-            links,
-            matched,
-            whole,
+            xmit_of: vec![NONE; n],
+            absorbed: vec![false; n],
+            send_ts: vec![None; n],
+            complete: vec![false; n],
             stages,
-            counts,
+            counts: JourneyCounts::default(),
+        };
+        j.join_clones(max_gap_ns);
+        let matched = j.match_writes(writes, max_gap_ns)?;
+        let b = bounds(&j.stages);
+        let rx0 = journey_rank(Stage::RxDriver).expect("hop stage");
+        let (mut total, mut complete, mut tx_starts) = (0, 0, 0);
+        for k in 0..n {
+            if j.absorbed[k] {
+                continue;
+            }
+            let first = j.first_hop(k);
+            let last = j.hops.rank[j.last_row(k)];
+            let starts_ok = if first.rank < rx0 {
+                first.rank == b.tx.0
+            } else {
+                first.rank == b.rx.0
+            };
+            let ends_ok = if last < rx0 {
+                last == b.tx.1
+            } else {
+                last == b.rx.1
+            };
+            j.complete[k] = starts_ok && ends_ok;
+            total += 1;
+            complete += u64::from(j.complete[k]);
+            tx_starts += u64::from(first.stage.path() == StagePath::Tx);
+        }
+        j.counts = JourneyCounts {
+            total,
+            complete,
+            incomplete: total - complete,
+            writes: writes.height() as u64,
+            matched_to_write: matched,
+            tx_unmatched: tx_starts.saturating_sub(matched),
+        };
+        Ok(j)
+    }
+
+    /// Number of journeys, joined `tx_tcp_xmit` ones included ([`Journeys::shown`]).
+    pub fn len(&self) -> usize {
+        self.seg.journeys()
+    }
+
+    /// True when there is none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// False for a `tx_tcp_xmit` journey joined to its clone's, which it now leads.
+    pub fn shown(&self, k: usize) -> bool {
+        !self.absorbed[k]
+    }
+
+    fn first_row(&self, k: usize) -> usize {
+        self.seg.rows[self.seg.start[k] as usize] as usize
+    }
+
+    fn last_row(&self, k: usize) -> usize {
+        self.seg.rows[self.seg.start[k + 1] as usize - 1] as usize
+    }
+
+    /// The journey's own first hop (for a joined clone, the hop after `tx_tcp_xmit`).
+    pub fn own_first_hop(&self, k: usize) -> FirstHop {
+        let r = self.first_row(k);
+        let h = &self.hops;
+        FirstHop {
+            stage: Stage::from_code(h.stage[r]).expect("a hop stage"),
+            rank: h.rank[r],
+            ts: h.ts[r],
+            cpu: h.cpu[r],
+        }
+    }
+
+    /// The first hop of journey `k`: a joined clone's starts at its `tx_tcp_xmit`.
+    pub fn first_hop(&self, k: usize) -> FirstHop {
+        match self.xmit_of[k] {
+            NONE => self.own_first_hop(k),
+            x => self.own_first_hop(x as usize),
+        }
+    }
+
+    /// The `tx_tcp_xmit` (time, CPU) a clone's journey was joined to.
+    pub fn xmit(&self, k: usize) -> Option<(u64, u16)> {
+        match self.xmit_of[k] {
+            NONE => None,
+            x => {
+                let f = self.own_first_hop(x as usize);
+                Some((f.ts, f.cpu))
+            }
+        }
+    }
+
+    /// Time of the write journey `k`'s data came from, when matched.
+    pub fn send_ts(&self, k: usize) -> Option<u64> {
+        self.send_ts[k]
+    }
+
+    /// True when journey `k` spans the recorded stages of its path.
+    pub fn complete(&self, k: usize) -> bool {
+        self.complete[k]
+    }
+
+    /// Flow id of journey `k` (of its first hop).
+    pub fn flow(&self, k: usize) -> u32 {
+        self.hops.flow[self.first_row(k)]
+    }
+
+    /// Hop events kept in journeys (repeats folded).
+    pub fn hop_events(&self) -> usize {
+        self.seg.rows.len()
+    }
+
+    /// Every adjacent pair of recorded stages, as [`PairRows`] describes.
+    pub fn pair_rows(&self) -> PairRows {
+        let h = &self.hops;
+        let mut out = PairRows::default();
+        for k in 0..self.len() {
+            let flow = self.flow(k);
+            let rows = self.seg.hops(k);
+            for w in rows.windows(2) {
+                let (p, r) = (w[0] as usize, w[1] as usize);
+                out.push(
+                    h.stage[p],
+                    h.stage[r],
+                    h.ts[r] as i64 - h.ts[p] as i64,
+                    h.ts[r],
+                    h.cpu[r],
+                    flow,
+                );
+            }
+        }
+        for k in 0..self.len() {
+            if let (Some(w), true) = (self.send_ts[k], self.shown(k)) {
+                let f = self.first_hop(k);
+                let dt = f.ts as i64 - w as i64;
+                let code = f.stage.code();
+                out.push(Stage::TxSendmsg.code(), code, dt, f.ts, f.cpu, self.flow(k));
+            }
+        }
+        for k in 0..self.len() {
+            if let Some((xt, _)) = self.xmit(k) {
+                let f = self.own_first_hop(k);
+                let dt = f.ts as i64 - xt as i64;
+                let code = f.stage.code();
+                out.push(Stage::TxTcpXmit.code(), code, dt, f.ts, f.cpu, self.flow(k));
+            }
+        }
+        out
+    }
+
+    /// Whole journeys (joined `tx_tcp_xmit` ones left out), in journey order, with their index.
+    pub fn whole(&self) -> impl Iterator<Item = (usize, Whole)> + '_ {
+        (0..self.len()).filter(|&k| self.shown(k)).map(|k| {
+            let f = self.first_hop(k);
+            let last = self.last_row(k);
+            let t1 = self.hops.ts[last];
+            let from = if self.send_ts[k].is_some() {
+                Stage::TxSendmsg
+            } else {
+                f.stage
+            };
+            (
+                k,
+                Whole {
+                    from,
+                    to: Stage::from_code(self.hops.stage[last]).expect("a hop stage"),
+                    dt_ns: t1 as i64 - self.send_ts[k].unwrap_or(f.ts) as i64,
+                    ts: t1,
+                    complete: self.complete[k],
+                },
+            )
         })
     }
 
-    /// Every adjacent pair of recorded stages in a journey, as three frames of the same shape:
-    /// the hops (first hops included, with a null `from`), `tx_sendmsg → first hop`, and
-    /// `tx_tcp_xmit → a clone's first hop`. The caller aggregates them together.
-    pub fn pairs(&self) -> [LazyFrame; 3] {
-        [
-            q::hop_pairs(self.seg.clone().lazy()),
-            q::sendmsg_pairs(self.starts.clone().lazy(), self.matched.clone().lazy()),
-            q::link_pairs(self.links.clone().lazy()),
-        ]
-    }
-}
-
-/// Joins the journeys of transmitted clones to their `tx_tcp_xmit` ([`crate::clone_link`]):
-/// returns the first hops with each joined clone starting at its `tx_tcp_xmit` (time and CPU)
-/// and without the `tx_tcp_xmit`'s own journey, and the links. `starts` and `ends` have one row
-/// per journey, in `jid` order.
-fn join_clones(
-    starts: DataFrame,
-    ends: &DataFrame,
-    horizon_ns: u64,
-) -> anyhow::Result<(DataFrame, DataFrame)> {
-    let xmit = Stage::TxTcpXmit.code() as u64;
-    let (first, last) = (u64s(&starts, "first_stage")?, u64s(ends, "last_stage")?);
-    anyhow::ensure!(
-        first.len() == last.len(),
-        "one start and one end per journey"
-    );
-    // Journeys of `tx_tcp_xmit` alone: the write-queue skb, whose clone went on.
-    let alone: Vec<usize> = (0..first.len())
-        .filter(|&i| first[i] == Some(xmit) && last[i] == Some(xmit))
-        .collect();
-    let mut links: Vec<(usize, usize)> = Vec::new();
-    if !alone.is_empty() {
-        let (t0, seq, rank) = (
-            u64s(&starts, "t0")?,
-            u64s(&starts, "seq")?,
-            u64s(&starts, "first_rank")?,
-        );
-        let keys = flow_keys(&starts)?;
-        let xmit_rank = journey_rank(Stage::TxTcpXmit).unwrap_or(u8::MAX) as u64;
-        let start = |i: usize| {
+    /// Joins the journeys of transmitted clones to their `tx_tcp_xmit` ([`crate::clone_link`]).
+    fn join_clones(&mut self, horizon_ns: u64) {
+        let xmit = Stage::TxTcpXmit;
+        let xmit_rank = journey_rank(xmit).unwrap_or(u8::MAX);
+        let h = &self.hops;
+        let start = |k: usize| {
+            let r = self.first_row(k);
+            let flow = self.flows.full_key(h.flow[r]).map(|_| h.flow[r])?;
             Some(clone_link::Start {
-                idx: i,
-                ts: t0[i]?,
-                key: (keys[i].clone()?, seq[i]?),
+                idx: k,
+                ts: h.ts[r],
+                key: (flow, h.seq[r]?),
             })
         };
-        let clones = (0..first.len())
-            .filter(|&i| {
-                rank[i].is_some_and(|r| r > xmit_rank)
-                    && stage_of_rank(rank[i].unwrap_or(0) as u8).map(|s| s.path())
-                        == Some(StagePath::Tx)
+        // Journeys of `tx_tcp_xmit` alone: the write-queue skb, whose clone went on.
+        let alone: Vec<_> = (0..self.len())
+            .filter(|&k| {
+                h.stage[self.first_row(k)] == xmit.code()
+                    && h.stage[self.last_row(k)] == xmit.code()
             })
             .filter_map(start)
             .collect();
-        links = clone_link::link(
-            alone.iter().filter_map(|&i| start(i)).collect(),
-            clones,
-            horizon_ns,
+        if alone.is_empty() {
+            return;
+        }
+        let clones = (0..self.len())
+            .filter(|&k| {
+                let rank = h.rank[self.first_row(k)];
+                rank > xmit_rank && stage_of_rank(rank).map(|s| s.path()) == Some(StagePath::Tx)
+            })
+            .filter_map(start)
+            .collect();
+        for (c, x) in clone_link::link(alone, clones, horizon_ns) {
+            self.xmit_of[c] = x as u32;
+            self.absorbed[x] = true;
+        }
+    }
+
+    /// Matches the journeys whose first hop is on TX to the recorded writes; returns how many
+    /// were. A first hop without a socket takes the socket of its flow's writes.
+    fn match_writes(&mut self, writes: &DataFrame, horizon_ns: u64) -> anyhow::Result<u64> {
+        let (ts, sock, seq, len) = (
+            u64s(writes, "ts_ns")?,
+            u64s(writes, "sock")?,
+            u64s(writes, "seq")?,
+            u64s(writes, "len")?,
         );
+        let write_flows = self.flows.intern(writes)?;
+        let mut flow_sock: HashMap<u32, u64> = HashMap::new();
+        for (f, s) in write_flows.iter().zip(&sock) {
+            if let (Some(_), Some(s)) = (self.flows.full_key(*f), s) {
+                flow_sock.entry(*f).or_insert(*s);
+            }
+        }
+        let mut ws: Vec<Write> = (0..writes.height())
+            .filter_map(|i| {
+                Some(Write {
+                    ts: ts[i]?,
+                    sock: sock[i]?,
+                    seq: seq[i]? as u32,
+                    len: len[i]? as u32,
+                })
+            })
+            .collect();
+        let mut xs: Vec<Transmission> = (0..self.len())
+            .filter(|&k| self.shown(k) && self.first_hop(k).stage.path() == StagePath::Tx)
+            .filter_map(|k| {
+                let r = self.first_row(k);
+                let flow = self.hops.flow[r];
+                let sock = self.hops.sock[r].or_else(|| flow_sock.get(&flow).copied())?;
+                Some(Transmission {
+                    idx: k,
+                    t0: self.first_hop(k).ts,
+                    sock,
+                    seq: self.hops.seq[r]?,
+                })
+            })
+            .collect();
+        let found = match_writes(&mut ws, &mut xs, horizon_ns);
+        for &(k, t) in &found {
+            self.send_ts[k] = Some(t);
+        }
+        Ok(found.len() as u64)
     }
-    let n = starts.height();
-    let (jid, t0, cpu) = (
-        u64s(&starts, "jid")?,
-        u64s(&starts, "t0")?,
-        u64s(&starts, "cpu")?,
-    );
-    let mut xmit_ts: Vec<Option<u64>> = vec![None; n];
-    let mut xmit_cpu: Vec<Option<u64>> = vec![None; n];
-    let mut absorbed = vec![false; n];
-    let mut xmit_jid: Vec<Option<u64>> = vec![None; n];
-    for &(c, x) in &links {
-        xmit_ts[c] = t0[x];
-        xmit_cpu[c] = cpu[x];
-        xmit_jid[c] = jid[x];
-        absorbed[x] = true;
-    }
-    let mut all = starts;
-    all.with_column(Column::new("xmit_ts".into(), xmit_ts))?;
-    all.with_column(Column::new("xmit_cpu".into(), xmit_cpu))?;
-    all.with_column(Column::new("xmit_jid".into(), xmit_jid))?;
-    all.with_column(Column::new("absorbed".into(), absorbed))?;
-    let links = collect(q::links(all.clone().lazy()))?;
-    let starts = collect(q::joined_starts(all.lazy()))?;
-    Ok((starts, links))
+}
+
+/// The earliest and latest journey rank recorded on each path (`u8::MAX` when none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct PathBounds {
+    /// (earliest, latest) TX rank, without `tx_sendmsg` (matched separately).
+    tx: (u8, u8),
+    /// (earliest, latest) RX rank.
+    rx: (u8, u8),
 }
 
 fn bounds(stages: &[(Stage, u64)]) -> PathBounds {
@@ -300,95 +531,6 @@ fn bounds(stages: &[(Stage, u64)]) -> PathBounds {
         tx: ranks(StagePath::Tx),
         rx: ranks(StagePath::Rx),
     }
-}
-
-type FlowKey = (String, u64, String, u64);
-
-fn flow_keys(df: &DataFrame) -> PolarsResult<Vec<Option<FlowKey>>> {
-    let (sa, sp, da, dp) = (
-        strs(df, "saddr")?,
-        u64s(df, "sport")?,
-        strs(df, "daddr")?,
-        u64s(df, "dport")?,
-    );
-    Ok(sa
-        .into_iter()
-        .zip(sp)
-        .zip(da.into_iter().zip(dp))
-        .map(|((sa, sp), (da, dp))| Some((sa?, sp?, da?, dp?)))
-        .collect())
-}
-
-/// `jid`, `send_ts` for the journeys whose first hop is on TX and whose data was written by a
-/// recorded `tx_sendmsg`. A first hop without a socket takes the socket of its flow's writes.
-fn match_frame(
-    starts: &DataFrame,
-    writes: &DataFrame,
-    horizon_ns: u64,
-) -> anyhow::Result<DataFrame> {
-    let (ts, sock, seq, len) = (
-        u64s(writes, "ts_ns")?,
-        u64s(writes, "sock")?,
-        u64s(writes, "seq")?,
-        u64s(writes, "len")?,
-    );
-    let mut flow_sock: HashMap<FlowKey, u64> = HashMap::new();
-    for (k, s) in flow_keys(writes)?.into_iter().zip(&sock) {
-        if let (Some(k), Some(s)) = (k, s) {
-            flow_sock.entry(k).or_insert(*s);
-        }
-    }
-    let mut ws: Vec<Write> = (0..writes.height())
-        .filter_map(|i| {
-            Some(Write {
-                ts: ts[i]?,
-                sock: sock[i]?,
-                seq: seq[i]? as u32,
-                len: len[i]? as u32,
-            })
-        })
-        .collect();
-    let (jid, rank, t0, ssock, sseq) = (
-        u64s(starts, "jid")?,
-        u64s(starts, "first_rank")?,
-        u64s(starts, "t0")?,
-        u64s(starts, "sock")?,
-        u64s(starts, "seq")?,
-    );
-    let keys = flow_keys(starts)?;
-    let mut xs: Vec<Transmission> = (0..starts.height())
-        .filter(|&i| {
-            rank[i]
-                .and_then(|r| stage_of_rank(r as u8))
-                .map(|s| s.path())
-                == Some(StagePath::Tx)
-        })
-        .filter_map(|i| {
-            let sock = ssock[i].or_else(|| flow_sock.get(keys[i].as_ref()?).copied())?;
-            Some(Transmission {
-                idx: i,
-                t0: t0[i]?,
-                sock,
-                seq: sseq[i]? as u32,
-            })
-        })
-        .collect();
-    let mut found = match_writes(&mut ws, &mut xs, horizon_ns);
-    found.sort_unstable();
-    let jids: Vec<u32> = found
-        .iter()
-        .map(|(i, _)| jid[*i].unwrap_or(0) as u32)
-        .collect();
-    let send: Vec<u64> = found.iter().map(|(_, t)| *t).collect();
-    Ok(DataFrame::new_infer_height(vec![
-        Column::new("jid".into(), jids),
-        Column::new("send_ts".into(), send),
-    ])?)
-}
-
-/// Durations (ns) of the journey column `dt_ns` (for tests and checks).
-pub fn durations(df: &DataFrame) -> PolarsResult<Vec<Option<i64>>> {
-    i64s(df, "dt_ns")
 }
 
 #[cfg(test)]

@@ -7,9 +7,10 @@
 //! and its maximum is the last one. No group is sorted on its own, and nothing but the key and
 //! the row number is moved.
 
+use crate::journey::PairRows;
 use crate::queries::QUANTILE;
 use crate::radix::radix_sort;
-use polars::prelude::*;
+use polars::prelude::QuantileMethod;
 
 /// The figures of one group: count, mean, max and the requested percentiles (ns).
 #[derive(Debug, Clone, PartialEq)]
@@ -24,8 +25,7 @@ pub struct Stats {
     pub quantiles_ns: Vec<i64>,
 }
 
-/// A flow's columns as they are in the pair frames (addresses as text).
-pub type FlowLabel = (Option<String>, Option<u64>, Option<String>, Option<u64>);
+pub use crate::hop_table::FlowLabel;
 
 /// The pair rows of a report, sorted by (pair, duration).
 pub struct PairSamples {
@@ -49,111 +49,68 @@ fn rank_index(n: usize, q: f64) -> usize {
     ((n as f64 * q).ceil() - 1.0).max(0.0) as usize
 }
 
-/// The physical integer values of a column (category ids for categorical text), nulls kept.
-fn physical(df: &DataFrame, name: &str) -> PolarsResult<Vec<Option<u64>>> {
-    let c = df
-        .column(name)?
-        .to_physical_repr()
-        .cast(&DataType::UInt64)?;
-    Ok(c.u64()?.iter().collect())
+impl Stats {
+    /// The figures of durations sorted in ascending order (at least one), with the
+    /// percentiles `qs`.
+    pub fn of_sorted(v: &[i64], qs: &[f64]) -> Stats {
+        let n = v.len().max(1);
+        Stats {
+            count: v.len() as u64,
+            mean_ns: v.iter().map(|&d| d as i128).sum::<i128>() as f64 / n as f64,
+            max_ns: v.last().copied().unwrap_or(0),
+            quantiles_ns: qs
+                .iter()
+                .map(|&q| v.get(rank_index(n, q)).copied().unwrap_or(0))
+                .collect(),
+        }
+    }
 }
 
 impl PairSamples {
-    /// Reads the rows with a previous stage of frames shaped like
-    /// [`crate::queries::journey::hop_pairs`] and sorts them.
-    pub fn new(frames: &[DataFrame]) -> anyhow::Result<PairSamples> {
+    /// Sorts the pair rows of journeys; `flows` gives the text of their flow ids.
+    pub fn new(rows: PairRows, flows: Vec<FlowLabel>) -> anyhow::Result<PairSamples> {
+        let PairRows {
+            from,
+            to,
+            dt,
+            ts,
+            cpu,
+            flow,
+        } = rows;
         let mut pair_of = [[u8::MAX; 256]; 256];
         let mut pairs: Vec<(u8, u8)> = Vec::new();
-        let mut flow_of: std::collections::HashMap<[Option<u64>; 4], u32> = Default::default();
-        let mut flow_rows: Vec<(usize, usize)> = Vec::new();
-        let (mut pair, mut dt, mut cpu, mut flow, mut ts) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for (f, df) in frames.iter().enumerate() {
-            let from = df.column("from")?.u8()?;
-            let to = df.column("to")?.u8()?;
-            let d = df.column("dt_ns")?.i64()?;
-            let c = df.column("cpu")?.cast(&DataType::UInt16)?;
-            let c = c.u16()?;
-            let t = df.column("ts_ns")?.u64()?;
-            let keys = [
-                physical(df, "saddr")?,
-                physical(df, "sport")?,
-                physical(df, "daddr")?,
-                physical(df, "dport")?,
-            ];
-            let mut last: Option<([Option<u64>; 4], u32)> = None;
-            for (i, (((fr, to), d), (c, t))) in from
-                .iter()
-                .zip(to.iter())
-                .zip(d.iter())
-                .zip(c.iter().zip(t.iter()))
-                .enumerate()
-            {
-                let (Some(fr), Some(to), Some(d)) = (fr, to, d) else {
-                    continue;
-                };
-                let p = &mut pair_of[fr as usize][to as usize];
+        let pair: Vec<u8> = from
+            .iter()
+            .zip(&to)
+            .map(|(&f, &t)| {
+                let p = &mut pair_of[f as usize][t as usize];
                 if *p == u8::MAX {
                     *p = pairs.len() as u8;
-                    pairs.push((fr, to));
+                    pairs.push((f, t));
                 }
-                let k = [keys[0][i], keys[1][i], keys[2][i], keys[3][i]];
-                // Consecutive hops are mostly of one journey, hence one flow.
-                let id = match last {
-                    Some((lk, id)) if lk == k => id,
-                    _ => {
-                        let n = flow_of.len() as u32;
-                        let id = *flow_of.entry(k).or_insert_with(|| {
-                            flow_rows.push((f, i));
-                            n
-                        });
-                        last = Some((k, id));
-                        id
-                    }
-                };
-                pair.push(*p);
-                dt.push(d);
-                cpu.push(c.unwrap_or(0));
-                flow.push(id);
-                ts.push(t.unwrap_or(0));
-            }
-        }
-        let flows = flow_rows
-            .iter()
-            .map(|&(f, i)| {
-                // The one row only: casting a whole column of categories to text would build
-                // millions of strings.
-                let row = frames[f].slice(i as i64, 1);
-                let s = |c: &str| -> PolarsResult<Option<String>> {
-                    Ok(row
-                        .column(c)?
-                        .cast(&DataType::String)?
-                        .str()?
-                        .get(0)
-                        .map(Into::into))
-                };
-                let u = |c: &str| -> PolarsResult<Option<u64>> {
-                    Ok(row.column(c)?.cast(&DataType::UInt64)?.u64()?.get(0))
-                };
-                Ok((s("saddr")?, u("sport")?, s("daddr")?, u("dport")?))
+                *p
             })
-            .collect::<PolarsResult<Vec<_>>>()?;
+            .collect();
+        drop((from, to));
         let dt_min = dt.iter().copied().min().unwrap_or(0);
         let dt_max = dt.iter().copied().max().unwrap_or(0);
         let span = dt_max.abs_diff(dt_min);
         let dt_bits = 64 - span.leading_zeros();
         let pair_bits = 64 - (pairs.len() as u64).leading_zeros();
-        let mut sorted: Vec<(u64, u32)> = Vec::with_capacity(dt.len());
-        if dt_bits + pair_bits <= 64 && dt.len() < u32::MAX as usize {
-            sorted.extend(dt.iter().zip(&pair).enumerate().map(|(i, (&d, &p))| {
-                let key = ((p as u64) << dt_bits) | d.abs_diff(dt_min);
-                (key, i as u32)
-            }));
-            drop((dt, pair));
-            radix_sort(&mut sorted, dt_bits + pair_bits);
-        } else {
-            anyhow::bail!("durations span more than 2^{} ns", 64 - pair_bits);
-        }
+        anyhow::ensure!(
+            dt_bits + pair_bits <= 64,
+            "durations span more than 2^{} ns",
+            64 - pair_bits
+        );
+        anyhow::ensure!(dt.len() < u32::MAX as usize, "too many stage pairs");
+        let mut sorted: Vec<(u64, u32)> = dt
+            .iter()
+            .zip(&pair)
+            .enumerate()
+            .map(|(i, (&d, &p))| (((p as u64) << dt_bits) | d.abs_diff(dt_min), i as u32))
+            .collect();
+        drop((dt, pair));
+        radix_sort(&mut sorted, dt_bits + pair_bits);
         Ok(PairSamples {
             pairs,
             flows,
@@ -267,33 +224,26 @@ impl PairSamples {
 mod tests {
     use super::*;
 
-    fn frame(from: &[Option<u8>], dt: &[Option<i64>], cpu: &[u16]) -> DataFrame {
-        let n = from.len();
-        DataFrame::new_infer_height(vec![
-            Column::new("from".into(), from.to_vec()),
-            Column::new("to".into(), vec![Some(9u8); n]),
-            Column::new("dt_ns".into(), dt.to_vec()),
-            Column::new("ts_ns".into(), vec![0u64; n]),
-            Column::new("cpu".into(), cpu.to_vec()),
-            Column::new("saddr".into(), vec!["10.0.0.1"; n]),
-            Column::new("sport".into(), vec![1u16; n]),
-            Column::new("daddr".into(), vec!["10.0.0.2"; n]),
-            Column::new("dport".into(), vec![2u16; n]),
-        ])
-        .unwrap()
+    fn rows(dt: &[i64], cpu: &[u16]) -> PairRows {
+        let n = dt.len();
+        PairRows {
+            from: vec![8; n],
+            to: vec![9; n],
+            dt: dt.to_vec(),
+            ts: vec![0; n],
+            cpu: cpu.to_vec(),
+            flow: vec![1; n],
+        }
     }
 
     #[test]
     fn percentiles_are_nearest_rank_per_group() {
-        // Pair (8, 9): 1..=10 on CPU 0 and 100, 200 on CPU 1; a first hop (no `from`) is left
-        // out.
-        let mut from = vec![Some(8u8); 12];
-        from.push(None);
-        let mut dt: Vec<Option<i64>> = (1..=10).rev().map(Some).collect();
-        dt.extend([Some(200), Some(100), None]);
+        // Pair (8, 9): 1..=10 on CPU 0 and 100, 200 on CPU 1.
+        let mut dt: Vec<i64> = (1..=10).rev().collect();
+        dt.extend([200, 100]);
         let mut cpu = vec![0u16; 10];
-        cpu.extend([1, 1, 0]);
-        let s = PairSamples::new(&[frame(&from, &dt, &cpu)]).unwrap();
+        cpu.extend([1, 1]);
+        let s = PairSamples::new(rows(&dt, &cpu), vec![Default::default(); 2]).unwrap();
         let all = s.grouped(1, |_| 0, &[0.5, 0.9, 0.99]);
         assert_eq!(all.len(), 1);
         assert_eq!(s.pair(all[0].1), (8, 9));
@@ -301,6 +251,9 @@ mod tests {
         assert_eq!((st.count, st.max_ns), (12, 200));
         assert_eq!(st.quantiles_ns, vec![6, 100, 200]);
         assert_eq!(st.mean_ns, 355.0 / 12.0);
+        let mut sorted = dt.clone();
+        sorted.sort_unstable();
+        assert_eq!(&Stats::of_sorted(&sorted, &[0.5, 0.9, 0.99]), st);
         let per_cpu = s.grouped(2, |r| s.cpus()[r] as usize, &[0.5, 0.9]);
         let stats: Vec<_> = per_cpu
             .iter()

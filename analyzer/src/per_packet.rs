@@ -6,11 +6,11 @@
 //! that `replay` prints, that a Perfetto slice lasts, or that `diff` tests, is one of the
 //! packets behind the report's percentiles.
 
-use crate::frame::{bools, collect, i64s, strs, u64s};
+use crate::frame::collect;
 use crate::journey::Journeys;
-use crate::queries::{scan, select::Flow, select::Selection, STAGE};
+use crate::queries::{scan, select::Flow, select::Selection};
 use polars::prelude::*;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use tcptape_common::{Recording, Stage};
 
 /// A (from, to) pair of stages, as the report's latency rows name them.
@@ -48,25 +48,32 @@ pub fn journeys(
     Journeys::build(hops, &writes, max_hop_gap_ns)
 }
 
-fn stage(code: Option<u64>) -> Option<Stage> {
-    Stage::from_code(code? as u8)
-}
-
-/// Appends the (`from`, `to`, `dt_ns`, `ts_ns`) rows of a frame to per-pair samples, skipping
-/// first hops.
-fn add_samples(df: &DataFrame, out: &mut BTreeMap<Pair, Vec<(u64, i64)>>) -> anyhow::Result<()> {
-    let (from, to, dt, ts) = (
-        u64s(df, "from")?,
-        u64s(df, "to")?,
-        i64s(df, "dt_ns")?,
-        u64s(df, "ts_ns")?,
-    );
-    for i in 0..df.height() {
-        if let (Some(f), Some(t), Some(d)) = (stage(from[i]), stage(to[i]), dt[i]) {
-            out.entry((f, t)).or_default().push((ts[i].unwrap_or(0), d));
+/// Every stage delta (ns) per pair of adjacent recorded stages: the packets behind the report's
+/// per-stage rows, in the time order of the later hop (time order matters to tests that must
+/// allow for neighbouring packets being alike).
+pub fn stage_samples(j: &Journeys) -> anyhow::Result<BTreeMap<Pair, Vec<i64>>> {
+    let rows = j.pair_rows();
+    let mut out: BTreeMap<Pair, Vec<(u64, i64)>> = BTreeMap::new();
+    for i in 0..rows.len() {
+        if let (Some(f), Some(t)) = (Stage::from_code(rows.from[i]), Stage::from_code(rows.to[i])) {
+            out.entry((f, t))
+                .or_default()
+                .push((rows.ts[i], rows.dt[i]));
         }
     }
-    Ok(())
+    Ok(in_time_order(out))
+}
+
+/// The durations (ns) of complete journeys per (first, last) stage: the packets behind the
+/// report's end-to-end rows, in the time order of their last hop.
+pub fn end_to_end_samples(j: &Journeys) -> anyhow::Result<BTreeMap<Pair, Vec<i64>>> {
+    let mut out: BTreeMap<Pair, Vec<(u64, i64)>> = BTreeMap::new();
+    for (_, w) in j.whole() {
+        if w.complete && w.from != w.to {
+            out.entry((w.from, w.to)).or_default().push((w.ts, w.dt_ns));
+        }
+    }
+    Ok(in_time_order(out))
 }
 
 /// The samples in the time order of their later hop (stable for equal times).
@@ -77,36 +84,6 @@ fn in_time_order(v: BTreeMap<Pair, Vec<(u64, i64)>>) -> BTreeMap<Pair, Vec<i64>>
             (k, v.into_iter().map(|(_, d)| d).collect())
         })
         .collect()
-}
-
-/// Every stage delta (ns) per pair of adjacent recorded stages: the packets behind the report's
-/// per-stage rows, in the time order of the later hop (time order matters to tests that must
-/// allow for neighbouring packets being alike).
-pub fn stage_samples(j: &Journeys) -> anyhow::Result<BTreeMap<Pair, Vec<i64>>> {
-    let mut out = BTreeMap::new();
-    for p in j.pairs() {
-        let df = collect(
-            p.select([col("from"), col("to"), col("dt_ns"), col("ts_ns")])
-                .filter(col("from").is_not_null()),
-        )?;
-        add_samples(&df, &mut out)?;
-    }
-    Ok(in_time_order(out))
-}
-
-/// The durations (ns) of complete journeys per (first, last) stage: the packets behind the
-/// report's end-to-end rows, in the time order of their last hop.
-pub fn end_to_end_samples(j: &Journeys) -> anyhow::Result<BTreeMap<Pair, Vec<i64>>> {
-    let df = collect(
-        j.whole
-            .clone()
-            .lazy()
-            .filter(col("complete").and(col("from").neq(col("to"))))
-            .select([col("from"), col("to"), col("dt_ns"), col("ts_ns")]),
-    )?;
-    let mut out = BTreeMap::new();
-    add_samples(&df, &mut out)?;
-    Ok(in_time_order(out))
 }
 
 /// One hop of a packet.
@@ -141,106 +118,66 @@ pub struct Packet {
 
 /// Every journey as a [`Packet`], in the order of their first hop's time.
 pub fn packets(j: &Journeys) -> anyhow::Result<Vec<Packet>> {
-    let seg = &j.seg;
-    let (jid, st, ts, cpu, dt, skb) = (
-        u64s(seg, "jid")?,
-        u64s(seg, STAGE)?,
-        u64s(seg, "ts_ns")?,
-        u64s(seg, "cpu")?,
-        i64s(seg, "dt_ns")?,
-        u64s(seg, "skb")?,
-    );
-    let (sa, sp, da, dp, seq) = (
-        strs(seg, "saddr")?,
-        u64s(seg, "sport")?,
-        strs(seg, "daddr")?,
-        u64s(seg, "dport")?,
-        u64s(seg, "seq")?,
-    );
-    let send: HashMap<u64, u64> = u64s(&j.matched, "jid")?
-        .into_iter()
-        .zip(u64s(&j.matched, "send_ts")?)
-        .filter_map(|(a, b)| Some((a?, b?)))
-        .collect();
-    let complete: HashMap<u64, bool> = u64s(&j.whole, "jid")?
-        .into_iter()
-        .zip(bools(&j.whole, "complete")?)
-        .filter_map(|(a, b)| Some((a?, b.unwrap_or(false))))
-        .collect();
-    // Clones joined to their `tx_tcp_xmit`: that hop leads the clone's journey.
-    let (l_jid, l_xjid, l_ts, l_cpu) = (
-        u64s(&j.links, "jid")?,
-        u64s(&j.links, "xmit_jid")?,
-        u64s(&j.links, "xmit_ts")?,
-        u64s(&j.links, "xmit_cpu")?,
-    );
-    let xmit_of: HashMap<u64, (u64, Option<u64>)> = (0..j.links.height())
-        .filter_map(|i| Some((l_jid[i]?, (l_ts[i]?, l_cpu[i]))))
-        .collect();
-    let absorbed: std::collections::HashSet<u64> = l_xjid.iter().flatten().copied().collect();
+    let h = &j.hops;
     let mut out: Vec<Packet> = Vec::new();
-    for i in 0..seg.height() {
-        let (Some(id), Some(stage), Some(t)) = (jid[i], stage(st[i]), ts[i]) else {
-            continue;
+    for k in (0..j.len()).filter(|&k| j.shown(k)) {
+        let flow = match j.flows.label(j.flow(k)) {
+            (Some(sa), Some(sp), Some(da), Some(dp)) => Some(Flow {
+                saddr: sa.clone(),
+                sport: *sp as u16,
+                daddr: da.clone(),
+                dport: *dp as u16,
+            }),
+            _ => None,
         };
-        if absorbed.contains(&id) {
-            continue;
-        }
-        if out.last().is_none_or(|p| p.jid != id) {
-            let flow = match (&sa[i], sp[i], &da[i], dp[i]) {
-                (Some(sa), Some(sp), Some(da), Some(dp)) => Some(Flow {
-                    saddr: sa.clone(),
-                    sport: sp as u16,
-                    daddr: da.clone(),
-                    dport: dp as u16,
-                }),
-                _ => None,
-            };
-            let mut hops = Vec::new();
-            let mut first_dt = None;
-            let xmit = xmit_of.get(&id).copied();
-            if let Some(&w) = send.get(&id) {
-                hops.push(Hop {
-                    stage: Stage::TxSendmsg,
-                    ts_ns: w,
-                    cpu: None,
-                    dt_ns: None,
-                });
-                // As the report's `tx_sendmsg → first hop` pair computes it.
-                first_dt = Some(xmit.map_or(t, |x| x.0) as i64 - w as i64);
-            }
-            if let Some((xt, xcpu)) = xmit {
-                hops.push(Hop {
-                    stage: Stage::TxTcpXmit,
-                    ts_ns: xt,
-                    cpu: xcpu,
-                    dt_ns: first_dt,
-                });
-                // As the report's `tx_tcp_xmit → first hop` pair computes it.
-                first_dt = Some(t as i64 - xt as i64);
-            }
+        let rows = j.seg.hops(k);
+        let first = j.own_first_hop(k);
+        let mut hops = Vec::with_capacity(rows.len() + 2);
+        let mut first_dt = None;
+        let xmit = j.xmit(k);
+        if let Some(w) = j.send_ts(k) {
             hops.push(Hop {
-                stage,
-                ts_ns: t,
-                cpu: cpu[i],
+                stage: Stage::TxSendmsg,
+                ts_ns: w,
+                cpu: None,
+                dt_ns: None,
+            });
+            // As the report's `tx_sendmsg → first hop` pair computes it.
+            first_dt = Some(xmit.map_or(first.ts, |x| x.0) as i64 - w as i64);
+        }
+        if let Some((xt, xcpu)) = xmit {
+            hops.push(Hop {
+                stage: Stage::TxTcpXmit,
+                ts_ns: xt,
+                cpu: Some(xcpu as u64),
                 dt_ns: first_dt,
             });
-            out.push(Packet {
-                jid: id,
-                flow,
-                skb: skb[i],
-                seq: seq[i],
-                hops,
-                complete: complete.get(&id).copied().unwrap_or(false),
-            });
-        } else if let Some(p) = out.last_mut() {
-            p.hops.push(Hop {
-                stage,
-                ts_ns: t,
-                cpu: cpu[i],
-                dt_ns: dt[i],
-            });
+            // As the report's `tx_tcp_xmit → first hop` pair computes it.
+            first_dt = Some(first.ts as i64 - xt as i64);
         }
+        let mut prev: Option<u64> = None;
+        for &r in rows {
+            let r = r as usize;
+            let Some(stage) = Stage::from_code(h.stage[r]) else {
+                continue;
+            };
+            hops.push(Hop {
+                stage,
+                ts_ns: h.ts[r],
+                cpu: Some(h.cpu[r] as u64),
+                dt_ns: prev.map_or(first_dt, |p| Some(h.ts[r] as i64 - p as i64)),
+            });
+            prev = Some(h.ts[r]);
+        }
+        let r0 = rows[0] as usize;
+        out.push(Packet {
+            jid: k as u64 + 1,
+            flow,
+            skb: h.skb[r0],
+            seq: h.seq[r0].map(u64::from),
+            hops,
+            complete: j.complete(k),
+        });
     }
     out.sort_by_key(|p| (p.hops[0].ts_ns, p.jid));
     Ok(out)

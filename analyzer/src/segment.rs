@@ -1,42 +1,50 @@
-//! Splitting hop events into journeys: the rules of [`crate::queries::journey`]'s module doc, in
-//! one pass over the rows in (packet id, time) order.
+//! Splitting hop events into journeys, in one pass over the rows in (packet id, time) order.
+//!
+//! Hop events are ordered by packet id and time; a new journey starts at the first event of a
+//! packet id, and again when the id is evidently reused: the stage order goes backwards (the
+//! kernel freed the skb and allocated the same address for another packet), the previous event
+//! was the TX completion (`tx_done`: the skb was freed), or more than the allowed gap passed.
+//! A stage seen twice in a row (stacked devices, partial reads) keeps its first occurrence.
 //!
 //! The order is found by a radix sort of the packet id alone with the row number, which is
 //! stable, so rows of one id stay in their recorded order; the few ids whose rows were recorded
-//! out of time order are then sorted by time. Only then are the wide rows gathered, once, into
-//! the segmented frame.
+//! out of time order are then sorted by time. Nothing but row numbers moves.
 
-use crate::queries::{RANK, STAGE};
+use crate::hop_table::HopTable;
 use crate::radix::radix_sort;
-use polars::prelude::*;
 use tcptape_common::Stage;
 
-/// The segmented hop frame of collected hop events (the columns of
-/// [`crate::queries::scan::HOP_COLUMNS`] with `stage` and `rank`): the events in (`skb`,
-/// `ts_ns`) order without repeated stages, each hop with the flow of its journey's first hop
-/// (null when that one names none), and `new` (first hop of a journey), `last` (last hop), `jid`
-/// (journey number from 1), `from` (previous stage in the journey, null on a first hop) and
-/// `dt_ns` (time since that stage).
-pub fn segment(mut hops: DataFrame, max_gap_ns: u64) -> anyhow::Result<DataFrame> {
-    // One contiguous array per column: the gathers below then index it directly.
-    hops.rechunk_mut_par();
-    let skb = hops.column("skb")?.cast(&DataType::UInt64)?;
-    let skb = skb.u64()?;
-    let ts = hops.column("ts_ns")?.cast(&DataType::UInt64)?;
-    let ts: Vec<u64> = ts.u64()?.iter().map(|t| t.unwrap_or(0)).collect();
-    let stage: Vec<u8> = crate::frame::u64s(&hops, STAGE)?
-        .into_iter()
-        .map(|s| s.unwrap_or(0) as u8)
-        .collect();
-    let rank: Vec<u8> = crate::frame::u64s(&hops, RANK)?
-        .into_iter()
-        .map(|r| r.unwrap_or(u8::MAX as u64) as u8)
-        .collect();
-    anyhow::ensure!(hops.height() < u32::MAX as usize, "too many hop events");
-    let mut order: Vec<(u64, u32)> = skb
+/// The journeys of a [`HopTable`]: its rows without repeated stages, journey by journey, each
+/// journey's in time order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Segments {
+    /// Kept rows of the hop table.
+    pub rows: Vec<u32>,
+    /// Where each journey starts in `rows`, and `rows.len()` last: journey `k` (numbered `k + 1`
+    /// where shown) is `rows[start[k]..start[k + 1]]`.
+    pub start: Vec<u32>,
+}
+
+impl Segments {
+    /// Number of journeys.
+    pub fn journeys(&self) -> usize {
+        self.start.len().saturating_sub(1)
+    }
+
+    /// The rows of journey `k`.
+    pub fn hops(&self, k: usize) -> &[u32] {
+        &self.rows[self.start[k] as usize..self.start[k + 1] as usize]
+    }
+}
+
+/// Splits hop events into journeys; events without a packet id are left out.
+pub fn segment(h: &HopTable, max_gap_ns: u64) -> Segments {
+    let (ts, stage, rank) = (&h.ts, &h.stage, &h.rank);
+    let mut order: Vec<(u64, u32)> = h
+        .skb
         .iter()
         .enumerate()
-        .filter_map(|(i, s)| Some((s?, i as u32)))
+        .filter_map(|(i, s)| Some(((*s)?, i as u32)))
         .collect();
     radix_sort(&mut order, 64);
     // Rows of one id out of time order: sort that id's rows by time.
@@ -54,25 +62,14 @@ pub fn segment(mut hops: DataFrame, max_gap_ns: u64) -> anyhow::Result<DataFrame
         a = b;
     }
 
-    let named_flow: Vec<bool> = hops
-        .column("sport")?
-        .is_not_null()
-        .iter()
-        .map(|b| b.unwrap_or(false))
-        .collect();
     let tx_done = Stage::TxDone.code();
-    let n = order.len();
-    let mut keep: Vec<IdxSize> = Vec::with_capacity(n);
-    let mut flow_row: Vec<Option<IdxSize>> = Vec::with_capacity(n);
-    let mut new = Vec::with_capacity(n);
-    let mut jid: Vec<u32> = Vec::with_capacity(n);
-    let mut from: Vec<Option<u8>> = Vec::with_capacity(n);
-    let mut dt: Vec<Option<i64>> = Vec::with_capacity(n);
-    let (mut j, mut first) = (0u32, None);
-    for k in 0..n {
-        let (id, r) = (order[k].0, order[k].1 as usize);
+    let mut rows: Vec<u32> = Vec::with_capacity(order.len());
+    let mut start: Vec<u32> = Vec::new();
+    let mut prev: Option<(u64, usize)> = None;
+    for &(id, r) in &order {
+        let r = r as usize;
         // The previous row, repeats included (as the rules compare with it).
-        let starts = match k.checked_sub(1).map(|p| (order[p].0, order[p].1 as usize)) {
+        let new = match prev {
             None => true,
             Some((pid, p)) => {
                 pid != id
@@ -81,57 +78,16 @@ pub fn segment(mut hops: DataFrame, max_gap_ns: u64) -> anyhow::Result<DataFrame
                     || rank[r] < rank[p]
             }
         };
-        if !starts {
-            let p = order[k - 1].1 as usize;
-            if stage[r] == stage[p] {
-                continue; // A repeat keeps the first time.
-            }
+        let repeat = !new && prev.is_some_and(|(_, p)| stage[p] == stage[r]);
+        prev = Some((id, r));
+        if repeat {
+            continue; // A repeat keeps the first time.
         }
-        if starts {
-            j += 1;
-            first = named_flow[r].then_some(r as IdxSize);
-            from.push(None);
-            dt.push(None);
-        } else {
-            // The previous kept row is the previous hop of this journey.
-            let p = *keep.last().expect("a journey's earlier hop") as usize;
-            from.push(Some(stage[p]));
-            dt.push(Some(ts[r] as i64 - ts[p] as i64));
+        if new {
+            start.push(rows.len() as u32);
         }
-        keep.push(r as IdxSize);
-        flow_row.push(first);
-        new.push(starts);
-        jid.push(j);
+        rows.push(r as u32);
     }
-    drop(order);
-    let last: Vec<bool> = (0..jid.len())
-        .map(|k| jid.get(k + 1) != Some(&jid[k]))
-        .collect();
-
-    let flow = ["saddr", "sport", "daddr", "dport"];
-    let others: Vec<&str> = hops
-        .get_column_names()
-        .into_iter()
-        .map(|c| c.as_str())
-        .filter(|c| !flow.contains(c))
-        .collect();
-    let keep = IdxCa::from_vec("keep".into(), keep);
-    let mut seg = hops.select(others)?.take(&keep)?;
-    let flow_row = IdxCa::from_iter_options("flow".into(), flow_row.into_iter());
-    for c in hops
-        .select(flow)?
-        .take(&flow_row)?
-        .columns()
-        .iter()
-        .cloned()
-    {
-        seg.with_column(c)?;
-    }
-    drop(hops);
-    seg.with_column(Column::new("new".into(), new))?;
-    seg.with_column(Column::new("jid".into(), jid))?;
-    seg.with_column(Column::new("from".into(), from))?;
-    seg.with_column(Column::new("dt_ns".into(), dt))?;
-    seg.with_column(Column::new("last".into(), last))?;
-    Ok(seg)
+    start.push(rows.len() as u32);
+    Segments { rows, start }
 }

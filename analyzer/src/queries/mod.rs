@@ -6,8 +6,6 @@
 
 pub mod buffer;
 pub mod drops;
-pub mod journey;
-pub mod latency;
 pub mod lifecycle;
 pub mod retransmits;
 pub mod samples;
@@ -52,24 +50,6 @@ pub fn stage_of_rank(rank: u8) -> Option<Stage> {
 /// `col(STAGE) == stage`.
 pub fn is_stage(stage: Stage) -> Expr {
     col(STAGE).eq(lit(stage.code()))
-}
-
-/// The latency figures of one group of durations (ns): count, mean, p50, p90, p99, p99.9, max.
-pub fn latency_aggs(dt: &str) -> Vec<Expr> {
-    vec![
-        len().alias("count"),
-        col(dt).mean().alias("mean_ns"),
-        percentile(dt, 0.5).alias("p50_ns"),
-        percentile(dt, 0.9).alias("p90_ns"),
-        percentile(dt, 0.99).alias("p99_ns"),
-        percentile(dt, 0.999).alias("p999_ns"),
-        col(dt).max().alias("max_ns"),
-    ]
-}
-
-/// One percentile of a column with the report's [`QUANTILE`] method.
-pub fn percentile(c: &str, q: f64) -> Expr {
-    col(c).quantile(lit(q), QUANTILE)
 }
 
 /// The four columns that name a flow, in packet orientation.
