@@ -1,8 +1,8 @@
 //! The collected hop events as plain columns: what the journey split, the clone join and the
 //! latency sort read millions of times, by row number, without a DataFrame in between.
 //!
-//! Flows are interned once here: every event that names a flow gets a small flow id, and the
-//! flow's text (addresses) is read only once per flow, not once per event.
+//! Flows are interned to small ids ([`Flows`]), for the first hop of each journey only (every hop
+//! takes its journey's flow): a flow's text (addresses) is read once per flow, not per event.
 
 use polars::prelude::*;
 use rustc_hash::FxHashMap;
@@ -176,13 +176,11 @@ pub struct HopTable {
     pub sock: Vec<Option<u64>>,
     /// TCP sequence number.
     pub seq: Vec<Option<u32>>,
-    /// Flow id ([`Flows`]).
-    pub flow: Vec<u32>,
 }
 
 impl HopTable {
-    /// Reads collected hop events, interning their flows into `flows`.
-    pub fn new(df: &DataFrame, flows: &mut Flows) -> anyhow::Result<HopTable> {
+    /// Reads collected hop events.
+    pub fn new(df: &DataFrame) -> anyhow::Result<HopTable> {
         use crate::queries::{RANK, STAGE};
         anyhow::ensure!(df.height() < u32::MAX as usize, "too many hop events");
         Ok(HopTable {
@@ -196,7 +194,6 @@ impl HopTable {
             skb: options::<UInt64Type>(df, "skb")?,
             sock: options::<UInt64Type>(df, "sock")?,
             seq: options::<UInt32Type>(df, "seq")?,
-            flow: flows.intern(df)?,
         })
     }
 

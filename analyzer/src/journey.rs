@@ -206,6 +206,8 @@ pub struct Journeys {
     pub flows: Flows,
     /// The split into journeys.
     pub seg: Segments,
+    /// Per journey: the flow id of its first hop.
+    flow: Vec<u32>,
     /// Per journey: the `tx_tcp_xmit` journey a clone was joined to, or `NONE`.
     xmit_of: Vec<u32>,
     /// Per journey: a `tx_tcp_xmit` joined to a clone, whose journey it now leads.
@@ -224,10 +226,21 @@ impl Journeys {
     /// Builds journeys from hop events (`hops`: the packet stages without `tx_sendmsg`) and the
     /// writes (`writes`: `tx_sendmsg` events with `ts_ns`, `sock`, `seq`, `len` and the flow).
     pub fn build(hops: LazyFrame, writes: &DataFrame, max_gap_ns: u64) -> anyhow::Result<Journeys> {
-        let mut flows = Flows::default();
-        let hops = HopTable::new(&collect(hops)?, &mut flows)?;
+        let df = collect(hops)?;
+        let hops = HopTable::new(&df)?;
         let seg = segment(&hops, max_gap_ns);
         let n = seg.journeys();
+        // Flows are read for the first hops only: a journey's hops all take its first hop's.
+        let firsts: Vec<IdxSize> = (0..n)
+            .map(|k| seg.rows[seg.start[k] as usize] as IdxSize)
+            .collect();
+        let heads = df
+            .select(["saddr", "sport", "daddr", "dport"])?
+            .take(&IdxCa::from_vec("first".into(), firsts))?;
+        drop(df);
+        let mut flows = Flows::default();
+        let flow = flows.intern(&heads)?;
+        drop(heads);
         let mut per_stage = [0u64; 256];
         for &r in &seg.rows {
             per_stage[hops.stage[r as usize] as usize] += 1;
@@ -240,6 +253,7 @@ impl Journeys {
             hops,
             flows,
             seg,
+            flow,
             xmit_of: vec![NONE; n],
             absorbed: vec![false; n],
             send_ts: vec![None; n],
@@ -350,7 +364,7 @@ impl Journeys {
 
     /// Flow id of journey `k` (of its first hop).
     pub fn flow(&self, k: usize) -> u32 {
-        self.hops.flow[self.first_row(k)]
+        self.flow[k]
     }
 
     /// Hop events kept in journeys (repeats folded).
@@ -361,7 +375,15 @@ impl Journeys {
     /// Every adjacent pair of recorded stages, as [`PairRows`] describes.
     pub fn pair_rows(&self) -> PairRows {
         let h = &self.hops;
-        let mut out = PairRows::default();
+        let n = self.hop_events();
+        let mut out = PairRows {
+            from: Vec::with_capacity(n),
+            to: Vec::with_capacity(n),
+            dt: Vec::with_capacity(n),
+            ts: Vec::with_capacity(n),
+            cpu: Vec::with_capacity(n),
+            flow: Vec::with_capacity(n),
+        };
         for k in 0..self.len() {
             let flow = self.flow(k);
             let rows = self.seg.hops(k);
@@ -427,7 +449,7 @@ impl Journeys {
         let h = &self.hops;
         let start = |k: usize| {
             let r = self.first_row(k);
-            let flow = self.flows.full_key(h.flow[r]).map(|_| h.flow[r])?;
+            let flow = self.flows.full_key(self.flow[k]).map(|_| self.flow[k])?;
             Some(clone_link::Start {
                 idx: k,
                 ts: h.ts[r],
@@ -467,11 +489,15 @@ impl Journeys {
             u64s(writes, "seq")?,
             u64s(writes, "len")?,
         );
-        let write_flows = self.flows.intern(writes)?;
         let mut flow_sock: HashMap<u32, u64> = HashMap::new();
-        for (f, s) in write_flows.iter().zip(&sock) {
-            if let (Some(_), Some(s)) = (self.flows.full_key(*f), s) {
-                flow_sock.entry(*f).or_insert(*s);
+        // Only needed (and read) when a transmission names no socket.
+        let need_flows = (0..self.len()).any(|k| self.hops.sock[self.first_row(k)].is_none());
+        if need_flows {
+            let write_flows = self.flows.intern(writes)?;
+            for (f, s) in write_flows.iter().zip(&sock) {
+                if let (Some(_), Some(s)) = (self.flows.full_key(*f), s) {
+                    flow_sock.entry(*f).or_insert(*s);
+                }
             }
         }
         let mut ws: Vec<Write> = (0..writes.height())
@@ -488,7 +514,7 @@ impl Journeys {
             .filter(|&k| self.shown(k) && self.first_hop(k).stage.path() == StagePath::Tx)
             .filter_map(|k| {
                 let r = self.first_row(k);
-                let flow = self.hops.flow[r];
+                let flow = self.flow[k];
                 let sock = self.hops.sock[r].or_else(|| flow_sock.get(&flow).copied())?;
                 Some(Transmission {
                     idx: k,

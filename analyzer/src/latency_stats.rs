@@ -4,8 +4,9 @@
 //! one stage pair. So the pair rows are sorted once by (pair, duration), with a radix sort of a
 //! packed integer key; each grouping then walks that order once, and every group sees its own
 //! durations in ascending order: its nearest-rank percentiles are the values at known positions,
-//! and its maximum is the last one. No group is sorted on its own, and nothing but the key and
-//! the row number is moved.
+//! and its maximum is the last one. No group is sorted on its own: the key and the row number are
+//! sorted, and the CPU, flow and time of each row are then put in that order once, so every
+//! grouping reads memory in sequence.
 
 use crate::journey::PairRows;
 use crate::queries::QUANTILE;
@@ -33,10 +34,11 @@ pub struct PairSamples {
     pairs: Vec<(u8, u8)>,
     /// Flow columns of each flow index.
     flows: Vec<FlowLabel>,
-    /// Sorted (key, row): key = pair index above the duration minus `dt_min`.
-    sorted: Vec<(u64, u32)>,
+    /// Sorted keys: the pair index above the duration minus `dt_min`.
+    sorted: Vec<u64>,
     dt_bits: u32,
     dt_min: i64,
+    /// CPU, flow and time of each row, in sorted order.
     cpu: Vec<u16>,
     flow: Vec<u32>,
     ts: Vec<u64>,
@@ -47,6 +49,11 @@ pub struct PairSamples {
 fn rank_index(n: usize, q: f64) -> usize {
     debug_assert!(matches!(QUANTILE, QuantileMethod::Equiprobable));
     ((n as f64 * q).ceil() - 1.0).max(0.0) as usize
+}
+
+/// The values of a per-row column in sorted order.
+fn in_order<T: Copy>(sorted: &[(u64, u32)], v: &[T]) -> Vec<T> {
+    sorted.iter().map(|&(_, r)| v[r as usize]).collect()
 }
 
 impl Stats {
@@ -111,10 +118,15 @@ impl PairSamples {
             .collect();
         drop((dt, pair));
         radix_sort(&mut sorted, dt_bits + pair_bits);
+        let (cpu, flow, ts) = std::thread::scope(|scope| {
+            let ts = scope.spawn(|| in_order(&sorted, &ts));
+            let (cpu, flow) = (in_order(&sorted, &cpu), in_order(&sorted, &flow));
+            (cpu, flow, ts.join().expect("a gather does not panic"))
+        });
         Ok(PairSamples {
             pairs,
             flows,
-            sorted,
+            sorted: sorted.into_iter().map(|(k, _)| k).collect(),
             dt_bits,
             dt_min,
             cpu,
@@ -133,22 +145,23 @@ impl PairSamples {
         self.pairs[id]
     }
 
-    /// The CPU of every row.
+    /// The CPU of every row, in sorted order (as `grouped` numbers rows).
     pub fn cpus(&self) -> &[u16] {
         &self.cpu
     }
 
-    /// The flow index of every row.
+    /// The flow index of every row, in sorted order.
     pub fn flows(&self) -> &[u32] {
         &self.flow
     }
 
-    /// The time (`ts_ns`) of every row.
+    /// The time (`ts_ns`) of every row, in sorted order.
     pub fn times(&self) -> &[u64] {
         &self.ts
     }
 
-    /// Figures per (group, pair), for groups numbered `0..groups` by `group_of(row)`: returns
+    /// Figures per (group, pair), for groups numbered `0..groups` by `group_of(row)` (rows in
+    /// sorted order): returns
     /// `(group, pair index, stats)` for each non-empty one, with the percentiles `qs`
     /// (ascending).
     pub fn grouped(
@@ -159,7 +172,6 @@ impl PairSamples {
     ) -> Vec<(usize, usize, Stats)> {
         let np = self.pairs.len().max(1);
         let slots = groups * np;
-        let rows = self.sorted.len();
         let mask = if self.dt_bits == 64 {
             u64::MAX
         } else {
@@ -172,13 +184,9 @@ impl PairSamples {
                 (key >> self.dt_bits) as usize
             }
         };
-        // The slot of every row, by row number.
-        let mut slot = vec![0u32; rows];
         let mut count = vec![0u64; slots];
-        for &(key, row) in &self.sorted {
-            let s = group_of(row as usize) * np + pair_of(key);
-            slot[row as usize] = s as u32;
-            count[s] += 1;
+        for (i, &key) in self.sorted.iter().enumerate() {
+            count[group_of(i) * np + pair_of(key)] += 1;
         }
         let nq = qs.len();
         let mut seen = vec![0u64; slots];
@@ -190,8 +198,8 @@ impl PairSamples {
             .flat_map(|s| qs.iter().map(move |&q| (s, q)))
             .map(|(s, q)| rank_index(count[s] as usize, q))
             .collect();
-        for &(key, row) in &self.sorted {
-            let s = slot[row as usize] as usize;
+        for (i, &key) in self.sorted.iter().enumerate() {
+            let s = group_of(i) * np + pair_of(key);
             let d = (key & mask) as i64 + self.dt_min;
             let k = seen[s] as usize;
             seen[s] += 1;

@@ -20,6 +20,7 @@ pub mod hop_table;
 pub mod info;
 pub mod inputs;
 pub mod journey;
+pub mod latency_sections;
 pub mod latency_stats;
 pub mod model;
 pub mod per_packet;

@@ -1,10 +1,9 @@
 //! `tcptape report`: runs the queries over one host's recordings and fills the [`Report`].
 
 use crate::journey::Journeys;
-use crate::latency_stats::{FlowLabel, PairSamples, Stats};
 use crate::model::*;
 use crate::progress::Steps;
-use crate::queries::{self, scan, select::Selection};
+use crate::queries::{scan, select::Selection};
 use tcptape_common::metadata::{Lost, RecordingMeta};
 use tcptape_common::{Recording, Stage};
 
@@ -21,77 +20,6 @@ pub struct Options {
 
 /// Number of steps [`build`] reports to its progress display.
 pub const STEPS: u64 = 8;
-
-fn stage_name(code: Option<u64>) -> String {
-    code.and_then(|c| Stage::from_code(c as u8))
-        .map(|s| s.name().to_string())
-        .unwrap_or_else(|| "?".into())
-}
-
-/// The percentiles of a latency row: p50, p90, p99, p99.9.
-const LATENCY_QUANTILES: [f64; 4] = [0.5, 0.9, 0.99, 0.999];
-
-/// A flow's label (`SADDR:SPORT-DADDR:DPORT`, `?` when a part is unknown).
-fn flow_label(f: &FlowLabel) -> String {
-    match f {
-        (Some(saddr), Some(sport), Some(daddr), Some(dport)) => queries::select::Flow {
-            saddr: saddr.clone(),
-            sport: *sport as u16,
-            daddr: daddr.clone(),
-            dport: *dport as u16,
-        }
-        .to_string(),
-        _ => "?".to_string(),
-    }
-}
-
-/// The figures of a pair's durations as a latency row.
-fn stage_latency(from: u8, to: u8, st: &Stats) -> StageLatency {
-    let q = |i: usize| st.quantiles_ns[i].max(0) as u64;
-    StageLatency {
-        from: stage_name(Some(from as u64)),
-        to: stage_name(Some(to as u64)),
-        count: st.count,
-        mean_ns: st.mean_ns,
-        p50_ns: q(0),
-        p90_ns: q(1),
-        p99_ns: q(2),
-        p999_ns: q(3),
-        max_ns: st.max_ns.max(0) as u64,
-    }
-}
-
-/// End to end: the figures of complete journeys per (first, last) stage, in stage code order.
-fn end_to_end(j: &Journeys) -> Vec<StageLatency> {
-    let mut per_pair: std::collections::BTreeMap<(u8, u8), Vec<i64>> = Default::default();
-    for (_, w) in j.whole() {
-        if w.complete && w.from != w.to {
-            per_pair
-                .entry((w.from.code(), w.to.code()))
-                .or_default()
-                .push(w.dt_ns);
-        }
-    }
-    per_pair
-        .into_iter()
-        .map(|((from, to), mut v)| {
-            v.sort_unstable();
-            stage_latency(from, to, &Stats::of_sorted(&v, &LATENCY_QUANTILES))
-        })
-        .collect()
-}
-
-/// Where a stage name sorts: in packet order (the application's write first).
-fn packet_order(name: &str) -> u8 {
-    name.parse::<Stage>()
-        .ok()
-        .and_then(queries::journey_rank)
-        .unwrap_or(u8::MAX)
-}
-
-fn pair_order(from: &str, to: &str) -> (u8, u8) {
-    (packet_order(from), packet_order(to))
-}
 
 /// Builds the report of one host's recordings.
 pub fn build(recs: &[Recording], opts: &Options, steps: &Steps) -> anyhow::Result<Report> {
@@ -124,100 +52,7 @@ pub fn build(recs: &[Recording], opts: &Options, steps: &Steps) -> anyhow::Resul
         let j = Journeys::build(hops, writes, opts.max_hop_gap_ns)?;
 
         steps.step("per-stage latency");
-        let samples = PairSamples::new(j.pair_rows(), j.flows.labels().to_vec())?;
-        let stage_of = |p: usize| {
-            let (f, t) = samples.pair(p);
-            (stage_name(Some(f as u64)), stage_name(Some(t as u64)))
-        };
-        let latency = |p: usize, st: &Stats| {
-            let (from, to) = samples.pair(p);
-            stage_latency(from, to, st)
-        };
-        let mut stages: Vec<StageLatency> = samples
-            .grouped(1, |_| 0, &LATENCY_QUANTILES)
-            .iter()
-            .map(|(_, p, st)| latency(*p, st))
-            .collect();
-        stages.sort_by_key(|l| pair_order(&l.from, &l.to));
-        let end_to_end = end_to_end(&j);
-        let n_flows = samples.flows().iter().max().map_or(0, |m| *m as usize + 1);
-        let mut stages_per_flow: Vec<FlowLatency> = samples
-            .grouped(n_flows, |r| samples.flows()[r] as usize, &LATENCY_QUANTILES)
-            .iter()
-            .map(|(f, p, st)| FlowLatency {
-                flow: flow_label(samples.flow(*f as u32)),
-                latency: latency(*p, st),
-            })
-            .collect();
-        let n_cpus = samples.cpus().iter().max().map_or(0, |m| *m as usize + 1);
-        let mut stages_per_cpu: Vec<CpuLatency> = samples
-            .grouped(n_cpus, |r| samples.cpus()[r] as usize, &LATENCY_QUANTILES)
-            .iter()
-            .map(|(c, p, st)| CpuLatency {
-                cpu: *c as u64,
-                latency: latency(*p, st),
-            })
-            .collect();
-        stages_per_flow.sort_by(|a, b| {
-            (&a.flow, pair_order(&a.latency.from, &a.latency.to))
-                .cmp(&(&b.flow, pair_order(&b.latency.from, &b.latency.to)))
-        });
-        stages_per_cpu.sort_by_key(|c| (c.cpu, pair_order(&c.latency.from, &c.latency.to)));
-
-        steps.step("latency over time");
-        // As `queries::second_of` computes it.
-        let second = |ts: u64| ((ts as i64 - start as i64) as f64 / 1e9) as i64;
-        let secs: Vec<i64> = samples.times().iter().map(|&t| second(t)).collect();
-        let s0 = secs.iter().copied().min().unwrap_or(0);
-        let n_secs = secs
-            .iter()
-            .copied()
-            .max()
-            .map_or(0, |m| (m - s0) as usize + 1);
-        let mut stages_over_time: Vec<SecondLatency> = samples
-            .grouped(n_secs, |r| (secs[r] - s0) as usize, &[0.5, 0.99])
-            .iter()
-            .map(|(sec, p, st)| {
-                let (from, to) = stage_of(*p);
-                SecondLatency {
-                    from,
-                    to,
-                    second: *sec as i64 + s0,
-                    count: st.count,
-                    p50_ns: st.quantiles_ns[0].max(0) as u64,
-                    p99_ns: st.quantiles_ns[1].max(0) as u64,
-                    max_ns: st.max_ns.max(0) as u64,
-                }
-            })
-            .collect();
-        drop(secs);
-        stages_over_time.sort_by_key(|s| (s.second, pair_order(&s.from, &s.to)));
-        let cdf: Vec<Cdf> = if opts.cdf {
-            const POINTS: usize = 50;
-            let qs: Vec<f64> = (0..=POINTS).map(|i| i as f64 / POINTS as f64).collect();
-            let mut cdf: Vec<Cdf> = samples
-                .grouped(1, |_| 0, &qs)
-                .iter()
-                .map(|(_, p, st)| {
-                    let (from, to) = stage_of(*p);
-                    Cdf {
-                        from,
-                        to,
-                        quantiles_ns: st.quantiles_ns.iter().map(|v| (*v).max(0) as u64).collect(),
-                    }
-                })
-                .collect();
-            // Stage code order, the application's write last (as the hop pairs came first).
-            let code = |n: &str| n.parse::<Stage>().map_or(u8::MAX, |s| s.code());
-            cdf.sort_by_key(|c| {
-                let from = code(&c.from);
-                (from == Stage::TxSendmsg.code(), from, code(&c.to))
-            });
-            cdf
-        } else {
-            Vec::new()
-        };
-        drop(samples);
+        let l = crate::latency_sections::build(&j, start, opts.cdf)?;
 
         let rx_app = j
             .stages
@@ -296,21 +131,25 @@ pub fn build(recs: &[Recording], opts: &Options, steps: &Steps) -> anyhow::Resul
                 }))
                 .collect(),
             journeys: j.counts.clone(),
-            stages: shown(stages),
-            end_to_end: shown(end_to_end),
-            stages_per_flow: stages_per_flow
+            stages: shown(l.stages),
+            end_to_end: shown(l.end_to_end),
+            stages_per_flow: l
+                .stages_per_flow
                 .into_iter()
                 .filter(|f: &FlowLatency| sel.shows(&f.latency.from, &f.latency.to))
                 .collect(),
-            stages_per_cpu: stages_per_cpu
+            stages_per_cpu: l
+                .stages_per_cpu
                 .into_iter()
                 .filter(|c: &CpuLatency| sel.shows(&c.latency.from, &c.latency.to))
                 .collect(),
-            stages_over_time: stages_over_time
+            stages_over_time: l
+                .stages_over_time
                 .into_iter()
                 .filter(|s: &SecondLatency| sel.shows(&s.from, &s.to))
                 .collect(),
-            cdf: cdf
+            cdf: l
+                .cdf
                 .into_iter()
                 .filter(|c: &Cdf| sel.shows(&c.from, &c.to))
                 .collect(),

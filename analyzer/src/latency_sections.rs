@@ -1,0 +1,221 @@
+//! The latency sections of `tcptape report`: per stage pair, end to end, per flow, per CPU, per
+//! second and the CDFs, all from one sort of the journeys' stage pairs
+//! ([`crate::latency_stats`]). The groupings only read that sort, so two run on another core.
+
+use crate::journey::Journeys;
+use crate::latency_stats::{FlowLabel, PairSamples, Stats};
+use crate::model::*;
+use crate::queries;
+use tcptape_common::Stage;
+
+/// The latency sections of a report, each in its display order.
+pub struct LatencySections {
+    /// Per stage pair.
+    pub stages: Vec<StageLatency>,
+    /// Complete journeys per (first, last) stage.
+    pub end_to_end: Vec<StageLatency>,
+    /// Per flow and stage pair.
+    pub stages_per_flow: Vec<FlowLatency>,
+    /// Per CPU and stage pair.
+    pub stages_per_cpu: Vec<CpuLatency>,
+    /// Per second and stage pair.
+    pub stages_over_time: Vec<SecondLatency>,
+    /// CDF per stage pair (when asked for).
+    pub cdf: Vec<Cdf>,
+}
+
+/// Builds the latency sections of journeys; `start` is the recordings' start (second 0), `cdf`
+/// asks for the CDFs.
+pub fn build(j: &Journeys, start: u64, cdf: bool) -> anyhow::Result<LatencySections> {
+    let samples = PairSamples::new(j.pair_rows(), j.flows.labels().to_vec())?;
+    let samples = &samples;
+    std::thread::scope(|scope| {
+        let per_flow_and_cpu = scope.spawn(|| (per_flow(samples), per_cpu(samples)));
+        let mut stages: Vec<StageLatency> = samples
+            .grouped(1, |_| 0, &LATENCY_QUANTILES)
+            .iter()
+            .map(|(_, p, st)| latency(samples, *p, st))
+            .collect();
+        stages.sort_by_key(|l| pair_order(&l.from, &l.to));
+        let stages_over_time = over_time(samples, start);
+        let cdf = if cdf { cdfs(samples) } else { Vec::new() };
+        let end_to_end = end_to_end(j);
+        let (stages_per_flow, stages_per_cpu) = per_flow_and_cpu
+            .join()
+            .expect("the latency groupings do not panic");
+        Ok(LatencySections {
+            stages,
+            end_to_end,
+            stages_per_flow,
+            stages_per_cpu,
+            stages_over_time,
+            cdf,
+        })
+    })
+}
+
+fn per_flow(samples: &PairSamples) -> Vec<FlowLatency> {
+    let n_flows = samples.flows().iter().max().map_or(0, |m| *m as usize + 1);
+    let mut v: Vec<FlowLatency> = samples
+        .grouped(n_flows, |r| samples.flows()[r] as usize, &LATENCY_QUANTILES)
+        .iter()
+        .map(|(f, p, st)| FlowLatency {
+            flow: flow_label(samples.flow(*f as u32)),
+            latency: latency(samples, *p, st),
+        })
+        .collect();
+    v.sort_by(|a, b| {
+        (&a.flow, pair_order(&a.latency.from, &a.latency.to))
+            .cmp(&(&b.flow, pair_order(&b.latency.from, &b.latency.to)))
+    });
+    v
+}
+
+fn per_cpu(samples: &PairSamples) -> Vec<CpuLatency> {
+    let n_cpus = samples.cpus().iter().max().map_or(0, |m| *m as usize + 1);
+    let mut v: Vec<CpuLatency> = samples
+        .grouped(n_cpus, |r| samples.cpus()[r] as usize, &LATENCY_QUANTILES)
+        .iter()
+        .map(|(c, p, st)| CpuLatency {
+            cpu: *c as u64,
+            latency: latency(samples, *p, st),
+        })
+        .collect();
+    v.sort_by_key(|c| (c.cpu, pair_order(&c.latency.from, &c.latency.to)));
+    v
+}
+
+fn over_time(samples: &PairSamples, start: u64) -> Vec<SecondLatency> {
+    // As `queries::second_of` computes it.
+    let second = |ts: u64| ((ts as i64 - start as i64) as f64 / 1e9) as i64;
+    let secs: Vec<i64> = samples.times().iter().map(|&t| second(t)).collect();
+    let s0 = secs.iter().copied().min().unwrap_or(0);
+    let n_secs = secs
+        .iter()
+        .copied()
+        .max()
+        .map_or(0, |m| (m - s0) as usize + 1);
+    let mut v: Vec<SecondLatency> = samples
+        .grouped(n_secs, |r| (secs[r] - s0) as usize, &[0.5, 0.99])
+        .iter()
+        .map(|(sec, p, st)| {
+            let (from, to) = stage_names(samples, *p);
+            SecondLatency {
+                from,
+                to,
+                second: *sec as i64 + s0,
+                count: st.count,
+                p50_ns: st.quantiles_ns[0].max(0) as u64,
+                p99_ns: st.quantiles_ns[1].max(0) as u64,
+                max_ns: st.max_ns.max(0) as u64,
+            }
+        })
+        .collect();
+    v.sort_by_key(|s| (s.second, pair_order(&s.from, &s.to)));
+    v
+}
+
+fn cdfs(samples: &PairSamples) -> Vec<Cdf> {
+    const POINTS: usize = 50;
+    let qs: Vec<f64> = (0..=POINTS).map(|i| i as f64 / POINTS as f64).collect();
+    let mut cdf: Vec<Cdf> = samples
+        .grouped(1, |_| 0, &qs)
+        .iter()
+        .map(|(_, p, st)| {
+            let (from, to) = stage_names(samples, *p);
+            Cdf {
+                from,
+                to,
+                quantiles_ns: st.quantiles_ns.iter().map(|v| (*v).max(0) as u64).collect(),
+            }
+        })
+        .collect();
+    // Stage code order, the application's write last (as the hop pairs came first).
+    let code = |n: &str| n.parse::<Stage>().map_or(u8::MAX, |s| s.code());
+    cdf.sort_by_key(|c| {
+        let from = code(&c.from);
+        (from == Stage::TxSendmsg.code(), from, code(&c.to))
+    });
+    cdf
+}
+
+fn stage_names(samples: &PairSamples, p: usize) -> (String, String) {
+    let (f, t) = samples.pair(p);
+    (stage_name(Some(f as u64)), stage_name(Some(t as u64)))
+}
+
+fn latency(samples: &PairSamples, p: usize, st: &Stats) -> StageLatency {
+    let (from, to) = samples.pair(p);
+    stage_latency(from, to, st)
+}
+
+fn stage_name(code: Option<u64>) -> String {
+    code.and_then(|c| Stage::from_code(c as u8))
+        .map(|s| s.name().to_string())
+        .unwrap_or_else(|| "?".into())
+}
+
+/// The percentiles of a latency row: p50, p90, p99, p99.9.
+const LATENCY_QUANTILES: [f64; 4] = [0.5, 0.9, 0.99, 0.999];
+
+/// A flow's label (`SADDR:SPORT-DADDR:DPORT`, `?` when a part is unknown).
+fn flow_label(f: &FlowLabel) -> String {
+    match f {
+        (Some(saddr), Some(sport), Some(daddr), Some(dport)) => queries::select::Flow {
+            saddr: saddr.clone(),
+            sport: *sport as u16,
+            daddr: daddr.clone(),
+            dport: *dport as u16,
+        }
+        .to_string(),
+        _ => "?".to_string(),
+    }
+}
+
+/// The figures of a pair's durations as a latency row.
+fn stage_latency(from: u8, to: u8, st: &Stats) -> StageLatency {
+    let q = |i: usize| st.quantiles_ns[i].max(0) as u64;
+    StageLatency {
+        from: stage_name(Some(from as u64)),
+        to: stage_name(Some(to as u64)),
+        count: st.count,
+        mean_ns: st.mean_ns,
+        p50_ns: q(0),
+        p90_ns: q(1),
+        p99_ns: q(2),
+        p999_ns: q(3),
+        max_ns: st.max_ns.max(0) as u64,
+    }
+}
+
+/// End to end: the figures of complete journeys per (first, last) stage, in stage code order.
+fn end_to_end(j: &Journeys) -> Vec<StageLatency> {
+    let mut per_pair: std::collections::BTreeMap<(u8, u8), Vec<i64>> = Default::default();
+    for (_, w) in j.whole() {
+        if w.complete && w.from != w.to {
+            per_pair
+                .entry((w.from.code(), w.to.code()))
+                .or_default()
+                .push(w.dt_ns);
+        }
+    }
+    per_pair
+        .into_iter()
+        .map(|((from, to), mut v)| {
+            v.sort_unstable();
+            stage_latency(from, to, &Stats::of_sorted(&v, &LATENCY_QUANTILES))
+        })
+        .collect()
+}
+
+/// Where a stage name sorts: in packet order (the application's write first).
+fn packet_order(name: &str) -> u8 {
+    name.parse::<Stage>()
+        .ok()
+        .and_then(queries::journey_rank)
+        .unwrap_or(u8::MAX)
+}
+
+fn pair_order(from: &str, to: &str) -> (u8, u8) {
+    (packet_order(from), packet_order(to))
+}
