@@ -34,14 +34,26 @@ impl Default for Flows {
     }
 }
 
-/// The physical values of a numeric column, nulls as `None`.
-fn options<T: PolarsNumericType>(
+/// The values of a numeric column, nulls as `None`.
+pub fn options<T: PolarsNumericType>(
     df: &DataFrame,
     name: &str,
 ) -> PolarsResult<Vec<Option<T::Native>>> {
     let c = df.column(name)?.cast(&T::get_static_dtype())?;
     let ca: &ChunkedArray<T> = c.as_materialized_series().unpack()?;
-    Ok(ca.iter().collect())
+    let mut out = Vec::with_capacity(ca.len());
+    for a in ca.downcast_iter() {
+        match a.validity() {
+            None => out.extend(a.values().iter().map(|x| Some(*x))),
+            Some(v) => out.extend(
+                a.values()
+                    .iter()
+                    .zip(v.iter())
+                    .map(|(x, ok)| ok.then_some(*x)),
+            ),
+        }
+    }
+    Ok(out)
 }
 
 /// The values of a column without nulls (a null, which the schema rules out, reads as 0).
@@ -159,6 +171,33 @@ impl Flows {
     }
 }
 
+/// The packet id of every event that has one, with its row number.
+pub fn packet_ids(df: &DataFrame) -> PolarsResult<Vec<(u64, u32)>> {
+    let c = df.column("skb")?.cast(&DataType::UInt64)?;
+    let mut out = Vec::with_capacity(c.len());
+    let mut row = 0u32;
+    for a in c.u64()?.downcast_iter() {
+        match a.validity() {
+            None => out.extend(
+                a.values()
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &s)| (s, row + i as u32)),
+            ),
+            Some(v) => out.extend(
+                a.values()
+                    .iter()
+                    .zip(v.iter())
+                    .enumerate()
+                    .filter(|(_, (_, ok))| *ok)
+                    .map(|(i, (&s, _))| (s, row + i as u32)),
+            ),
+        }
+        row += a.len() as u32;
+    }
+    Ok(out)
+}
+
 /// Hop events (the columns of [`crate::queries::scan::HOP_COLUMNS`] with `stage` and `rank`),
 /// one vector per column, in the order they were collected.
 pub struct HopTable {
@@ -170,12 +209,6 @@ pub struct HopTable {
     pub rank: Vec<u8>,
     /// CPU.
     pub cpu: Vec<u16>,
-    /// Packet id.
-    pub skb: Vec<Option<u64>>,
-    /// Socket cookie.
-    pub sock: Vec<Option<u64>>,
-    /// TCP sequence number.
-    pub seq: Vec<Option<u32>>,
 }
 
 impl HopTable {
@@ -191,9 +224,6 @@ impl HopTable {
                 .map(|r| r.unwrap_or(u8::MAX))
                 .collect(),
             cpu: values::<UInt16Type>(df, "cpu")?,
-            skb: options::<UInt64Type>(df, "skb")?,
-            sock: options::<UInt64Type>(df, "sock")?,
-            seq: options::<UInt32Type>(df, "seq")?,
         })
     }
 

@@ -15,7 +15,7 @@
 
 use crate::clone_link;
 use crate::frame::{collect, u64s};
-use crate::hop_table::{Flows, HopTable};
+use crate::hop_table::{options, packet_ids, Flows, HopTable};
 use crate::queries::{journey_rank, stage_of_rank};
 use crate::segment::{segment, Segments};
 use polars::prelude::*;
@@ -198,10 +198,20 @@ impl PairRows {
 
 const NONE: u32 = u32::MAX;
 
+/// Columns of each journey's own first hop, read for those rows only.
+pub struct Heads {
+    /// Packet id.
+    pub skb: Vec<Option<u64>>,
+    /// Socket cookie.
+    pub sock: Vec<Option<u64>>,
+    /// TCP sequence number.
+    pub seq: Vec<Option<u32>>,
+}
+
 /// The journeys of a recording.
 pub struct Journeys {
-    /// The hop events.
-    pub hops: HopTable,
+    /// Packet id, socket and sequence number of each journey's first hop.
+    pub head: Heads,
     /// Their flows (and the writes').
     pub flows: Flows,
     /// The split into journeys.
@@ -227,30 +237,35 @@ impl Journeys {
     /// writes (`writes`: `tx_sendmsg` events with `ts_ns`, `sock`, `seq`, `len` and the flow).
     pub fn build(hops: LazyFrame, writes: &DataFrame, max_gap_ns: u64) -> anyhow::Result<Journeys> {
         let df = collect(hops)?;
-        let hops = HopTable::new(&df)?;
-        let seg = segment(&hops, max_gap_ns);
+        let table = HopTable::new(&df)?;
+        // What is read of the first hops only; the other columns are in the table.
+        let df = df.select(["skb", "sock", "seq", "saddr", "sport", "daddr", "dport"])?;
+        let seg = segment(&table, packet_ids(&df)?, max_gap_ns);
+        drop(table);
         let n = seg.journeys();
-        // Flows are read for the first hops only: a journey's hops all take its first hop's.
         let firsts: Vec<IdxSize> = (0..n)
             .map(|k| seg.rows[seg.start[k] as usize] as IdxSize)
             .collect();
-        let heads = df
-            .select(["saddr", "sport", "daddr", "dport"])?
-            .take(&IdxCa::from_vec("first".into(), firsts))?;
+        let heads = df.take(&IdxCa::from_vec("first".into(), firsts))?;
         drop(df);
         let mut flows = Flows::default();
         let flow = flows.intern(&heads)?;
+        let head = Heads {
+            skb: options::<UInt64Type>(&heads, "skb")?,
+            sock: options::<UInt64Type>(&heads, "sock")?,
+            seq: options::<UInt32Type>(&heads, "seq")?,
+        };
         drop(heads);
         let mut per_stage = [0u64; 256];
-        for &r in &seg.rows {
-            per_stage[hops.stage[r as usize] as usize] += 1;
+        for &s in &seg.stage {
+            per_stage[s as usize] += 1;
         }
         let stages: Vec<(Stage, u64)> = (0..=u8::MAX)
             .filter(|&c| per_stage[c as usize] > 0)
             .filter_map(|c| Some((Stage::from_code(c)?, per_stage[c as usize])))
             .collect();
         let mut j = Journeys {
-            hops,
+            head,
             flows,
             seg,
             flow,
@@ -271,7 +286,7 @@ impl Journeys {
                 continue;
             }
             let first = j.first_hop(k);
-            let last = j.hops.rank[j.last_row(k)];
+            let last = j.seg.rank[j.last_pos(k)];
             let starts_ok = if first.rank < rx0 {
                 first.rank == b.tx.0
             } else {
@@ -313,23 +328,24 @@ impl Journeys {
         !self.absorbed[k]
     }
 
-    fn first_row(&self, k: usize) -> usize {
-        self.seg.rows[self.seg.start[k] as usize] as usize
+    /// Position of journey `k`'s first hop in the segmented columns.
+    fn first_pos(&self, k: usize) -> usize {
+        self.seg.start[k] as usize
     }
 
-    fn last_row(&self, k: usize) -> usize {
-        self.seg.rows[self.seg.start[k + 1] as usize - 1] as usize
+    /// Position of its last hop.
+    fn last_pos(&self, k: usize) -> usize {
+        self.seg.start[k + 1] as usize - 1
     }
 
     /// The journey's own first hop (for a joined clone, the hop after `tx_tcp_xmit`).
     pub fn own_first_hop(&self, k: usize) -> FirstHop {
-        let r = self.first_row(k);
-        let h = &self.hops;
+        let (p, s) = (self.first_pos(k), &self.seg);
         FirstHop {
-            stage: Stage::from_code(h.stage[r]).expect("a hop stage"),
-            rank: h.rank[r],
-            ts: h.ts[r],
-            cpu: h.cpu[r],
+            stage: Stage::from_code(s.stage[p]).expect("a hop stage"),
+            rank: s.rank[p],
+            ts: s.ts[p],
+            cpu: s.cpu[p],
         }
     }
 
@@ -374,7 +390,7 @@ impl Journeys {
 
     /// Every adjacent pair of recorded stages, as [`PairRows`] describes.
     pub fn pair_rows(&self) -> PairRows {
-        let h = &self.hops;
+        let s = &self.seg;
         let n = self.hop_events();
         let mut out = PairRows {
             from: Vec::with_capacity(n),
@@ -386,15 +402,15 @@ impl Journeys {
         };
         for k in 0..self.len() {
             let flow = self.flow(k);
-            let rows = self.seg.hops(k);
-            for w in rows.windows(2) {
-                let (p, r) = (w[0] as usize, w[1] as usize);
+            let range = s.range(k);
+            for r in range.start + 1..range.end {
+                let p = r - 1;
                 out.push(
-                    h.stage[p],
-                    h.stage[r],
-                    h.ts[r] as i64 - h.ts[p] as i64,
-                    h.ts[r],
-                    h.cpu[r],
+                    s.stage[p],
+                    s.stage[r],
+                    s.ts[r] as i64 - s.ts[p] as i64,
+                    s.ts[r],
+                    s.cpu[r],
                     flow,
                 );
             }
@@ -422,8 +438,8 @@ impl Journeys {
     pub fn whole(&self) -> impl Iterator<Item = (usize, Whole)> + '_ {
         (0..self.len()).filter(|&k| self.shown(k)).map(|k| {
             let f = self.first_hop(k);
-            let last = self.last_row(k);
-            let t1 = self.hops.ts[last];
+            let last = self.last_pos(k);
+            let t1 = self.seg.ts[last];
             let from = if self.send_ts[k].is_some() {
                 Stage::TxSendmsg
             } else {
@@ -433,7 +449,7 @@ impl Journeys {
                 k,
                 Whole {
                     from,
-                    to: Stage::from_code(self.hops.stage[last]).expect("a hop stage"),
+                    to: Stage::from_code(self.seg.stage[last]).expect("a hop stage"),
                     dt_ns: t1 as i64 - self.send_ts[k].unwrap_or(f.ts) as i64,
                     ts: t1,
                     complete: self.complete[k],
@@ -446,21 +462,19 @@ impl Journeys {
     fn join_clones(&mut self, horizon_ns: u64) {
         let xmit = Stage::TxTcpXmit;
         let xmit_rank = journey_rank(xmit).unwrap_or(u8::MAX);
-        let h = &self.hops;
         let start = |k: usize| {
-            let r = self.first_row(k);
             let flow = self.flows.full_key(self.flow[k]).map(|_| self.flow[k])?;
             Some(clone_link::Start {
                 idx: k,
-                ts: h.ts[r],
-                key: (flow, h.seq[r]?),
+                ts: self.seg.ts[self.first_pos(k)],
+                key: (flow, self.head.seq[k]?),
             })
         };
         // Journeys of `tx_tcp_xmit` alone: the write-queue skb, whose clone went on.
         let alone: Vec<_> = (0..self.len())
             .filter(|&k| {
-                h.stage[self.first_row(k)] == xmit.code()
-                    && h.stage[self.last_row(k)] == xmit.code()
+                self.seg.stage[self.first_pos(k)] == xmit.code()
+                    && self.seg.stage[self.last_pos(k)] == xmit.code()
             })
             .filter_map(start)
             .collect();
@@ -469,7 +483,7 @@ impl Journeys {
         }
         let clones = (0..self.len())
             .filter(|&k| {
-                let rank = h.rank[self.first_row(k)];
+                let rank = self.seg.rank[self.first_pos(k)];
                 rank > xmit_rank && stage_of_rank(rank).map(|s| s.path()) == Some(StagePath::Tx)
             })
             .filter_map(start)
@@ -491,7 +505,7 @@ impl Journeys {
         );
         let mut flow_sock: HashMap<u32, u64> = HashMap::new();
         // Only needed (and read) when a transmission names no socket.
-        let need_flows = (0..self.len()).any(|k| self.hops.sock[self.first_row(k)].is_none());
+        let need_flows = self.head.sock.iter().any(Option::is_none);
         if need_flows {
             let write_flows = self.flows.intern(writes)?;
             for (f, s) in write_flows.iter().zip(&sock) {
@@ -513,14 +527,13 @@ impl Journeys {
         let mut xs: Vec<Transmission> = (0..self.len())
             .filter(|&k| self.shown(k) && self.first_hop(k).stage.path() == StagePath::Tx)
             .filter_map(|k| {
-                let r = self.first_row(k);
                 let flow = self.flow[k];
-                let sock = self.hops.sock[r].or_else(|| flow_sock.get(&flow).copied())?;
+                let sock = self.head.sock[k].or_else(|| flow_sock.get(&flow).copied())?;
                 Some(Transmission {
                     idx: k,
                     t0: self.first_hop(k).ts,
                     sock,
-                    seq: self.hops.seq[r]?,
+                    seq: self.head.seq[k]?,
                 })
             })
             .collect();

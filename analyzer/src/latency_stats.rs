@@ -73,6 +73,57 @@ impl Stats {
     }
 }
 
+/// Sorts rows by (pair, duration): returns (key, row), the key being the pair index above the
+/// duration minus `dt_min` (over `dt_bits` bits). Rows are put in pair order in one counting
+/// pass, and each pair's durations are then sorted on the span of that pair alone (fewer radix
+/// passes than the span of all), the pairs split between two threads.
+fn sort_by_pair(
+    dt: &[i64],
+    pair: &[u8],
+    pairs: usize,
+    dt_min: i64,
+    dt_bits: u32,
+) -> Vec<(u64, u32)> {
+    let mut start = vec![0usize; pairs + 1];
+    let (mut lo, mut hi) = (vec![i64::MAX; pairs], vec![i64::MIN; pairs]);
+    for (&d, &p) in dt.iter().zip(pair) {
+        let p = p as usize;
+        start[p + 1] += 1;
+        lo[p] = lo[p].min(d);
+        hi[p] = hi[p].max(d);
+    }
+    for p in 0..pairs {
+        start[p + 1] += start[p];
+    }
+    let mut out = vec![(0u64, 0u32); dt.len()];
+    let mut at = start.clone();
+    for (i, (&d, &p)) in dt.iter().zip(pair).enumerate() {
+        let p = p as usize;
+        out[at[p]] = (d.abs_diff(lo[p]), i as u32);
+        at[p] += 1;
+    }
+    // The pair boundary nearest the middle.
+    let half = start.partition_point(|&s| s < dt.len() / 2).min(pairs);
+    let (first, second) = out.split_at_mut(start[half]);
+    let sort_pairs = |part: &mut [(u64, u32)], range: std::ops::Range<usize>| {
+        let base = start[range.start];
+        for p in range {
+            let rows = &mut part[start[p] - base..start[p + 1] - base];
+            let bits = 64 - hi[p].abs_diff(lo[p]).leading_zeros();
+            radix_sort(rows, bits);
+            let offset = lo[p].abs_diff(dt_min);
+            for (k, _) in rows.iter_mut() {
+                *k = ((p as u64) << dt_bits) | (*k + offset);
+            }
+        }
+    };
+    std::thread::scope(|scope| {
+        scope.spawn(|| sort_pairs(first, 0..half));
+        sort_pairs(second, half..pairs);
+    });
+    out
+}
+
 impl PairSamples {
     /// Sorts the pair rows of journeys; `flows` gives the text of their flow ids.
     pub fn new(rows: PairRows, flows: Vec<FlowLabel>) -> anyhow::Result<PairSamples> {
@@ -110,14 +161,8 @@ impl PairSamples {
             64 - pair_bits
         );
         anyhow::ensure!(dt.len() < u32::MAX as usize, "too many stage pairs");
-        let mut sorted: Vec<(u64, u32)> = dt
-            .iter()
-            .zip(&pair)
-            .enumerate()
-            .map(|(i, (&d, &p))| (((p as u64) << dt_bits) | d.abs_diff(dt_min), i as u32))
-            .collect();
+        let sorted = sort_by_pair(&dt, &pair, pairs.len(), dt_min, dt_bits);
         drop((dt, pair));
-        radix_sort(&mut sorted, dt_bits + pair_bits);
         let (cpu, flow, ts) = std::thread::scope(|scope| {
             let ts = scope.spawn(|| in_order(&sorted, &ts));
             let (cpu, flow) = (in_order(&sorted, &cpu), in_order(&sorted, &flow));

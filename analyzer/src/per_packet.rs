@@ -118,7 +118,6 @@ pub struct Packet {
 
 /// Every journey as a [`Packet`], in the order of their first hop's time.
 pub fn packets(j: &Journeys) -> anyhow::Result<Vec<Packet>> {
-    let h = &j.hops;
     let mut out: Vec<Packet> = Vec::new();
     for k in (0..j.len()).filter(|&k| j.shown(k)) {
         let flow = match j.flows.label(j.flow(k)) {
@@ -130,9 +129,9 @@ pub fn packets(j: &Journeys) -> anyhow::Result<Vec<Packet>> {
             }),
             _ => None,
         };
-        let rows = j.seg.hops(k);
+        let range = j.seg.range(k);
         let first = j.own_first_hop(k);
-        let mut hops = Vec::with_capacity(rows.len() + 2);
+        let mut hops = Vec::with_capacity(range.len() + 2);
         let mut first_dt = None;
         let xmit = j.xmit(k);
         if let Some(w) = j.send_ts(k) {
@@ -156,25 +155,24 @@ pub fn packets(j: &Journeys) -> anyhow::Result<Vec<Packet>> {
             first_dt = Some(first.ts as i64 - xt as i64);
         }
         let mut prev: Option<u64> = None;
-        for &r in rows {
-            let r = r as usize;
-            let Some(stage) = Stage::from_code(h.stage[r]) else {
+        let s = &j.seg;
+        for p in range {
+            let Some(stage) = Stage::from_code(s.stage[p]) else {
                 continue;
             };
             hops.push(Hop {
                 stage,
-                ts_ns: h.ts[r],
-                cpu: Some(h.cpu[r] as u64),
-                dt_ns: prev.map_or(first_dt, |p| Some(h.ts[r] as i64 - p as i64)),
+                ts_ns: s.ts[p],
+                cpu: Some(s.cpu[p] as u64),
+                dt_ns: prev.map_or(first_dt, |t| Some(s.ts[p] as i64 - t as i64)),
             });
-            prev = Some(h.ts[r]);
+            prev = Some(s.ts[p]);
         }
-        let r0 = rows[0] as usize;
         out.push(Packet {
             jid: k as u64 + 1,
             flow,
-            skb: h.skb[r0],
-            seq: h.seq[r0].map(u64::from),
+            skb: j.head.skb[k],
+            seq: j.head.seq[k].map(u64::from),
             hops,
             complete: j.complete(k),
         });

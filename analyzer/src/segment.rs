@@ -13,11 +13,12 @@
 //! passes of a sort of the whole id, and nothing but row numbers moves.
 
 use crate::hop_table::HopTable;
-use crate::radix::radix_sort;
+use crate::radix::radix_sort_spread;
 use tcptape_common::Stage;
 
 /// The journeys of a [`HopTable`]: its rows without repeated stages, journey by journey, each
-/// journey's in time order.
+/// journey's in time order, with the columns every later step reads in that order (so they read
+/// memory in sequence).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Segments {
     /// Kept rows of the hop table.
@@ -25,6 +26,14 @@ pub struct Segments {
     /// Where each journey starts in `rows`, and `rows.len()` last: journey `k` (numbered `k + 1`
     /// where shown) is `rows[start[k]..start[k + 1]]`.
     pub start: Vec<u32>,
+    /// Time of each kept row, in `rows` order.
+    pub ts: Vec<u64>,
+    /// Stage code of each kept row.
+    pub stage: Vec<u8>,
+    /// Journey rank of each kept row.
+    pub rank: Vec<u8>,
+    /// CPU of each kept row.
+    pub cpu: Vec<u16>,
 }
 
 impl Segments {
@@ -33,24 +42,23 @@ impl Segments {
         self.start.len().saturating_sub(1)
     }
 
-    /// The rows of journey `k`.
-    pub fn hops(&self, k: usize) -> &[u32] {
-        &self.rows[self.start[k] as usize..self.start[k + 1] as usize]
+    /// The positions (in `rows` and the columns) of journey `k`.
+    pub fn range(&self, k: usize) -> std::ops::Range<usize> {
+        self.start[k] as usize..self.start[k + 1] as usize
     }
 }
 
-/// Splits hop events into journeys; events without a packet id are left out.
-pub fn segment(h: &HopTable, max_gap_ns: u64) -> Segments {
+/// Splits hop events into journeys: `ids` are the (packet id, row) of the events that have one
+/// ([`crate::hop_table::packet_ids`]); the others are left out.
+pub fn segment(h: &HopTable, ids: Vec<(u64, u32)>, max_gap_ns: u64) -> Segments {
     let (ts, stage, rank) = (&h.ts, &h.stage, &h.rank);
     // The id rotated so that its top 33 bits are the low ones, which the radix sort sorts by.
     const TOP: u32 = 33;
-    let mut order: Vec<(u64, u32)> = h
-        .skb
-        .iter()
-        .enumerate()
-        .filter_map(|(i, s)| Some(((*s)?.rotate_left(TOP), i as u32)))
-        .collect();
-    radix_sort(&mut order, TOP);
+    let mut order = ids;
+    for (id, _) in order.iter_mut() {
+        *id = id.rotate_left(TOP);
+    }
+    radix_sort_spread(&mut order, TOP);
     let top = |k: u64| k & ((1 << TOP) - 1);
     let mut a = 0;
     while a < order.len() {
@@ -82,8 +90,15 @@ pub fn segment(h: &HopTable, max_gap_ns: u64) -> Segments {
     }
 
     let tx_done = Stage::TxDone.code();
-    let mut rows: Vec<u32> = Vec::with_capacity(order.len());
-    let mut start: Vec<u32> = Vec::new();
+    let n = order.len();
+    let mut seg = Segments {
+        rows: Vec::with_capacity(n),
+        start: Vec::new(),
+        ts: Vec::with_capacity(n),
+        stage: Vec::with_capacity(n),
+        rank: Vec::with_capacity(n),
+        cpu: Vec::with_capacity(n),
+    };
     let mut prev: Option<(u64, usize)> = None;
     for &(id, r) in &order {
         let r = r as usize;
@@ -103,10 +118,14 @@ pub fn segment(h: &HopTable, max_gap_ns: u64) -> Segments {
             continue; // A repeat keeps the first time.
         }
         if new {
-            start.push(rows.len() as u32);
+            seg.start.push(seg.rows.len() as u32);
         }
-        rows.push(r as u32);
+        seg.rows.push(r as u32);
+        seg.ts.push(ts[r]);
+        seg.stage.push(stage[r]);
+        seg.rank.push(rank[r]);
+        seg.cpu.push(h.cpu[r]);
     }
-    start.push(rows.len() as u32);
-    Segments { rows, start }
+    seg.start.push(seg.rows.len() as u32);
+    seg
 }
