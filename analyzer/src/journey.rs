@@ -234,8 +234,13 @@ pub struct Journeys {
 
 impl Journeys {
     /// Builds journeys from hop events (`hops`: the packet stages without `tx_sendmsg`) and the
-    /// writes (`writes`: `tx_sendmsg` events with `ts_ns`, `sock`, `seq`, `len` and the flow).
-    pub fn build(hops: LazyFrame, writes: &DataFrame, max_gap_ns: u64) -> anyhow::Result<Journeys> {
+    /// writes (`tx_sendmsg` events with `ts_ns`, `sock`, `seq`, `len` and the flow), which
+    /// `writes` gives when they are needed (they may still be read meanwhile).
+    pub fn build(
+        hops: LazyFrame,
+        writes: impl FnOnce() -> anyhow::Result<DataFrame>,
+        max_gap_ns: u64,
+    ) -> anyhow::Result<Journeys> {
         let df = collect(hops)?;
         let table = HopTable::new(&df)?;
         // What is read of the first hops only; the other columns are in the table.
@@ -277,7 +282,8 @@ impl Journeys {
             counts: JourneyCounts::default(),
         };
         j.join_clones(max_gap_ns);
-        let matched = j.match_writes(writes, max_gap_ns)?;
+        let writes = writes()?;
+        let matched = j.match_writes(&writes, max_gap_ns)?;
         let b = bounds(&j.stages);
         let rx0 = journey_rank(Stage::RxDriver).expect("hop stage");
         let (mut total, mut complete, mut tx_starts) = (0, 0, 0);

@@ -16,24 +16,19 @@ use tcptape_common::{Recording, Stage};
 /// A (from, to) pair of stages, as the report's latency rows name them.
 pub type Pair = (Stage, Stage);
 
-/// The selected packet hops (every hop stage but `tx_sendmsg`, lazily) and the application's
-/// writes (`tx_sendmsg`, collected) of a set of recording files: what journeys are built from.
+/// The selected packet hops (every hop stage but `tx_sendmsg`) and the application's writes
+/// (`tx_sendmsg`) of a set of recording files, lazily: what journeys are built from.
 pub fn hops_and_writes(
     files: &[std::path::PathBuf],
     sel: &Selection,
-) -> anyhow::Result<(LazyFrame, DataFrame)> {
+) -> anyhow::Result<(LazyFrame, LazyFrame)> {
     let scan = || scan::scan(files).map_err(crate::frame::one_line);
     let packet_stages: Vec<Stage> = scan::hop_stages()
         .into_iter()
         .filter(|s| *s != Stage::TxSendmsg)
         .collect();
     let hops = scan::events(scan()?, scan::HOP_COLUMNS, &packet_stages, sel)?;
-    let writes = collect(scan::events(
-        scan()?,
-        scan::WRITE_COLUMNS,
-        &[Stage::TxSendmsg],
-        sel,
-    )?)?;
+    let writes = scan::events(scan()?, scan::WRITE_COLUMNS, &[Stage::TxSendmsg], sel)?;
     Ok((hops, writes))
 }
 
@@ -45,7 +40,7 @@ pub fn journeys(
 ) -> anyhow::Result<Journeys> {
     let files: Vec<_> = recs.iter().flat_map(|r| r.files()).collect();
     let (hops, writes) = hops_and_writes(&files, sel)?;
-    Journeys::build(hops, &writes, max_hop_gap_ns)
+    Journeys::build(hops, || collect(writes), max_hop_gap_ns)
 }
 
 /// Every stage delta (ns) per pair of adjacent recorded stages: the packets behind the report's

@@ -1,9 +1,11 @@
 //! `tcptape report`: runs the queries over one host's recordings and fills the [`Report`].
 
+use crate::frame::collect;
 use crate::journey::Journeys;
 use crate::model::*;
 use crate::progress::Steps;
 use crate::queries::{scan, select::Selection};
+use polars::prelude::DataFrame;
 use tcptape_common::metadata::{Lost, RecordingMeta};
 use tcptape_common::{Recording, Stage};
 
@@ -44,12 +46,31 @@ pub fn build(recs: &[Recording], opts: &Options, steps: &Steps) -> anyhow::Resul
     let (hops, writes) = crate::per_packet::hops_and_writes(&files, sel)?;
 
     steps.step("building journeys");
-    // The TCP sections need no journey: built alongside, on another core.
-    let writes = &writes;
+    // The writes and the TCP sections need no journey: they are read and built alongside, on
+    // another core, and the journeys take the writes when they match them.
     std::thread::scope(|scope| {
-        let tcp = scope
-            .spawn(|| crate::tcp_sections::build(&files, sel, writes, start, span_ns, sampling));
-        let j = Journeys::build(hops, writes, opts.max_hop_gap_ns)?;
+        let (sent, received) = std::sync::mpsc::sync_channel(1);
+        let files = &files;
+        let tcp = scope.spawn(move || {
+            let writes = collect(writes);
+            let copy = writes.as_ref().map(DataFrame::clone);
+            // Sent first, failed or not: the journeys wait for them.
+            let _ = sent.send(copy.map_err(|e| anyhow::anyhow!("{e:#}")));
+            let writes = writes?;
+            let t = crate::tcp_sections::build(files, sel, &writes, start, span_ns, sampling)?;
+            anyhow::Ok((writes, t))
+        });
+        let j = Journeys::build(
+            hops,
+            || {
+                received
+                    .recv()
+                    .unwrap_or_else(|_| anyhow::bail!("the writes were not read"))
+            },
+            opts.max_hop_gap_ns,
+        );
+        let (writes, t) = tcp.join().expect("the TCP sections do not panic")?;
+        let j = j?;
 
         steps.step("per-stage latency");
         let l = crate::latency_sections::build(&j, start, opts.cdf)?;
@@ -59,7 +80,6 @@ pub fn build(recs: &[Recording], opts: &Options, steps: &Steps) -> anyhow::Resul
             .iter()
             .find(|(s, _)| *s == Stage::RxApp)
             .map_or(0, |s| s.1);
-        let t = tcp.join().expect("the TCP sections do not panic")?;
         // rx_app events are in both frames.
         let events = (j.hop_events() + writes.height()) as u64 + t.events - rx_app;
 
