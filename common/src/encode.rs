@@ -11,6 +11,7 @@ use arrow_array::builder::{
     Int32Builder, StringBuilder, UInt16Builder, UInt32Builder, UInt64Builder, UInt8Builder,
 };
 use arrow_array::{ArrayRef, RecordBatch};
+use rustc_hash::FxHashMap;
 use std::collections::HashMap;
 use std::hash::Hasher;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -88,11 +89,13 @@ impl EncodeContext {
 
 /// Text caches kept across batches: the same few addresses and task names repeat millions of
 /// times, and formatting them once is what keeps the writer fast.
+/// FxHash: these keys come from the kernel, not from someone choosing collisions, and SipHash
+/// was a measurable part of the writer's time.
 #[derive(Default)]
 struct TextCache {
-    addrs: HashMap<(u16, [u8; 16]), Option<String>>,
-    comms: HashMap<[u8; 16], String>,
-    drops: HashMap<u32, String>,
+    addrs: FxHashMap<(u16, [u8; 16]), Option<String>>,
+    comms: FxHashMap<[u8; 16], String>,
+    drops: FxHashMap<u32, String>,
 }
 
 const CACHE_LIMIT: usize = 1 << 16;

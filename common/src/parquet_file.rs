@@ -13,8 +13,9 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 
-/// zstd level: 3 is zstd's default; higher levels cost writer CPU for a few % of size.
-const ZSTD_LEVEL: i32 = 3;
+/// zstd level: 1 is the fastest; level 3 (zstd's default) took 9 % more writer CPU for 3 % less size,
+/// and the writer shares the host with the traffic it records.
+const ZSTD_LEVEL: i32 = 1;
 /// Rows per row group. Large groups compress better; segments bound the size anyway.
 pub const ROW_GROUP_ROWS: usize = 1 << 20;
 
