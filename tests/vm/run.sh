@@ -112,8 +112,10 @@ fi
 if [ -n "${TCPTAPE_VM_ANALYZER:-}" ]; then
   ANALYZER=$TCPTAPE_VM_ANALYZER
 else
-  step "cargo build -p tcptape-analyzer"
-  cargo build --locked -p tcptape-analyzer
+  # The workspace build the test suite makes (a `-p` build would resolve polars' features
+  # differently and build it again): nothing to do after ci/test.sh's build.
+  step "cargo build --workspace --all-targets (the analyzer)"
+  cargo build --locked --workspace --all-targets
   ANALYZER=$TARGET/debug/tcptape
 fi
 [ -x "$RECORDER" ] || fail "no $RECORDER after the build"
