@@ -11,7 +11,9 @@
 //! `[seq, seq + len)` holds `s`. Retransmissions (a sequence not beyond the last one matched)
 //! are left unmatched, as are transmissions whose write was not recorded. A transmitted clone's
 //! journey is joined to its `tx_tcp_xmit` ([`crate::clone_link`]). Nothing is guessed: journeys
-//! that do not span the recorded stages are counted incomplete.
+//! that do not span the recorded stages are counted incomplete. A packet that carries no data
+//! (its first hop records a length of 0: a pure ACK) spans them when it reaches the latest
+//! recorded stage before `rx_app`, since no read follows it.
 
 use crate::clone_link;
 use crate::frame::{collect, u64s};
@@ -206,6 +208,8 @@ pub struct Heads {
     pub sock: Vec<Option<u64>>,
     /// TCP sequence number.
     pub seq: Vec<Option<u32>>,
+    /// Sequence space the packet takes (payload, and 1 for SYN or FIN at `tx_tcp_xmit`).
+    pub len: Vec<Option<u32>>,
 }
 
 /// The journeys of a recording.
@@ -244,7 +248,9 @@ impl Journeys {
         let df = collect(hops)?;
         let table = HopTable::new(&df)?;
         // What is read of the first hops only; the other columns are in the table.
-        let df = df.select(["skb", "sock", "seq", "saddr", "sport", "daddr", "dport"])?;
+        let df = df.select([
+            "skb", "sock", "seq", "len", "saddr", "sport", "daddr", "dport",
+        ])?;
         let seg = segment(&table, packet_ids(&df)?, max_gap_ns);
         drop(table);
         let n = seg.journeys();
@@ -259,6 +265,7 @@ impl Journeys {
             skb: options::<UInt64Type>(&heads, "skb")?,
             sock: options::<UInt64Type>(&heads, "sock")?,
             seq: options::<UInt32Type>(&heads, "seq")?,
+            len: options::<UInt32Type>(&heads, "len")?,
         };
         drop(heads);
         let mut per_stage = [0u64; 256];
@@ -298,8 +305,11 @@ impl Journeys {
             } else {
                 first.rank == b.rx.0
             };
+            // A packet without data (a pure ACK) ends where TCP takes it: no read follows.
             let ends_ok = if last < rx0 {
                 last == b.tx.1
+            } else if j.head.len[k] == Some(0) {
+                last == b.rx_no_data
             } else {
                 last == b.rx.1
             };
@@ -558,6 +568,8 @@ struct PathBounds {
     tx: (u8, u8),
     /// (earliest, latest) RX rank.
     rx: (u8, u8),
+    /// Latest RX rank a packet without data reaches: the latest but `rx_app`.
+    rx_no_data: u8,
 }
 
 fn bounds(stages: &[(Stage, u64)]) -> PathBounds {
@@ -572,9 +584,16 @@ fn bounds(stages: &[(Stage, u64)]) -> PathBounds {
             r.iter().copied().max().unwrap_or(u8::MAX),
         )
     };
+    let rx_no_data = stages
+        .iter()
+        .filter(|(s, _)| s.path() == StagePath::Rx && *s != Stage::RxApp)
+        .filter_map(|(s, _)| journey_rank(*s))
+        .max()
+        .unwrap_or(u8::MAX);
     PathBounds {
         tx: ranks(StagePath::Tx),
         rx: ranks(StagePath::Rx),
+        rx_no_data,
     }
 }
 

@@ -179,6 +179,62 @@ fn a_stage_seen_twice_keeps_its_first_time_and_cut_journeys_are_incomplete() {
 }
 
 #[test]
+fn a_packet_without_data_is_complete_where_tcp_takes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ack.parquet");
+    let with_len = |mut e: RawEvent, len: u32| {
+        e.len = len;
+        e.valid |= valid::LEN;
+        e
+    };
+    const DATA: u64 = 0xffff_8880_0000_7000;
+    const ACK: u64 = 0xffff_8880_0000_8000;
+    const CUT: u64 = 0xffff_8880_0000_9000;
+    write(
+        &path,
+        vec![
+            with_len(ev(Stage::RxDriver, 0, DATA), 1448),
+            ev(Stage::RxTcpEst, 1_000, DATA),
+            ev(Stage::RxApp, 5_000, DATA),
+            // A pure ACK: TCP takes it, nothing reads it.
+            with_len(ev(Stage::RxDriver, 10_000, ACK), 0),
+            ev(Stage::RxTcpEst, 11_000, ACK),
+            // Data whose read the recording did not see.
+            with_len(ev(Stage::RxDriver, 20_000, CUT), 1448),
+            ev(Stage::RxTcpEst, 21_000, CUT),
+        ],
+        |_| {},
+    );
+    let r = report(&path);
+    let j = &r["journeys"];
+    assert_eq!(
+        (j["total"].as_u64(), j["complete"].as_u64()),
+        (Some(3), Some(2)),
+        "{j}"
+    );
+    let e2e: Vec<_> = r["end_to_end"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["from"].as_str().unwrap().to_string(),
+                e["to"].as_str().unwrap().to_string(),
+                e["count"].as_u64().unwrap(),
+                e["p50_ns"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        e2e,
+        vec![
+            ("rx_driver".into(), "rx_tcp_est".into(), 1, 1_000),
+            ("rx_driver".into(), "rx_app".into(), 1, 5_000),
+        ]
+    );
+}
+
+#[test]
 fn lost_and_sampled_events_are_stated_and_scaled() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("lost.parquet");

@@ -7,7 +7,7 @@ use tcptape_common::Stage;
 
 /// Columns the journeys need: every hop event goes through a sort, so only these.
 pub const HOP_COLUMNS: &[&str] = &[
-    "ts_ns", "cpu", "kind", "skb", "sock", "saddr", "daddr", "sport", "dport", "seq",
+    "ts_ns", "cpu", "kind", "skb", "sock", "saddr", "daddr", "sport", "dport", "seq", "len",
 ];
 
 /// Columns of the application's writes (`tx_sendmsg`).
