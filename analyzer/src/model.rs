@@ -349,6 +349,16 @@ pub struct Report {
     /// Latency CDFs (HTML reports only; empty otherwise).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub cdf: Vec<Cdf>,
+    /// The sections read from the per-connection TCP events, in place (the JSON has their
+    /// fields at this level).
+    #[serde(flatten)]
+    pub tcp: TcpSections,
+}
+
+/// The classic TCP sections of a report (retransmits, RTT and cwnd, connections, drops,
+/// throughput, buffer pressure).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TcpSections {
     /// Retransmissions.
     pub retransmits: Retransmits,
     /// RTT and cwnd per flow.

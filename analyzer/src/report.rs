@@ -69,7 +69,7 @@ pub fn build(recs: &[Recording], opts: &Options, steps: &Steps) -> anyhow::Resul
             },
             opts.max_hop_gap_ns,
         );
-        let (writes, t) = tcp.join().expect("the TCP sections do not panic")?;
+        let (writes, (t, tcp_events)) = tcp.join().expect("the TCP sections do not panic")?;
         let j = j?;
 
         steps.step("per-stage latency");
@@ -81,7 +81,7 @@ pub fn build(recs: &[Recording], opts: &Options, steps: &Steps) -> anyhow::Resul
             .find(|(s, _)| *s == Stage::RxApp)
             .map_or(0, |s| s.1);
         // rx_app events are in both frames.
-        let events = (j.hop_events() + writes.height()) as u64 + t.events - rx_app;
+        let events = (j.hop_events() + writes.height()) as u64 + tcp_events - rx_app;
 
         steps.step("done");
         let mut notes = Vec::new();
@@ -108,7 +108,6 @@ pub fn build(recs: &[Recording], opts: &Options, steps: &Steps) -> anyhow::Resul
                 notes.push(format!("{} is a synthetic recording", r.path.display()));
             }
         }
-        let scale = |n: u64| (sampling > 1).then_some(n * sampling as u64);
         let shown = |v: Vec<StageLatency>| {
             v.into_iter()
                 .filter(|l| sel.shows(&l.from, &l.to))
@@ -173,18 +172,7 @@ pub fn build(recs: &[Recording], opts: &Options, steps: &Steps) -> anyhow::Resul
                 .into_iter()
                 .filter(|c: &Cdf| sel.shows(&c.from, &c.to))
                 .collect(),
-            retransmits: t.retransmits,
-            rtt_cwnd: t.rtt_cwnd,
-            rtt_histogram: t.rtt_histogram,
-            rtt_cwnd_over_time: t.rtt_cwnd_over_time,
-            connections: t.connections,
-            state_transitions: t.state_transitions,
-            drops: t.drops,
-            drops_total: t.drops_total,
-            drops_estimated: scale(t.drops_total),
-            throughput_tx: t.throughput_tx,
-            throughput_rx: t.throughput_rx,
-            buffer_pressure: t.buffer_pressure,
+            tcp: t,
         })
     })
 }

@@ -9,40 +9,13 @@ use polars::prelude::*;
 use std::collections::HashMap;
 use tcptape_common::Stage;
 
-/// The TCP sections of a report.
-pub struct TcpSections {
-    /// Events read (the TCP stages and `rx_app`).
-    pub events: u64,
-    /// Retransmits.
-    pub retransmits: Retransmits,
-    /// RTT and cwnd per flow.
-    pub rtt_cwnd: Vec<FlowSamples>,
-    /// RTT histogram.
-    pub rtt_histogram: Vec<Bucket>,
-    /// RTT and cwnd over time.
-    pub rtt_cwnd_over_time: Vec<SamplePoint>,
-    /// Connections.
-    pub connections: Vec<Connection>,
-    /// TCP state transitions.
-    pub state_transitions: Vec<Transition>,
-    /// Drops by reason, the most first.
-    pub drops: Vec<DropCount>,
-    /// Drops in all.
-    pub drops_total: u64,
-    /// Bytes written per flow.
-    pub throughput_tx: Vec<FlowBytes>,
-    /// Bytes read per flow.
-    pub throughput_rx: Vec<FlowBytes>,
-    /// Buffer-pressure events per flow.
-    pub buffer_pressure: Vec<FlowBuffer>,
-}
-
 fn rel(t: Option<u64>, start: u64) -> u64 {
     t.unwrap_or(start).saturating_sub(start)
 }
 
-/// Builds the TCP sections of the selected events of `files`; `writes` are the selected
-/// `tx_sendmsg` events, `start` the recordings' start and `span_ns` the time covered.
+/// Builds the TCP sections of the selected events of `files`, and counts the events read (the TCP
+/// stages and `rx_app`); `writes` are the selected `tx_sendmsg` events, `start` the recordings'
+/// start, `span_ns` the time covered and `sampling` the flow sampling (1 in N).
 pub fn build(
     files: &[std::path::PathBuf],
     sel: &Selection,
@@ -50,7 +23,7 @@ pub fn build(
     start: u64,
     span_ns: u64,
     sampling: u32,
-) -> anyhow::Result<TcpSections> {
+) -> anyhow::Result<(TcpSections, u64)> {
     let tcp = collect(scan::events(
         scan::scan(files).map_err(crate::frame::one_line)?,
         scan::TCP_COLUMNS,
@@ -151,8 +124,7 @@ pub fn build(
         .collect();
 
     buffer_pressure.sort_by(|a, b| b.events.cmp(&a.events).then_with(|| a.flow.cmp(&b.flow)));
-    Ok(TcpSections {
-        events: tcp.height() as u64,
+    let sections = TcpSections {
         retransmits,
         rtt_cwnd,
         rtt_histogram,
@@ -161,10 +133,12 @@ pub fn build(
         state_transitions,
         drops,
         drops_total,
+        drops_estimated: (sampling > 1).then_some(drops_total * sampling as u64),
         throughput_tx,
         throughput_rx,
         buffer_pressure,
-    })
+    };
+    Ok((sections, tcp.height() as u64))
 }
 
 fn retransmits(tcp: &DataFrame, start: u64, sampling: u32) -> anyhow::Result<Retransmits> {

@@ -209,9 +209,10 @@ fn side_summary(s: &Side) -> super::model::Side {
 
 /// Retransmission attempts that left the host (a GSO packet counts once, like a sent packet).
 fn retransmitted(r: &Report) -> u64 {
-    r.retransmits
+    r.tcp
+        .retransmits
         .attempts
-        .saturating_sub(r.retransmits.failed_attempts)
+        .saturating_sub(r.tcp.retransmits.failed_attempts)
 }
 
 /// Packets transmitted: journeys that start on the TX path.
@@ -465,7 +466,7 @@ pub fn compare(
     let (only_in_base, only_in_cand) = (one_side(true), one_side(false));
     let retransmits = RetransmitDiff {
         packets: [retransmitted(b), retransmitted(c)],
-        segments: [b.retransmits.segments, c.retransmits.segments],
+        segments: [b.tcp.retransmits.segments, c.tcp.retransmits.segments],
         packets_sent: [packets_sent(b), packets_sent(c)],
         rate: Change::of(
             rate(retransmitted(b), packets_sent(b)),

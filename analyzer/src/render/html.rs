@@ -65,7 +65,7 @@ pub fn plots(r: &Report) -> Result<Vec<String>, String> {
     }
     let mut rtt: BTreeMap<&str, Vec<(f64, f64)>> = BTreeMap::new();
     let mut cwnd: BTreeMap<&str, Vec<(f64, f64)>> = BTreeMap::new();
-    for p in &r.rtt_cwnd_over_time {
+    for p in &r.tcp.rtt_cwnd_over_time {
         let t = p.t_ns as f64 / 1e9;
         rtt.entry(&p.flow)
             .or_default()
@@ -95,6 +95,7 @@ pub fn plots(r: &Report) -> Result<Vec<String>, String> {
     }
     let span = (r.duration_ns / 1_000_000_000) as i64;
     let per: BTreeMap<i64, u64> = r
+        .tcp
         .retransmits
         .per_second
         .iter()

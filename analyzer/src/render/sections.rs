@@ -184,7 +184,7 @@ pub fn sections(r: &Report, limit: usize) -> Vec<Block> {
         limit,
     ));
 
-    let rt = &r.retransmits;
+    let rt = &r.tcp.retransmits;
     b.push(Block::Heading("Retransmits".into()));
     let mut lines = vec![format!(
         "{} segments retransmitted in {} attempts{}; {} failed attempts ({} segments) did not leave the host; kernel TcpRetransSegs equivalent: {}",
@@ -255,7 +255,8 @@ pub fn sections(r: &Report, limit: usize) -> Vec<Block> {
             "flow", "samples", "srtt min", "srtt p50", "srtt max", "cwnd min", "cwnd p50",
             "cwnd max", "ssthresh",
         ],
-        r.rtt_cwnd
+        r.tcp
+            .rtt_cwnd
             .iter()
             .map(|f| {
                 vec![
@@ -277,6 +278,7 @@ pub fn sections(r: &Report, limit: usize) -> Vec<Block> {
         limit,
     ));
     let most = r
+        .tcp
         .rtt_histogram
         .iter()
         .map(|h| h.count)
@@ -285,7 +287,8 @@ pub fn sections(r: &Report, limit: usize) -> Vec<Block> {
         .max(1);
     b.push(table(
         &["srtt µs", "count", "distribution"],
-        r.rtt_histogram
+        r.tcp
+            .rtt_histogram
             .iter()
             .map(|h| {
                 vec![
@@ -303,7 +306,8 @@ pub fn sections(r: &Report, limit: usize) -> Vec<Block> {
         &[
             "flow", "sock", "pid", "comm", "start", "duration", "connect", "tx", "rx", "states",
         ],
-        r.connections
+        r.tcp
+            .connections
             .iter()
             .map(|c| {
                 vec![
@@ -326,7 +330,8 @@ pub fn sections(r: &Report, limit: usize) -> Vec<Block> {
     ));
     b.push(table(
         &["from state", "to state", "count"],
-        r.state_transitions
+        r.tcp
+            .state_transitions
             .iter()
             .map(|t| vec![t.from.clone(), t.to.clone(), t.count.to_string()])
             .collect(),
@@ -336,14 +341,16 @@ pub fn sections(r: &Report, limit: usize) -> Vec<Block> {
     b.push(Block::Heading("Drops by reason".into()));
     b.push(Block::Text(vec![format!(
         "{} drops{}",
-        r.drops_total,
-        r.drops_estimated
+        r.tcp.drops_total,
+        r.tcp
+            .drops_estimated
             .map(|e| format!(" (about {e} over all flows)"))
             .unwrap_or_default()
     )]));
     b.push(table(
         &["reason", "drops"],
-        r.drops
+        r.tcp
+            .drops
             .iter()
             .map(|d| vec![d.reason.clone(), d.drops.to_string()])
             .collect(),
@@ -352,8 +359,8 @@ pub fn sections(r: &Report, limit: usize) -> Vec<Block> {
 
     b.push(Block::Heading("Throughput per flow".into()));
     for (dir, v) in [
-        ("written (tx_sendmsg)", &r.throughput_tx),
-        ("read (rx_app)", &r.throughput_rx),
+        ("written (tx_sendmsg)", &r.tcp.throughput_tx),
+        ("read (rx_app)", &r.tcp.throughput_rx),
     ] {
         b.push(table(
             &["flow", "pid", "comm", dir, "calls", "rate"],
@@ -376,7 +383,8 @@ pub fn sections(r: &Report, limit: usize) -> Vec<Block> {
     b.push(Block::Heading("Buffer pressure".into()));
     b.push(table(
         &["flow", "events", "largest buffer", "first", "last"],
-        r.buffer_pressure
+        r.tcp
+            .buffer_pressure
             .iter()
             .map(|f| {
                 vec![
