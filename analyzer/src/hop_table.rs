@@ -4,6 +4,7 @@
 //! Flows are interned to small ids ([`Flows`]), for the first hop of each journey only (every hop
 //! takes its journey's flow): a flow's text (addresses) is read once per flow, not per event.
 
+use crate::queries::select::Flow;
 use polars::prelude::*;
 use rustc_hash::FxHashMap;
 
@@ -11,27 +12,44 @@ use rustc_hash::FxHashMap;
 /// event has none). Equal keys are equal flows: addresses are global categories.
 pub type FlowKey = (Option<u32>, Option<u16>, Option<u32>, Option<u16>);
 
-/// A flow's text: `saddr`, `sport`, `daddr`, `dport` (`None` where unknown).
-pub type FlowLabel = (Option<String>, Option<u64>, Option<String>, Option<u64>);
-
 /// The flow id of events that name no flow (no source port).
 pub const NO_FLOW: u32 = 0;
 
 /// The flows of a set of frames, numbered from 1 in order of first appearance.
 pub struct Flows {
     ids: FxHashMap<FlowKey, u32>,
-    keys: Vec<FlowKey>,
-    labels: Vec<FlowLabel>,
+    /// Each id as a flow, `None` where a part is unknown.
+    flows: Vec<Option<Flow>>,
 }
 
 impl Default for Flows {
     fn default() -> Flows {
         Flows {
             ids: FxHashMap::default(),
-            keys: vec![(None, None, None, None)],
-            labels: vec![(None, None, None, None)],
+            flows: vec![None],
         }
     }
+}
+
+/// Calls `f` with each value of a numeric column, in order, `None` for a null.
+fn each_value<T: PolarsNumericType>(
+    df: &DataFrame,
+    name: &str,
+    mut f: impl FnMut(Option<T::Native>),
+) -> PolarsResult<()> {
+    let c = df.column(name)?.cast(&T::get_static_dtype())?;
+    let ca: &ChunkedArray<T> = c.as_materialized_series().unpack()?;
+    for a in ca.downcast_iter() {
+        match a.validity() {
+            None => a.values().iter().for_each(|x| f(Some(*x))),
+            Some(v) => a
+                .values()
+                .iter()
+                .zip(v.iter())
+                .for_each(|(x, ok)| f(ok.then_some(*x))),
+        }
+    }
+    Ok(())
 }
 
 /// The values of a numeric column, nulls as `None`.
@@ -39,40 +57,15 @@ pub fn options<T: PolarsNumericType>(
     df: &DataFrame,
     name: &str,
 ) -> PolarsResult<Vec<Option<T::Native>>> {
-    let c = df.column(name)?.cast(&T::get_static_dtype())?;
-    let ca: &ChunkedArray<T> = c.as_materialized_series().unpack()?;
-    let mut out = Vec::with_capacity(ca.len());
-    for a in ca.downcast_iter() {
-        match a.validity() {
-            None => out.extend(a.values().iter().map(|x| Some(*x))),
-            Some(v) => out.extend(
-                a.values()
-                    .iter()
-                    .zip(v.iter())
-                    .map(|(x, ok)| ok.then_some(*x)),
-            ),
-        }
-    }
+    let mut out = Vec::with_capacity(df.height());
+    each_value::<T>(df, name, |v| out.push(v))?;
     Ok(out)
 }
 
 /// The values of a column without nulls (a null, which the schema rules out, reads as 0).
 fn values<T: PolarsNumericType>(df: &DataFrame, name: &str) -> PolarsResult<Vec<T::Native>> {
-    let c = df.column(name)?.cast(&T::get_static_dtype())?;
-    let ca: &ChunkedArray<T> = c.as_materialized_series().unpack()?;
-    let mut out = Vec::with_capacity(ca.len());
-    for a in ca.downcast_iter() {
-        match a.validity() {
-            None => out.extend_from_slice(a.values()),
-            Some(v) => out.extend(a.values().iter().zip(v.iter()).map(|(x, ok)| {
-                if ok {
-                    *x
-                } else {
-                    T::Native::default()
-                }
-            })),
-        }
-    }
+    let mut out = Vec::with_capacity(df.height());
+    each_value::<T>(df, name, |v| out.push(v.unwrap_or_default()))?;
     Ok(out)
 }
 
@@ -111,9 +104,9 @@ impl Flows {
             let id = match last {
                 Some((k, id)) if k == key => id,
                 _ => {
-                    let next = self.keys.len() as u32;
+                    // Ids from 1: 0 is NO_FLOW.
+                    let next = self.ids.len() as u32 + 1;
                     let id = *self.ids.entry(key).or_insert_with(|| {
-                        self.keys.push(key);
                         new_rows.push(i);
                         next
                     });
@@ -138,63 +131,41 @@ impl Flows {
             let u = |c: &str| -> PolarsResult<Option<u64>> {
                 Ok(row.column(c)?.cast(&DataType::UInt64)?.u64()?.get(0))
             };
-            self.labels
-                .push((s("saddr")?, u("sport")?, s("daddr")?, u("dport")?));
+            let flow = match (s("saddr")?, u("sport")?, s("daddr")?, u("dport")?) {
+                (Some(saddr), Some(sport), Some(daddr), Some(dport)) => Some(Flow {
+                    saddr,
+                    sport: sport as u16,
+                    daddr,
+                    dport: dport as u16,
+                }),
+                _ => None,
+            };
+            self.flows.push(flow);
         }
         Ok(out)
     }
 
-    /// The text of a flow id.
-    pub fn label(&self, id: u32) -> &FlowLabel {
-        &self.labels[id as usize]
+    /// A flow id as a flow, when all four parts are known.
+    pub fn flow(&self, id: u32) -> Option<&Flow> {
+        self.flows[id as usize].as_ref()
     }
 
-    /// The text of every flow id, by id.
-    pub fn labels(&self) -> &[FlowLabel] {
-        &self.labels
-    }
-
-    /// The key of a flow id, when it names all four parts.
-    pub fn full_key(&self, id: u32) -> Option<FlowKey> {
-        let k = self.keys[id as usize];
-        (k.0.is_some() && k.1.is_some() && k.2.is_some() && k.3.is_some()).then_some(k)
-    }
-
-    /// Number of ids (the largest id plus one).
-    pub fn len(&self) -> usize {
-        self.keys.len()
-    }
-
-    /// True when no flow was interned (only [`NO_FLOW`] exists).
-    pub fn is_empty(&self) -> bool {
-        self.keys.len() == 1
+    /// Every flow id's flow, by id.
+    pub fn all(&self) -> &[Option<Flow>] {
+        &self.flows
     }
 }
 
 /// The packet id of every event that has one, with its row number.
 pub fn packet_ids(df: &DataFrame) -> PolarsResult<Vec<(u64, u32)>> {
-    let c = df.column("skb")?.cast(&DataType::UInt64)?;
-    let mut out = Vec::with_capacity(c.len());
+    let mut out = Vec::with_capacity(df.height());
     let mut row = 0u32;
-    for a in c.u64()?.downcast_iter() {
-        match a.validity() {
-            None => out.extend(
-                a.values()
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &s)| (s, row + i as u32)),
-            ),
-            Some(v) => out.extend(
-                a.values()
-                    .iter()
-                    .zip(v.iter())
-                    .enumerate()
-                    .filter(|(_, (_, ok))| *ok)
-                    .map(|(i, (&s, _))| (s, row + i as u32)),
-            ),
+    each_value::<UInt64Type>(df, "skb", |id| {
+        if let Some(id) = id {
+            out.push((id, row));
         }
-        row += a.len() as u32;
-    }
+        row += 1;
+    })?;
     Ok(out)
 }
 
@@ -225,15 +196,5 @@ impl HopTable {
                 .collect(),
             cpu: values::<UInt16Type>(df, "cpu")?,
         })
-    }
-
-    /// Number of events.
-    pub fn len(&self) -> usize {
-        self.ts.len()
-    }
-
-    /// True when there is none.
-    pub fn is_empty(&self) -> bool {
-        self.ts.is_empty()
     }
 }

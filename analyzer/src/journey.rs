@@ -21,7 +21,7 @@ use crate::hop_table::{options, packet_ids, Flows, HopTable};
 use crate::queries::{journey_rank, stage_of_rank};
 use crate::segment::{segment, Segments};
 use polars::prelude::*;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use tcptape_common::stage::Path as StagePath;
 use tcptape_common::Stage;
 /// One application write: time, socket, first sequence number, bytes.
@@ -142,21 +142,6 @@ pub struct FirstHop {
     pub ts: u64,
     /// CPU.
     pub cpu: u16,
-}
-
-/// A whole journey, as the end-to-end figures measure it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Whole {
-    /// `tx_sendmsg` when matched to a write, else the first hop.
-    pub from: Stage,
-    /// The last hop.
-    pub to: Stage,
-    /// From the write (or first hop) to the last hop, ns.
-    pub dt_ns: i64,
-    /// Time of the last hop.
-    pub ts: u64,
-    /// It starts at the earliest recorded stage of its path and ends at the latest.
-    pub complete: bool,
 }
 
 /// Every adjacent pair of recorded stages of the journeys, one row each: the hops, then
@@ -316,7 +301,7 @@ impl Journeys {
             j.complete[k] = starts_ok && ends_ok;
             total += 1;
             complete += u64::from(j.complete[k]);
-            tx_starts += u64::from(first.stage.path() == StagePath::Tx);
+            tx_starts += u64::from(j.transmits(k));
         }
         j.counts = JourneyCounts {
             total,
@@ -342,6 +327,11 @@ impl Journeys {
     /// False for a `tx_tcp_xmit` journey joined to its clone's, which it now leads.
     pub fn shown(&self, k: usize) -> bool {
         !self.absorbed[k]
+    }
+
+    /// True when journey `k` is shown and starts on the TX path (a transmission).
+    fn transmits(&self, k: usize) -> bool {
+        self.shown(k) && self.first_hop(k).stage.path() == StagePath::Tx
     }
 
     /// Position of journey `k`'s first hop in the segmented columns.
@@ -450,28 +440,26 @@ impl Journeys {
         out
     }
 
-    /// Whole journeys (joined `tx_tcp_xmit` ones left out), in journey order, with their index.
-    pub fn whole(&self) -> impl Iterator<Item = (usize, Whole)> + '_ {
-        (0..self.len()).filter(|&k| self.shown(k)).map(|k| {
+    /// The complete journeys that span more than one stage, by (first, last) stage as the
+    /// end-to-end figures take them: the first is `tx_sendmsg` when the data was matched to a
+    /// write. Each is (time of the last hop, duration), in journey order.
+    pub fn end_to_end(&self) -> BTreeMap<(Stage, Stage), Vec<(u64, i64)>> {
+        let mut out: BTreeMap<(Stage, Stage), Vec<(u64, i64)>> = BTreeMap::new();
+        for k in (0..self.len()).filter(|&k| self.shown(k) && self.complete[k]) {
             let f = self.first_hop(k);
             let last = self.last_pos(k);
             let t1 = self.seg.ts[last];
-            let from = if self.send_ts[k].is_some() {
-                Stage::TxSendmsg
-            } else {
-                f.stage
+            let from = match self.send_ts[k] {
+                Some(_) => Stage::TxSendmsg,
+                None => f.stage,
             };
-            (
-                k,
-                Whole {
-                    from,
-                    to: Stage::from_code(self.seg.stage[last]).expect("a hop stage"),
-                    dt_ns: t1 as i64 - self.send_ts[k].unwrap_or(f.ts) as i64,
-                    ts: t1,
-                    complete: self.complete[k],
-                },
-            )
-        })
+            let to = Stage::from_code(self.seg.stage[last]).expect("a hop stage");
+            if from != to {
+                let dt = t1 as i64 - self.send_ts[k].unwrap_or(f.ts) as i64;
+                out.entry((from, to)).or_default().push((t1, dt));
+            }
+        }
+        out
     }
 
     /// Joins the journeys of transmitted clones to their `tx_tcp_xmit` ([`crate::clone_link`]).
@@ -479,7 +467,7 @@ impl Journeys {
         let xmit = Stage::TxTcpXmit;
         let xmit_rank = journey_rank(xmit).unwrap_or(u8::MAX);
         let start = |k: usize| {
-            let flow = self.flows.full_key(self.flow[k]).map(|_| self.flow[k])?;
+            let flow = self.flows.flow(self.flow[k]).map(|_| self.flow[k])?;
             Some(clone_link::Start {
                 idx: k,
                 ts: self.seg.ts[self.first_pos(k)],
@@ -521,11 +509,11 @@ impl Journeys {
         );
         let mut flow_sock: HashMap<u32, u64> = HashMap::new();
         // Only needed (and read) when a transmission names no socket.
-        let need_flows = self.head.sock.iter().any(Option::is_none);
+        let need_flows = (0..self.len()).any(|k| self.transmits(k) && self.head.sock[k].is_none());
         if need_flows {
             let write_flows = self.flows.intern(writes)?;
             for (f, s) in write_flows.iter().zip(&sock) {
-                if let (Some(_), Some(s)) = (self.flows.full_key(*f), s) {
+                if let (Some(_), Some(s)) = (self.flows.flow(*f), s) {
                     flow_sock.entry(*f).or_insert(*s);
                 }
             }
@@ -541,7 +529,7 @@ impl Journeys {
             })
             .collect();
         let mut xs: Vec<Transmission> = (0..self.len())
-            .filter(|&k| self.shown(k) && self.first_hop(k).stage.path() == StagePath::Tx)
+            .filter(|&k| self.transmits(k))
             .filter_map(|k| {
                 let flow = self.flow[k];
                 let sock = self.head.sock[k].or_else(|| flow_sock.get(&flow).copied())?;

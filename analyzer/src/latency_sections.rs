@@ -3,7 +3,7 @@
 //! ([`crate::latency_stats`]). The groupings only read that sort, so two run on another core.
 
 use crate::journey::Journeys;
-use crate::latency_stats::{FlowLabel, PairSamples, Stats};
+use crate::latency_stats::{PairSamples, Stats};
 use crate::model::*;
 use crate::queries;
 use tcptape_common::Stage;
@@ -27,7 +27,7 @@ pub struct LatencySections {
 /// Builds the latency sections of journeys; `start` is the recordings' start (second 0), `cdf`
 /// asks for the CDFs.
 pub fn build(j: &Journeys, start: u64, cdf: bool) -> anyhow::Result<LatencySections> {
-    let samples = PairSamples::new(j.pair_rows(), j.flows.labels().to_vec())?;
+    let samples = PairSamples::new(j.pair_rows(), &j.flows)?;
     let samples = &samples;
     std::thread::scope(|scope| {
         let per_flow_and_cpu = scope.spawn(|| (per_flow(samples), per_cpu(samples)));
@@ -60,7 +60,7 @@ fn per_flow(samples: &PairSamples) -> Vec<FlowLatency> {
         .grouped(n_flows, |r| samples.flows()[r] as usize, &LATENCY_QUANTILES)
         .iter()
         .map(|(f, p, st)| FlowLatency {
-            flow: flow_label(samples.flow(*f as u32)),
+            flow: flow_label(samples, *f as u32),
             latency: latency(samples, *p, st),
         })
         .collect();
@@ -141,7 +141,7 @@ fn cdfs(samples: &PairSamples) -> Vec<Cdf> {
 
 fn stage_names(samples: &PairSamples, p: usize) -> (String, String) {
     let (f, t) = samples.pair(p);
-    (stage_name(Some(f as u64)), stage_name(Some(t as u64)))
+    (stage_name(f), stage_name(t))
 }
 
 fn latency(samples: &PairSamples, p: usize, st: &Stats) -> StageLatency {
@@ -149,35 +149,26 @@ fn latency(samples: &PairSamples, p: usize, st: &Stats) -> StageLatency {
     stage_latency(from, to, st)
 }
 
-fn stage_name(code: Option<u64>) -> String {
-    code.and_then(|c| Stage::from_code(c as u8))
-        .map(|s| s.name().to_string())
-        .unwrap_or_else(|| "?".into())
+fn stage_name(code: u8) -> String {
+    Stage::from_code(code).map_or_else(|| "?".into(), |s| s.name().to_string())
 }
 
 /// The percentiles of a latency row: p50, p90, p99, p99.9.
 const LATENCY_QUANTILES: [f64; 4] = [0.5, 0.9, 0.99, 0.999];
 
 /// A flow's label (`SADDR:SPORT-DADDR:DPORT`, `?` when a part is unknown).
-fn flow_label(f: &FlowLabel) -> String {
-    match f {
-        (Some(saddr), Some(sport), Some(daddr), Some(dport)) => queries::select::Flow {
-            saddr: saddr.clone(),
-            sport: *sport as u16,
-            daddr: daddr.clone(),
-            dport: *dport as u16,
-        }
-        .to_string(),
-        _ => "?".to_string(),
-    }
+fn flow_label(samples: &PairSamples, flow: u32) -> String {
+    samples
+        .flow(flow)
+        .map_or_else(|| "?".into(), |f| f.to_string())
 }
 
 /// The figures of a pair's durations as a latency row.
 fn stage_latency(from: u8, to: u8, st: &Stats) -> StageLatency {
     let q = |i: usize| st.quantiles_ns[i].max(0) as u64;
     StageLatency {
-        from: stage_name(Some(from as u64)),
-        to: stage_name(Some(to as u64)),
+        from: stage_name(from),
+        to: stage_name(to),
         count: st.count,
         mean_ns: st.mean_ns,
         p50_ns: q(0),
@@ -190,20 +181,13 @@ fn stage_latency(from: u8, to: u8, st: &Stats) -> StageLatency {
 
 /// End to end: the figures of complete journeys per (first, last) stage, in stage code order.
 fn end_to_end(j: &Journeys) -> Vec<StageLatency> {
-    let mut per_pair: std::collections::BTreeMap<(u8, u8), Vec<i64>> = Default::default();
-    for (_, w) in j.whole() {
-        if w.complete && w.from != w.to {
-            per_pair
-                .entry((w.from.code(), w.to.code()))
-                .or_default()
-                .push(w.dt_ns);
-        }
-    }
-    per_pair
+    j.end_to_end()
         .into_iter()
-        .map(|((from, to), mut v)| {
+        .map(|((from, to), v)| {
+            let mut v: Vec<i64> = v.into_iter().map(|(_, dt)| dt).collect();
             v.sort_unstable();
-            stage_latency(from, to, &Stats::of_sorted(&v, &LATENCY_QUANTILES))
+            let st = Stats::of_sorted(&v, &LATENCY_QUANTILES);
+            stage_latency(from.code(), to.code(), &st)
         })
         .collect()
 }

@@ -8,7 +8,9 @@
 //! sorted, and the CPU, flow and time of each row are then put in that order once, so every
 //! grouping reads memory in sequence.
 
+use crate::hop_table::Flows;
 use crate::journey::PairRows;
+use crate::queries::select::Flow;
 use crate::queries::QUANTILE;
 use crate::radix::radix_sort;
 use polars::prelude::QuantileMethod;
@@ -26,14 +28,12 @@ pub struct Stats {
     pub quantiles_ns: Vec<i64>,
 }
 
-pub use crate::hop_table::FlowLabel;
-
 /// The pair rows of a report, sorted by (pair, duration).
 pub struct PairSamples {
     /// (from, to) stage codes of each pair index.
     pairs: Vec<(u8, u8)>,
-    /// Flow columns of each flow index.
-    flows: Vec<FlowLabel>,
+    /// Each flow id as a flow (`None` where a part is unknown).
+    flows: Vec<Option<Flow>>,
     /// Sorted keys: the pair index above the duration minus `dt_min`.
     sorted: Vec<u64>,
     dt_bits: u32,
@@ -125,8 +125,9 @@ fn sort_by_pair(
 }
 
 impl PairSamples {
-    /// Sorts the pair rows of journeys; `flows` gives the text of their flow ids.
-    pub fn new(rows: PairRows, flows: Vec<FlowLabel>) -> anyhow::Result<PairSamples> {
+    /// Sorts the pair rows of journeys; `flows` names their flow ids.
+    pub fn new(rows: PairRows, flows: &Flows) -> anyhow::Result<PairSamples> {
+        let flows = flows.all().to_vec();
         let PairRows {
             from,
             to,
@@ -180,9 +181,9 @@ impl PairSamples {
         })
     }
 
-    /// The flow columns of a flow index.
-    pub fn flow(&self, id: u32) -> &FlowLabel {
-        &self.flows[id as usize]
+    /// A flow id as a flow, when all four parts are known.
+    pub fn flow(&self, id: u32) -> Option<&Flow> {
+        self.flows[id as usize].as_ref()
     }
 
     /// The (from, to) codes of a pair index.
@@ -285,7 +286,7 @@ mod tests {
             dt: dt.to_vec(),
             ts: vec![0; n],
             cpu: cpu.to_vec(),
-            flow: vec![1; n],
+            flow: vec![0; n],
         }
     }
 
@@ -296,7 +297,7 @@ mod tests {
         dt.extend([200, 100]);
         let mut cpu = vec![0u16; 10];
         cpu.extend([1, 1]);
-        let s = PairSamples::new(rows(&dt, &cpu), vec![Default::default(); 2]).unwrap();
+        let s = PairSamples::new(rows(&dt, &cpu), &Flows::default()).unwrap();
         let all = s.grouped(1, |_| 0, &[0.5, 0.9, 0.99]);
         assert_eq!(all.len(), 1);
         assert_eq!(s.pair(all[0].1), (8, 9));

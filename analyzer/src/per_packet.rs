@@ -62,13 +62,7 @@ pub fn stage_samples(j: &Journeys) -> anyhow::Result<BTreeMap<Pair, Vec<i64>>> {
 /// The durations (ns) of complete journeys per (first, last) stage: the packets behind the
 /// report's end-to-end rows, in the time order of their last hop.
 pub fn end_to_end_samples(j: &Journeys) -> anyhow::Result<BTreeMap<Pair, Vec<i64>>> {
-    let mut out: BTreeMap<Pair, Vec<(u64, i64)>> = BTreeMap::new();
-    for (_, w) in j.whole() {
-        if w.complete && w.from != w.to {
-            out.entry((w.from, w.to)).or_default().push((w.ts, w.dt_ns));
-        }
-    }
-    Ok(in_time_order(out))
+    Ok(in_time_order(j.end_to_end()))
 }
 
 /// The samples in the time order of their later hop (stable for equal times).
@@ -115,15 +109,7 @@ pub struct Packet {
 pub fn packets(j: &Journeys) -> anyhow::Result<Vec<Packet>> {
     let mut out: Vec<Packet> = Vec::new();
     for k in (0..j.len()).filter(|&k| j.shown(k)) {
-        let flow = match j.flows.label(j.flow(k)) {
-            (Some(sa), Some(sp), Some(da), Some(dp)) => Some(Flow {
-                saddr: sa.clone(),
-                sport: *sp as u16,
-                daddr: da.clone(),
-                dport: *dp as u16,
-            }),
-            _ => None,
-        };
+        let flow = j.flows.flow(j.flow(k)).cloned();
         let range = j.seg.range(k);
         let first = j.own_first_hop(k);
         let mut hops = Vec::with_capacity(range.len() + 2);

@@ -21,7 +21,7 @@ pub struct Options {
 }
 
 /// Number of steps [`build`] reports to its progress display.
-pub const STEPS: u64 = 8;
+pub const STEPS: u64 = 3;
 
 /// Builds the report of one host's recordings.
 pub fn build(recs: &[Recording], opts: &Options, steps: &Steps) -> anyhow::Result<Report> {
@@ -42,10 +42,8 @@ pub fn build(recs: &[Recording], opts: &Options, steps: &Steps) -> anyhow::Resul
         .max()
         .unwrap_or(1);
 
-    steps.step("reading packet hops");
-    let (hops, writes) = crate::per_packet::hops_and_writes(&files, sel)?;
-
     steps.step("building journeys");
+    let (hops, writes) = crate::per_packet::hops_and_writes(&files, sel)?;
     // The writes and the TCP sections need no journey: they are read and built alongside, on
     // another core, and the journeys take the writes when they match them.
     std::thread::scope(|scope| {
