@@ -197,6 +197,13 @@ pub fn tcp_counters() -> Result<std::collections::HashMap<String, u64>, String> 
     Ok(out)
 }
 
+/// TCP counters of namespace `ns` ([`tcp_counters`], read from a thread inside it).
+pub fn tcp_counters_of(ns: &str) -> Result<std::collections::HashMap<String, u64>, String> {
+    spawn_in(ns, tcp_counters)
+        .join()
+        .map_err(|_| "the counter thread panicked".to_string())?
+}
+
 /// Runs `f` on a new thread inside namespace `ns`.
 pub fn spawn_in<T: Send + 'static>(
     ns: &str,

@@ -12,7 +12,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
-use tcptape_e2e::netns::{run, spawn_in, tcp_counters, Pair};
+use tcptape_e2e::netns::{run, spawn_in, tcp_counters, tcp_counters_of, Pair};
 use tcptape_e2e::recorder::RecorderProcess;
 use tcptape_e2e::{analyzer, should_run, traffic};
 
@@ -242,6 +242,9 @@ fn retransmitted_segments_equal_the_kernel_counter() {
             .unwrap()
             .expect("listen")
     };
+    // The report counts both ends' retransmissions (the receiver retransmits its FIN when the
+    // sender's ACK of it is dropped), so the counters of both namespaces are summed.
+    let before_b = tcp_counters_of(&pair.b).expect("nstat");
     let receiver =
         std::thread::spawn(move || traffic::receive(listener, 1, 64 << 10, Duration::ZERO));
     let addr_b = pair.addr_b.clone();
@@ -254,10 +257,12 @@ fn retransmitted_segments_equal_the_kernel_counter() {
     .unwrap()
     .expect("send");
     receiver.join().unwrap().expect("receive");
+    let after_b = tcp_counters_of(&pair.b).expect("nstat");
     stop(rec);
 
     let r = report(&out);
-    let nstat = after["RetransSegs"] - before["RetransSegs"];
+    let nstat = after["RetransSegs"] - before["RetransSegs"] + after_b["RetransSegs"]
+        - before_b["RetransSegs"];
     let rt = &r["retransmits"];
     eprintln!("nstat RetransSegs {nstat}; report {rt}");
     assert!(nstat > 0, "the scenario induced no retransmission");
