@@ -157,7 +157,7 @@ pub struct SecondCount {
 pub struct FlowSamples {
     /// Flow.
     pub flow: String,
-    /// `tcp_sample` events.
+    /// Congestion snapshots (`rx_tcp_est` events, or `tcp_sample` in older recordings).
     pub samples: u64,
     /// Smallest smoothed RTT, µs.
     pub rtt_min_us: u64,

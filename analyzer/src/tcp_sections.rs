@@ -13,8 +13,8 @@ fn rel(t: Option<u64>, start: u64) -> u64 {
     t.unwrap_or(start).saturating_sub(start)
 }
 
-/// Builds the TCP sections of the selected events of `files`, and counts the events read (the TCP
-/// stages and `rx_app`); `writes` are the selected `tx_sendmsg` events, `start` the recordings'
+/// Builds the TCP sections of the selected events of `files`, and counts the events read that
+/// are not hops (the TCP stages; and `rx_app`, which is both); `writes` are the selected `tx_sendmsg` events, `start` the recordings'
 /// start, `span_ns` the time covered and `sampling` the flow sampling (1 in N).
 pub fn build(
     files: &[std::path::PathBuf],
@@ -24,12 +24,19 @@ pub fn build(
     span_ns: u64,
     sampling: u32,
 ) -> anyhow::Result<(TcpSections, u64)> {
-    let tcp = collect(scan::events(
+    let tcp = collect(scan::tcp_events(
         scan::scan(files).map_err(crate::frame::one_line)?,
         scan::TCP_COLUMNS,
-        &scan::tcp_stages(),
         sel,
     )?)?;
+    // The snapshots' `rx_tcp_est` events are hops, which the journeys count.
+    let snapshot_hops = collect(
+        tcp.clone()
+            .lazy()
+            .filter(queries::is_stage(Stage::RxTcpEst))
+            .select([len()]),
+    )?;
+    let snapshot_hops = u64s(&snapshot_hops, "len")?[0].unwrap_or(0);
 
     let retransmits = retransmits(&tcp, start, sampling)?;
     let df = collect(queries::samples::per_flow(tcp.clone().lazy()))?;
@@ -138,7 +145,7 @@ pub fn build(
         throughput_rx,
         buffer_pressure,
     };
-    Ok((sections, tcp.height() as u64))
+    Ok((sections, tcp.height() as u64 - snapshot_hops))
 }
 
 fn retransmits(tcp: &DataFrame, start: u64, sampling: u32) -> anyhow::Result<Retransmits> {

@@ -277,3 +277,60 @@ fn lost_and_sampled_events_are_stated_and_scaled() {
     );
     assert!(head.iter().any(|l| l.contains("1 in 4 flows")), "{text}");
 }
+
+/// A socket's congestion snapshot at `t`: the event `stage` with cwnd and smoothed RTT set.
+fn snapshot(stage: Stage, t: u64, skb: u64, cwnd: u32, srtt_us: u32) -> RawEvent {
+    let mut e = ev(stage, t, skb);
+    e.sock = 0xc0;
+    e.cwnd = cwnd;
+    e.srtt_us = srtt_us;
+    e.valid |= valid::SOCK | valid::TCP | valid::CA_STATE;
+    e
+}
+
+#[test]
+fn congestion_snapshots_come_from_rx_tcp_est_as_from_tcp_sample() {
+    let dir = tempfile::tempdir().unwrap();
+    let figures = |old: bool| {
+        // One packet's journey rx_netif → rx_tcp_est at each of three times; recordings made
+        // before the rx_tcp_est events carried the snapshot have it as a separate tcp_sample.
+        let mut events = Vec::new();
+        for (i, (cwnd, srtt)) in [(10, 100), (20, 200), (30, 400)].into_iter().enumerate() {
+            let (t, skb) = (i as u64 * 1_000_000, 0x100 + i as u64);
+            events.push(ev(Stage::RxNetif, t, skb));
+            if old {
+                events.push(ev(Stage::RxTcpEst, t + 1_000, skb));
+                events.push(snapshot(Stage::TcpSample, t + 1_000, skb, cwnd, srtt));
+            } else {
+                events.push(snapshot(Stage::RxTcpEst, t + 1_000, skb, cwnd, srtt));
+            }
+        }
+        let rows = events.len();
+        let path = dir
+            .path()
+            .join(if old { "old.parquet" } else { "new.parquet" });
+        write(&path, events, |_| {});
+        let r = report(&path);
+        assert_eq!(r["events"], rows, "every row counted once");
+        let flows = r["rtt_cwnd"].as_array().unwrap().clone();
+        assert_eq!(flows.len(), 1, "{flows:?}");
+        let f = &flows[0];
+        let got = [
+            "samples",
+            "rtt_min_us",
+            "rtt_p50_us",
+            "rtt_max_us",
+            "cwnd_min",
+            "cwnd_max",
+        ]
+        .map(|k| f[k].as_u64().unwrap());
+        assert_eq!(got, [3, 100, 200, 400, 10, 30], "{f}");
+        (f.clone(), r["stages"].clone())
+    };
+    let (new, new_stages) = figures(false);
+    let (old, old_stages) = figures(true);
+    assert_eq!(new, old);
+    // The hops are the same either way: rx_netif → rx_tcp_est, 1 µs, three times.
+    assert_eq!(new_stages, old_stages);
+    assert_eq!(new_stages[0]["count"], 3, "{new_stages}");
+}

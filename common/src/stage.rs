@@ -83,7 +83,8 @@ stages! {
     TxDone = 13, "tx_done", Tx;
     /// A retransmission attempt (`tcp_retransmit_skb`), including failed ones.
     Retransmit = 14, "retransmit", Tcp;
-    /// A snapshot of the congestion state on receive (`tcp_probe`).
+    /// A snapshot of the congestion state on receive (`tcp_probe`), in older recordings: the
+    /// `rx_tcp_est` events carry it now (see [`Stage::is_recorded`]).
     TcpSample = 15, "tcp_sample", Tcp;
     /// Congestion-avoidance state change (`tcp_cong_state_set`).
     CongState = 16, "cong_state", Tcp;
@@ -99,6 +100,13 @@ impl Stage {
     /// True for stages that are hops of one packet's journey (RX or TX).
     pub const fn is_hop(self) -> bool {
         !matches!(self.path(), Path::Tcp)
+    }
+
+    /// True for the stages the recorder records. `tcp_sample` is read, not written: its
+    /// snapshot came from the same tracepoint as `rx_tcp_est`, whose events now carry it, so a
+    /// second program and a second event per received packet bought nothing.
+    pub const fn is_recorded(self) -> bool {
+        !matches!(self, Stage::TcpSample)
     }
 }
 

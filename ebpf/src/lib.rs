@@ -31,8 +31,8 @@ pub const OBJECT_SOURCE: &str = env!("TCPTAPE_EBPF_SOURCE");
 
 /// Names of the maps and globals the programs define (used by the loader).
 pub mod names {
-    /// The ring buffer of events.
-    pub const EVENTS: &str = "EVENTS";
+    /// The array of per-CPU event ring buffers (indexed by CPU).
+    pub const RINGS: &str = "RINGS";
     /// Per-CPU events seen per stage.
     pub const SEEN: &str = "SEEN";
     /// Per-CPU ring-buffer reserve failures.

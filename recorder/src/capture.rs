@@ -9,12 +9,13 @@ use crate::attach_plan::{anything_attached, attach_all, PLAN};
 use crate::cli::RecordArgs;
 use crate::exit_code::{self, ExitError};
 use crate::filters::{if_index, KernelFilters};
-use crate::loader::{ring_bytes_for, AyaLoader, CaptureMaps, LoadConfig};
+use crate::loader::{AyaLoader, CaptureMaps, CpuRing, LoadConfig, RingLayout};
 use crate::program_stats::recursion_misses;
+use crate::ring_reader::RingReader;
 use crate::segment_writer::{Output, Progress, SegmentLimits, SegmentWriter, Summary};
 use crate::write_pipeline::WriterHandle;
 use crate::{drop_reasons, environment, least_privilege, plan_report, preflight, progress_line};
-use aya::maps::{MapData, RingBuf};
+use aya::maps::MapData;
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::os::fd::{AsFd, OwnedFd};
@@ -58,8 +59,8 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<()> {
     })?;
     let filters = KernelFilters::from_args(args, if_index)
         .map_err(|e| ExitError::new(exit_code::USAGE, e))?;
-    let ring_bytes =
-        ring_bytes_for(args.ring_size).map_err(|e| ExitError::new(exit_code::USAGE, e))?;
+    let rings =
+        RingLayout::for_host(args.ring_size).map_err(|e| ExitError::new(exit_code::USAGE, e))?;
     if std::fs::symlink_metadata(path).is_ok() {
         return Err(ExitError::new(
             exit_code::USAGE,
@@ -81,8 +82,7 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<()> {
     let cfg = LoadConfig {
         filters: filters.clone(),
         sample: args.sample,
-        ring_bytes,
-        wake_bytes: u64::from(ring_bytes / 16).max(4096),
+        rings: rings.clone(),
     };
     let mut loader =
         AyaLoader::open(&cfg).map_err(|e| ExitError::new(exit_code::UNSUPPORTED, e))?;
@@ -113,7 +113,7 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<()> {
     meta.sampling = Sampling {
         one_in: args.sample,
     };
-    meta.ring_bytes = u64::from(ring_bytes);
+    meta.ring_bytes = rings.total();
     meta.environment = environment::fingerprint();
     let attached: Vec<Stage> = outcomes
         .iter()
@@ -153,6 +153,15 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<()> {
         Ok(d) if args.verbose => eprintln!("{}", d.describe()),
         Ok(_) => {}
         Err(e) => eprintln!("warning: capabilities were not dropped: {e}"),
+    }
+    // After the verifier's work, before the writer thread starts (which inherits it).
+    match args.priority.apply_to_current_thread() {
+        Ok(()) if args.verbose => eprintln!("CPU priority: {}", args.priority.name()),
+        Ok(()) => {}
+        Err(e) => eprintln!(
+            "warning: the CPU priority {} could not be set: {e}",
+            args.priority.name()
+        ),
     }
     let writer = WriterHandle::spawn(writer, WRITER_QUEUE);
 
@@ -290,18 +299,54 @@ fn clock_offset() -> (i64, u64) {
 /// Ring records that were not events of this version.
 static UNDECODABLE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-/// Moves everything in the ring into batches for the writer. Returns true when `max_events` is
+/// Moves everything in the rings into batches for the writer. Returns true when `max_events` is
 /// reached (the batch is cut at the limit).
-fn drain_ring(
-    ring: &mut RingBuf<MapData>,
+fn drain_rings(
+    rings: &mut [AsyncFd<CpuRing>],
     writer: &WriterHandle,
     received: &mut u64,
     max_events: Option<u64>,
 ) -> anyhow::Result<bool> {
     let mut batch = Vec::with_capacity(BATCH);
+    for ring in rings {
+        if drain_ring(
+            &mut ring.get_mut().ring,
+            &mut batch,
+            writer,
+            received,
+            max_events,
+        )? {
+            // The limit holds: what the other rings still have is left out.
+            send(writer, batch)?;
+            return Ok(true);
+        }
+    }
+    send(writer, batch)?;
+    Ok(false)
+}
+
+fn send(writer: &WriterHandle, batch: Vec<RawEvent>) -> anyhow::Result<()> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    writer
+        .send(batch)
+        .map_err(|_| anyhow::anyhow!("the writer stopped"))
+}
+
+/// Moves everything in one ring into `batch`, handing full batches to the writer. Returns true
+/// when `max_events` is reached.
+fn drain_ring(
+    ring: &mut RingReader,
+    batch: &mut Vec<RawEvent>,
+    writer: &WriterHandle,
+    received: &mut u64,
+    max_events: Option<u64>,
+) -> anyhow::Result<bool> {
+    let mut full = Ok(());
     let mut done = false;
-    while let Some(item) = ring.next() {
-        match RawEvent::from_bytes(&item) {
+    ring.drain(|record| {
+        match RawEvent::from_bytes(record) {
             Ok(ev) => {
                 batch.push(ev);
                 *received += 1;
@@ -312,23 +357,42 @@ fn drain_ring(
                 UNDECODABLE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
         }
-        drop(item);
         if max_events.is_some_and(|m| *received >= m) {
             done = true;
-            break;
+            return false;
         }
         if batch.len() == BATCH {
-            writer
-                .send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)))
-                .map_err(|_| anyhow::anyhow!("the writer stopped"))?;
+            full = send(writer, std::mem::replace(batch, Vec::with_capacity(BATCH)));
+            return full.is_ok();
         }
-    }
-    if !batch.is_empty() {
-        writer
-            .send(batch)
-            .map_err(|_| anyhow::anyhow!("the writer stopped"))?;
-    }
+        true
+    });
+    full?;
     Ok(done)
+}
+
+/// Resolves once any ring's descriptor is readable (the kernel woke the reader), clearing that
+/// readiness.
+async fn any_readable(rings: &[AsyncFd<CpuRing>]) -> std::io::Result<()> {
+    std::future::poll_fn(|cx| {
+        let mut woken = false;
+        for ring in rings {
+            match ring.poll_read_ready(cx) {
+                std::task::Poll::Ready(Ok(mut guard)) => {
+                    guard.clear_ready();
+                    woken = true;
+                }
+                std::task::Poll::Ready(Err(e)) => return std::task::Poll::Ready(Err(e)),
+                std::task::Poll::Pending => {}
+            }
+        }
+        if woken {
+            std::task::Poll::Ready(Ok(()))
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -341,11 +405,21 @@ async fn drain(
     limits: Limits,
     live: bool,
 ) -> anyhow::Result<(&'static str, Totals)> {
-    let CaptureMaps { events, seen, lost } = maps;
-    // SAFETY: the ring buffer owns its fd, which stays open and unchanged until the AsyncFd is
-    // dropped at the end of this function.
-    let mut ring = unsafe { AsyncFd::register_with_interest(events, Interest::READABLE) }
-        .map_err(|e| anyhow::anyhow!("cannot poll the ring buffer: {}", e.into_parts().1))?;
+    let CaptureMaps { rings, seen, lost } = maps;
+    let mut rings = rings
+        .into_iter()
+        .map(|r| {
+            let cpu = r.cpu;
+            // SAFETY: the ring buffer owns its fd, which stays open and unchanged until the
+            // AsyncFd is dropped at the end of this function.
+            unsafe { AsyncFd::register_with_interest(r, Interest::READABLE) }.map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot poll the ring buffer of CPU {cpu}: {}",
+                    e.into_parts().1
+                )
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let counters_maps = CountersMaps {
         seen,
         lost,
@@ -367,12 +441,10 @@ async fn drain(
             _ = sigint.recv() => break stop_reason::SIGNAL,
             _ = sigterm.recv() => break stop_reason::SIGNAL,
             _ = sleep_until(deadline) => break stop_reason::DURATION,
-            guard = ring.readable_mut() => {
-                guard?.clear_ready();
-            }
+            woken = any_readable(&rings) => woken?,
             _ = poll.tick() => {}
         }
-        if drain_ring(ring.get_mut(), writer, &mut received, limits.max_events)? {
+        if drain_rings(&mut rings, writer, &mut received, limits.max_events)? {
             break stop_reason::MAX_EVENTS;
         }
         if writer.is_finished() {
@@ -395,7 +467,7 @@ async fn drain(
     drop(loader);
     // At a size or event limit the events still in the ring are left out: the limit holds.
     if reason != stop_reason::MAX_EVENTS && reason != stop_reason::MAX_SIZE {
-        drain_ring(ring.get_mut(), writer, &mut received, limits.max_events)?;
+        drain_rings(&mut rings, writer, &mut received, limits.max_events)?;
     }
     let p = counters_maps.progress(attached);
     let lost = p.lost.total();

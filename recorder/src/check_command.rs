@@ -7,7 +7,7 @@ use crate::attach_plan::{anything_attached, attach_all, PLAN};
 use crate::cli::CheckArgs;
 use crate::exit_code::{self, ExitError};
 use crate::filters::KernelFilters;
-use crate::loader::{AyaLoader, LoadConfig};
+use crate::loader::{AyaLoader, LoadConfig, RingLayout};
 use crate::{plan_report, preflight};
 
 /// Runs the subcommand.
@@ -18,8 +18,8 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<()> {
     let cfg = LoadConfig {
         filters: KernelFilters::default(),
         sample: 1,
-        ring_bytes: 1 << 20,
-        wake_bytes: 1 << 18,
+        // The smallest rings: nothing is recorded.
+        rings: RingLayout::for_host(0).map_err(|e| ExitError::new(exit_code::UNSUPPORTED, e))?,
     };
     let mut loader =
         AyaLoader::open(&cfg).map_err(|e| ExitError::new(exit_code::UNSUPPORTED, e))?;

@@ -1,6 +1,7 @@
 //! Command-line arguments of `tcptape-record`. Validated here without touching the kernel; the
 //! capture starts only once every argument makes sense.
 
+use crate::cpu_priority::Priority;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -79,9 +80,16 @@ pub struct RecordArgs {
     /// Finish a segment at least this often, so a killed recorder loses at most this much.
     #[arg(long, default_value_t = 5, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub segment_secs: u64,
-    /// Ring-buffer size (a power of two, at least the page size), e.g. `16M`.
+    /// Ring-buffer memory, e.g. `16M`: split into one ring per online CPU, each the largest
+    /// power of two that fits its share (at least a page).
     #[arg(long, default_value = "16M", value_parser = parse_size, value_name = "SIZE")]
     pub ring_size: u64,
+    /// CPU priority once the programs are attached. `idle` (SCHED_IDLE) drains and writes only
+    /// on CPU time the host's own work leaves unused, so recording never delays that work; on
+    /// a host whose CPUs stay saturated the recorder then falls behind, and what the rings
+    /// cannot hold is counted as lost. `normal` competes with the host's work like any process.
+    #[arg(long, value_enum, default_value_t = Priority::Idle, value_name = "PRIORITY")]
+    pub priority: Priority,
     /// Never attach through fentry (BPF trampolines): the function stages use kprobes instead,
     /// where the kernel has them.
     #[arg(long)]
@@ -200,6 +208,8 @@ mod tests {
             "2",
             "--ring-size",
             "32M",
+            "--priority",
+            "normal",
             "--anonymize",
             "--no-fentry",
             "-v",
@@ -218,6 +228,7 @@ mod tests {
         assert_eq!(r.max_events, Some(5));
         assert_eq!(r.segment_secs, 2);
         assert_eq!(r.ring_size, 32_000_000);
+        assert_eq!(r.priority, Priority::Normal);
         assert!(r.anonymize && r.no_fentry && r.verbose && !r.quiet);
     }
 
@@ -228,6 +239,7 @@ mod tests {
         assert_eq!(r.segment_secs, 5);
         assert_eq!(r.sample, 1);
         assert_eq!(r.duration, None);
+        assert_eq!(r.priority, Priority::Idle);
     }
 
     #[test]
@@ -240,6 +252,7 @@ mod tests {
             &["-o", "x", "--port", "70000"],
             &["-o", "x", "--segment-secs", "0"],
             &["-o", "x", "-q", "-v"],
+            &["-o", "x", "--priority", "high"],
             &["synth", "-o", "x", "--mix", "weird"],
         ] {
             assert!(parse(bad).is_err(), "{bad:?} should be refused");

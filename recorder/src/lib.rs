@@ -1,14 +1,14 @@
 //! # tcptape-recorder: the `tcptape-record` binary's library
 //!
 //! Data flows kernel event → ring buffer → batch → Parquet:
-//! the capture side drains the ring buffer into batches of [`tcptape_common::RawEvent`], hands
+//! the capture side drains one ring buffer per CPU ([`ring_reader`]) into batches of [`tcptape_common::RawEvent`], hands
 //! them to the [`write_pipeline`] (a writer thread behind a bounded queue), which encodes them and
 //! writes finished segments with the [`segment_writer`].
 //!
 //! A live recording ([`capture`]) first checks the host ([`preflight`]), validates the
 //! [`filters`], loads the eBPF object with them ([`loader`]) and attaches each stage by the first
 //! mechanism that works ([`attach_plan`]), then gives up the capabilities it no longer needs
-//! ([`least_privilege`]); `check` ([`check_command`]) shows that plan
+//! ([`least_privilege`]) and lowers its CPU priority ([`cpu_priority`]); `check` ([`check_command`]) shows that plan
 //! ([`plan_report`]). The metadata gets the host's drop-reason names ([`drop_reasons`]) and its
 //! [`environment`] fingerprint.
 //!
@@ -20,6 +20,7 @@ pub mod attach_plan;
 pub mod capture;
 pub mod check_command;
 pub mod cli;
+pub mod cpu_priority;
 pub mod drop_reasons;
 pub mod environment;
 pub mod exit_code;
@@ -30,6 +31,7 @@ pub mod plan_report;
 pub mod preflight;
 pub mod program_stats;
 pub mod progress_line;
+pub mod ring_reader;
 pub mod segment_writer;
 pub mod synth_command;
 pub mod write_pipeline;

@@ -3,7 +3,8 @@
 
 use crate::attach_plan::{Hook, Mechanism, ProgramLoader};
 use crate::filters::KernelFilters;
-use aya::maps::{MapData, PerCpuArray, RingBuf};
+use crate::ring_reader::RingReader;
+use aya::maps::{ArrayOfMaps, MapData, PerCpuArray};
 use aya::programs::{BtfTracePoint, FEntry, KProbe, Program, ProgramError, TracePoint};
 use aya::{Btf, Ebpf, EbpfLoader};
 use tcptape_ebpf::names;
@@ -15,10 +16,8 @@ pub struct LoadConfig {
     pub filters: KernelFilters,
     /// Keep 1 flow in N.
     pub sample: u32,
-    /// Ring-buffer bytes (a power of two).
-    pub ring_bytes: u32,
-    /// Wake the reader once this many bytes wait.
-    pub wake_bytes: u64,
+    /// How the ring-buffer memory is split between the CPUs.
+    pub rings: RingLayout,
 }
 
 /// The loaded object and the kernel BTF its programs are checked against.
@@ -26,11 +25,19 @@ pub struct AyaLoader {
     ebpf: Ebpf,
     btf: Btf,
     disabled: Vec<Mechanism>,
+    rings: Vec<CpuRing>,
 }
 
 /// Environment variable listing mechanisms not to try (comma-separated, e.g. `tp_btf`): how the
 /// fallbacks are exercised on a kernel where the preferred mechanism works.
 pub const DISABLE_ENV: &str = "TCPTAPE_DISABLE_MECHANISMS";
+
+/// The number of possible CPUs: the size of every per-CPU array.
+fn possible_cpus() -> Result<u32, String> {
+    aya::util::nr_cpus()
+        .map(|n| n as u32)
+        .map_err(|(path, e)| format!("cannot read the possible CPUs ({path}): {e}"))
+}
 
 fn disabled_mechanisms() -> Vec<Mechanism> {
     let list = std::env::var(DISABLE_ENV).unwrap_or_default();
@@ -45,29 +52,91 @@ fn disabled_mechanisms() -> Vec<Mechanism> {
     .collect()
 }
 
+/// One CPU's ring buffer of events.
+pub struct CpuRing {
+    /// The CPU whose programs write into it.
+    pub cpu: u32,
+    /// The ring.
+    pub ring: RingReader,
+}
+
+impl std::os::fd::AsRawFd for CpuRing {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.ring.as_raw_fd()
+    }
+}
+
 /// The maps the recorder reads while recording.
 pub struct CaptureMaps {
-    /// Events.
-    pub events: RingBuf<MapData>,
+    /// Events, one ring per online CPU.
+    pub rings: Vec<CpuRing>,
     /// Per-CPU events seen per stage code.
     pub seen: PerCpuArray<MapData, u64>,
     /// Per-CPU ring reserve failures.
     pub lost: PerCpuArray<MapData, u64>,
 }
 
-/// The ring size the kernel accepts for a requested size: a power of two of at least one page.
-pub fn ring_bytes_for(requested: u64) -> Result<u32, String> {
-    let page = 4096u64;
-    let n = requested
-        .max(page)
-        .checked_next_power_of_two()
-        .unwrap_or(u64::MAX);
-    if n > 1 << 30 {
-        return Err(format!(
-            "--ring-size {requested} is too large (at most 1 GiB)"
-        ));
+/// How the ring-buffer memory is split: one ring per online CPU, so that CPUs never share a ring
+/// (a shared ring's lock and positions move between the CPUs' caches on every event).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RingLayout {
+    /// The CPUs that get a ring.
+    pub cpus: Vec<u32>,
+    /// Bytes of each ring: a power of two of at least one page, as the kernel requires.
+    pub per_cpu: u32,
+}
+
+/// The largest `--ring-size`.
+const MAX_RING_TOTAL: u64 = 1 << 32;
+const PAGE: u64 = 4096;
+
+impl RingLayout {
+    /// Splits `total` bytes evenly between `cpus`: each ring is the largest power of two that
+    /// fits its share, and at least one page.
+    pub fn new(total: u64, cpus: Vec<u32>) -> Result<RingLayout, String> {
+        if total > MAX_RING_TOTAL {
+            return Err(format!(
+                "--ring-size {total} is too large (at most {})",
+                bytesize::ByteSize::b(MAX_RING_TOTAL)
+            ));
+        }
+        if cpus.is_empty() {
+            return Err("no online CPU was found (/sys/devices/system/cpu/online)".into());
+        }
+        let share = (total / cpus.len() as u64).max(PAGE);
+        let per_cpu = 1u64 << share.ilog2();
+        Ok(RingLayout {
+            cpus,
+            per_cpu: per_cpu.min(1 << 30) as u32,
+        })
     }
-    Ok(n as u32)
+
+    /// Splits `total` bytes between this host's online CPUs.
+    pub fn for_host(total: u64) -> Result<RingLayout, String> {
+        let cpus = aya::util::online_cpus()
+            .map_err(|(path, e)| format!("cannot read the online CPUs ({path}): {e}"))?;
+        RingLayout::new(total, cpus)
+    }
+
+    /// Bytes of all rings together.
+    pub fn total(&self) -> u64 {
+        u64::from(self.per_cpu) * self.cpus.len() as u64
+    }
+
+    /// Bytes waiting in a ring at which its programs wake the reader, which otherwise drains on a
+    /// timer: a quarter of the ring, so that the reader is woken early enough under a burst, and
+    /// rarely otherwise.
+    pub fn wake_bytes(&self) -> u64 {
+        u64::from(self.per_cpu / 4)
+    }
+}
+
+/// Creates one ring of `bytes` for a CPU.
+fn create_ring(cpu: u32, bytes: u32) -> Result<MapData, String> {
+    let ringbuf = aya_obj::generated::bpf_map_type::BPF_MAP_TYPE_RINGBUF as u32;
+    let def = aya_obj::Map::new_from_params(ringbuf, 0, 0, bytes, 0);
+    MapData::create(def, &format!("tcptape_cpu{cpu}"), None)
+        .map_err(|e| format!("cannot create the ring buffer of CPU {cpu}: {e}"))
 }
 
 impl AyaLoader {
@@ -87,7 +156,7 @@ impl AyaLoader {
         let nifindex = f.ifaces.len() as u32;
         let ebpf = EbpfLoader::new()
             .btf(Some(&btf))
-            .map_max_entries(names::EVENTS, cfg.ring_bytes)
+            .map_max_entries(names::RINGS, possible_cpus()?)
             .override_global("targ_nports", &nports, true)
             .override_global("targ_ports", &ports, true)
             .override_global("targ_ncidrs", &ncidrs, true)
@@ -102,14 +171,38 @@ impl AyaLoader {
             .override_global("targ_ifindex", &ifindex, true)
             .override_global("targ_ifindex_netns", &f.ifaces_netns, true)
             .override_global("targ_sample", &cfg.sample, true)
-            .override_global("wake_bytes", &cfg.wake_bytes, true)
+            .override_global("wake_bytes", &cfg.rings.wake_bytes(), true)
             .load(tcptape_ebpf::object())
             .map_err(|e| format!("cannot load the eBPF object: {e}"))?;
-        Ok(AyaLoader {
+        let mut loader = AyaLoader {
             ebpf,
             btf,
             disabled: disabled_mechanisms(),
-        })
+            rings: Vec::new(),
+        };
+        loader.create_rings(&cfg.rings)?;
+        Ok(loader)
+    }
+
+    /// Creates the per-CPU rings and puts each at its CPU's index of the ring array, before any
+    /// program runs.
+    fn create_rings(&mut self, layout: &RingLayout) -> Result<(), String> {
+        let map = self
+            .ebpf
+            .map_mut(names::RINGS)
+            .ok_or_else(|| format!("the eBPF object has no map {}", names::RINGS))?;
+        let mut array: ArrayOfMaps<&mut MapData> =
+            ArrayOfMaps::try_from(map).map_err(|e| e.to_string())?;
+        for &cpu in &layout.cpus {
+            let data = create_ring(cpu, layout.per_cpu)?;
+            array
+                .set(cpu, &data, 0)
+                .map_err(|e| format!("cannot install the ring buffer of CPU {cpu}: {e}"))?;
+            let ring = RingReader::new(data, layout.per_cpu)
+                .map_err(|e| format!("cannot map the ring buffer of CPU {cpu}: {e}"))?;
+            self.rings.push(CpuRing { cpu, ring });
+        }
+        Ok(())
     }
 
     /// Skips a mechanism from now on (`--no-fentry`), as the environment variable does.
@@ -126,10 +219,13 @@ impl AyaLoader {
                 .take_map(name)
                 .ok_or_else(|| format!("the eBPF object has no map {name}"))
         };
-        let events = RingBuf::try_from(take(names::EVENTS)?).map_err(|e| e.to_string())?;
         let seen = PerCpuArray::try_from(take(names::SEEN)?).map_err(|e| e.to_string())?;
         let lost = PerCpuArray::try_from(take(names::LOST)?).map_err(|e| e.to_string())?;
-        Ok(CaptureMaps { events, seen, lost })
+        Ok(CaptureMaps {
+            rings: std::mem::take(&mut self.rings),
+            seen,
+            lost,
+        })
     }
 
     fn program(&mut self, name: &str) -> Result<&mut Program, String> {
@@ -259,10 +355,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ring_sizes_round_up_to_a_power_of_two() {
-        assert_eq!(ring_bytes_for(16_000_000), Ok(16 << 20));
-        assert_eq!(ring_bytes_for(1), Ok(4096));
-        assert_eq!(ring_bytes_for(1 << 20), Ok(1 << 20));
-        assert!(ring_bytes_for(3 << 30).is_err());
+    fn ring_memory_is_split_into_a_power_of_two_per_cpu() {
+        let two = RingLayout::new(16 << 20, vec![0, 1]).unwrap();
+        assert_eq!(two.per_cpu, 8 << 20);
+        assert_eq!(two.total(), 16 << 20);
+        assert_eq!(two.wake_bytes(), 2 << 20);
+        // A share that is not a power of two rounds down, so the total is never exceeded.
+        let three = RingLayout::new(16 << 20, vec![0, 1, 2]).unwrap();
+        assert_eq!(three.per_cpu, 4 << 20);
+        assert_eq!(three.total(), 12 << 20);
+        // The kernel's minimum is a page per ring, even if that exceeds the total asked for.
+        let tiny = RingLayout::new(1, vec![0, 1]).unwrap();
+        assert_eq!(tiny.per_cpu, 4096);
+        // Each ring gets at most 1 GiB, the kernel's limit.
+        assert_eq!(
+            RingLayout::new(4 << 30, vec![0, 1]).unwrap().per_cpu,
+            1 << 30
+        );
+        assert!(RingLayout::new((4 << 30) + 1, vec![0]).is_err());
+        assert!(RingLayout::new(1 << 20, vec![]).is_err());
     }
 }

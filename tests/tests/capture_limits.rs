@@ -32,7 +32,7 @@ fn check_prints_the_plan_and_succeeds() {
         .output()
         .unwrap();
     let doc: serde_json_value::Value = serde_json_value::parse(&out.stdout);
-    assert_eq!(doc.stages_len, 19);
+    assert_eq!(doc.stages_len, 18);
     assert!(doc.recordable > 0);
 
     // Nothing attachable: `check` and a recording both say so with exit code 4.
@@ -46,7 +46,7 @@ fn check_prints_the_plan_and_succeeds() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(4));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("0 of 19 stages"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("0 of 18 stages"));
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("none.parquet");
     let out = Command::new(binary().unwrap())

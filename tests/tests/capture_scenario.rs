@@ -6,7 +6,7 @@
 
 use std::collections::HashSet;
 use std::time::Duration;
-use tcptape_e2e::netns::{spawn_in, tcp_counters, Pair};
+use tcptape_e2e::netns::{spawn_in, tcp_counters, tcp_counters_of, Pair};
 use tcptape_e2e::recorder::RecorderProcess;
 use tcptape_e2e::recording::load;
 use tcptape_e2e::{should_run, traffic};
@@ -28,7 +28,6 @@ const EXPECTED: &[&str] = &[
     "tx_qdisc_deq",
     "tx_driver",
     "retransmit",
-    "tcp_sample",
     "cong_state",
     "state",
     "drop",
@@ -64,6 +63,9 @@ fn lossy_bulk_transfer_is_recorded_completely() {
             .unwrap()
             .expect("listen")
     };
+    // Both ends retransmit (the receiver its FIN when the sender's ACK of it is dropped), and
+    // the recording has both: the counters of both namespaces are summed.
+    let before_b = tcp_counters_of(&pair.b).expect("nstat");
     let receiver = {
         // The listener socket already lives in the receiver's namespace.
         std::thread::spawn(move || traffic::receive(listener, 1, 64 << 10, Duration::ZERO))
@@ -77,6 +79,7 @@ fn lossy_bulk_transfer_is_recorded_completely() {
     });
     let (before, after) = sender.join().unwrap().expect("transfer");
     let read = receiver.join().unwrap().expect("receive");
+    let after_b = tcp_counters_of(&pair.b).expect("nstat");
     assert_eq!(read, BYTES, "the receiver read everything");
     // Let the last events reach the ring, then stop the way an operator would.
     std::thread::sleep(Duration::from_millis(300));
@@ -95,6 +98,15 @@ fn lossy_bulk_transfer_is_recorded_completely() {
         assert!(
             counts.get(*stage).copied().unwrap_or(0) > 0,
             "no {stage} events: {counts:?}"
+        );
+    }
+    // Every rx_tcp_est event carries its socket's congestion snapshot, and no tcp_sample event
+    // repeats it.
+    assert_eq!(counts.get("tcp_sample"), None, "{counts:?}");
+    for x in r.of("rx_tcp_est") {
+        assert!(
+            x.cwnd.is_some_and(|c| c > 0) && x.srtt_us.is_some() && x.ca_state.is_some(),
+            "rx_tcp_est without its snapshot: {x:?}"
         );
     }
     // Only the test's flow, only TCP.
@@ -120,18 +132,21 @@ fn lossy_bulk_transfer_is_recorded_completely() {
     // Bytes copied to the application = bytes the receiver read.
     r.assert_bytes("rx_app", read);
 
-    // Retransmitted segments = the sender namespace's TcpRetransSegs delta. The kernel counts an
+    // Retransmitted segments = the TcpRetransSegs delta of both namespaces. The kernel counts an
     // attempt once it gets to transmit (err >= 0, including qdisc drops, err 1); attempts that
     // exit early (negative errno, e.g. -EBUSY) are not counted, and not summed here either.
-    let delta = after["RetransSegs"] - before["RetransSegs"];
+    let grew = |name: &str| {
+        let n = |m: &std::collections::HashMap<String, u64>| m.get(name).copied().unwrap_or(0);
+        n(&after) - n(&before) + n(&after_b) - n(&before_b)
+    };
+    let delta = grew("RetransSegs");
     let segs: u64 = r
         .of("retransmit")
         .filter(|x| x.err.unwrap_or(0) >= 0)
         .map(|x| u64::from(x.segs.unwrap_or(0)))
         .sum();
     assert!(delta > 0, "the scenario induced no retransmission");
-    let fails = after.get("TCPRetransFail").copied().unwrap_or(0)
-        - before.get("TCPRetransFail").copied().unwrap_or(0);
+    let fails = grew("TCPRetransFail");
     let failed_segs: u64 = r
         .of("retransmit")
         .filter(|x| x.err.unwrap_or(0) > 0)
@@ -183,7 +198,7 @@ fn lossy_bulk_transfer_is_recorded_completely() {
 
     // The sample of the metadata: plan, filters, environment, counters.
     let plan = &r.meta.attach_plan;
-    assert_eq!(plan.len(), 19);
+    assert_eq!(plan.len(), 18);
     let est = plan.iter().find(|s| s.stage == "rx_tcp_est").unwrap();
     assert!(est.chosen.is_some());
     assert_eq!(r.meta.filters.ports, vec![PORT]);

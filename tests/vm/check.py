@@ -202,6 +202,13 @@ def check_run(c, args, results, env, run, expect):
 
     db = duckdb.connect()
     db.execute(f"CREATE VIEW ev AS SELECT * FROM read_parquet('{parquet_source(rec)}')")
+
+    # rx_tcp_est events (fentry or kprobe here) carry their socket's congestion snapshot.
+    est, bare = db.execute(
+        "SELECT count(*), count(*) FILTER (WHERE cwnd IS NULL OR srtt_us IS NULL) "
+        "FROM ev WHERE kind = 'rx_tcp_est'").fetchone()
+    c.check(f"{run}: rx_tcp_est events carry cwnd and srtt", est > 0 and bare == 0,
+            f"{bare} of {est} without")
     netns_a, netns_b = int(env["netns_a"]), int(env["netns_b"])
     d_ns = int(env["delay_ms"]) * 1_000_000
 

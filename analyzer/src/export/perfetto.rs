@@ -144,8 +144,14 @@ pub fn write(
         }
     }
     // TCP events of the exported flows, streamed in file order (counters and instants need not
-    // be sorted in this format).
-    let kinds = [Stage::Retransmit, Stage::Drop, Stage::TcpSample];
+    // be sorted in this format); the congestion snapshots are the `rx_tcp_est` events that carry
+    // the socket's state (`tcp_sample` events in older recordings).
+    let kinds = [
+        Stage::Retransmit,
+        Stage::Drop,
+        Stage::TcpSample,
+        Stage::RxTcpEst,
+    ];
     for batch in rec.batches(None) {
         for r in Record::from_batch(&batch?).map_err(|e| anyhow::anyhow!("{e}"))? {
             if !kinds.iter().any(|k| k.name() == r.kind) || !matches(sel, &r) {
@@ -158,7 +164,7 @@ pub fn write(
                 continue;
             };
             let ts = rel(r.ts_ns);
-            if r.kind == Stage::TcpSample.name() {
+            if r.kind == Stage::TcpSample.name() || r.kind == Stage::RxTcpEst.name() {
                 if let Some(cwnd) = r.cwnd {
                     w.counter("cwnd", pid, ts, &obj(json!({ "cwnd": cwnd })))?;
                     written.counters += 1;

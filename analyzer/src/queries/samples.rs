@@ -1,12 +1,15 @@
-//! RTT and congestion window from the `tcp_sample` snapshots, like `tcprtt` (per flow: min,
-//! median, max; a log2 histogram) plus cwnd and both over time.
+//! RTT and congestion window from the sockets' snapshots, like `tcprtt` (per flow: min, median,
+//! max; a log2 histogram) plus cwnd and both over time. The snapshots come with the `rx_tcp_est`
+//! events (older recordings have them as separate `tcp_sample` events).
 
 use super::{flow_cols, is_stage, QUANTILE};
 use polars::prelude::*;
 use tcptape_common::Stage;
 
 fn samples(tcp: LazyFrame) -> LazyFrame {
-    tcp.filter(is_stage(Stage::TcpSample))
+    tcp.filter(
+        is_stage(Stage::TcpSample).or(is_stage(Stage::RxTcpEst).and(col("cwnd").is_not_null())),
+    )
 }
 
 /// Per flow: `samples`, `rtt_min_us`, `rtt_p50_us`, `rtt_max_us`, `cwnd_min`, `cwnd_p50`,

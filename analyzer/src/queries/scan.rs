@@ -62,11 +62,38 @@ pub fn events(
     stages: &[Stage],
     sel: &Selection,
 ) -> PolarsResult<LazyFrame> {
-    // A plain predicate on `kind`, which polars pushes into the Parquet scan: the other columns
-    // are then decoded only for matching rows.
-    let kinds = stages
+    events_where(scan, columns, kind_in(stages), stages, sel)
+}
+
+/// The per-connection TCP events ([`tcp_stages`]) with the given columns, and the `rx_tcp_est`
+/// hops that carry the socket's congestion snapshot (older recordings have the snapshots as
+/// separate `tcp_sample` events, one of the TCP stages).
+pub fn tcp_events(scan: LazyFrame, columns: &[&str], sel: &Selection) -> PolarsResult<LazyFrame> {
+    let stages = tcp_stages();
+    let snapshots = col("kind")
+        .eq(lit(Stage::RxTcpEst.name()))
+        .and(col("cwnd").is_not_null());
+    let mut decoded = stages.clone();
+    decoded.push(Stage::RxTcpEst);
+    events_where(scan, columns, kind_in(&stages).or(snapshots), &decoded, sel)
+}
+
+/// True for the rows of these stages: a plain predicate on `kind`, which polars pushes into the
+/// Parquet scan, so the other columns are decoded only for matching rows.
+fn kind_in(stages: &[Stage]) -> Expr {
+    stages
         .iter()
-        .fold(lit(false), |acc, s| acc.or(col("kind").eq(lit(s.name()))));
+        .fold(lit(false), |acc, s| acc.or(col("kind").eq(lit(s.name()))))
+}
+
+/// The `rows` selected, with `stage` decoded for `stages` (the stages `rows` can contain).
+fn events_where(
+    scan: LazyFrame,
+    columns: &[&str],
+    rows: Expr,
+    stages: &[Stage],
+    sel: &Selection,
+) -> PolarsResult<LazyFrame> {
     let code = stages
         .iter()
         .fold(lit(NULL).cast(DataType::UInt8), |acc, s| {
@@ -82,7 +109,7 @@ pub fn events(
         .collect();
     cols.push(code);
     Ok(scan
-        .filter(kinds.and(sel.predicate()))
+        .filter(rows.and(sel.predicate()))
         .select(cols)
         .with_column(rank_of_stage().alias(RANK)))
 }

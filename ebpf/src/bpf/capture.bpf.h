@@ -45,13 +45,24 @@ const volatile __u32 targ_ifindex[MAX_IFACES] = {};
 const volatile __u32 targ_ifindex_netns = 0;
 /* Keep 1 flow in `targ_sample` (1 = all). */
 const volatile __u32 targ_sample = 1;
-/* Wake the reader once this many bytes wait in the ring (the reader also polls on a timer). */
+/* Wake the reader once this many bytes wait in a CPU's ring (the reader also polls on a timer). */
 const volatile __u64 wake_bytes = 1 << 20;
 
-struct {
+/* One ring buffer per CPU: a program reserves in its own CPU's ring, so CPUs never contend for
+ * a ring's lock or move its positions between their caches. The loader sizes this array to the
+ * possible CPUs and puts a ring at each online CPU's index; the inner definition only gives the
+ * type. A CPU without a ring counts its events as lost. */
+struct cpu_ring {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 16 << 20);
-} EVENTS SEC(".maps");
+	__uint(max_entries, 4096);
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__array(values, struct cpu_ring);
+} RINGS SEC(".maps");
 
 /* Events seen per stage (after filters, before sampling), per CPU. */
 struct {
@@ -61,7 +72,7 @@ struct {
 	__type(value, __u64);
 } SEEN SEC(".maps");
 
-/* Ring-buffer reserve failures, per CPU. */
+/* Ring-buffer reserve failures (the CPU's ring was full or missing), per CPU. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
@@ -201,32 +212,38 @@ static __always_inline bool packet_read(struct packet *p, struct sk_buff *skb, e
 		nh = head + off;
 	}
 	struct flow *f = &p->flow;
-	__u32 ip_len;
-	if (proto == ETH_P_IP) {
+	/* One read for the common case, the network header without options and the TCP header
+	 * after it; IPv4 options take a second read of the TCP header. */
+	union {
 		struct iphdr ip;
-		if (bpf_probe_read_kernel(&ip, sizeof(ip), nh))
-			return false;
-		if (ip.version != 4 || ip.protocol != IPPROTO_TCP || ip.ihl < 5)
+		struct ipv6hdr ip6;
+		__u8 raw[sizeof(struct ipv6hdr) + sizeof(struct tcphdr)];
+	} h;
+	if (bpf_probe_read_kernel(&h, sizeof(h), nh))
+		return false;
+	__u32 ip_len;
+	struct tcphdr th;
+	if (proto == ETH_P_IP) {
+		if (h.ip.version != 4 || h.ip.protocol != IPPROTO_TCP || h.ip.ihl < 5)
 			return false;
 		f->family = AF_INET;
-		__builtin_memcpy(f->saddr, &ip.saddr, 4);
-		__builtin_memcpy(f->daddr, &ip.daddr, 4);
-		ip_len = ip.ihl * 4;
-	} else {
-		struct ipv6hdr ip6;
-		if (bpf_probe_read_kernel(&ip6, sizeof(ip6), nh))
+		__builtin_memcpy(f->saddr, &h.ip.saddr, 4);
+		__builtin_memcpy(f->daddr, &h.ip.daddr, 4);
+		ip_len = h.ip.ihl * 4;
+		if (ip_len == sizeof(struct iphdr))
+			__builtin_memcpy(&th, h.raw + sizeof(struct iphdr), sizeof(th));
+		else if (bpf_probe_read_kernel(&th, sizeof(th), nh + ip_len))
 			return false;
+	} else {
 		/* Extension headers before TCP are rare for TCP; such packets are not recorded. */
-		if (ip6.version != 6 || ip6.nexthdr != IPPROTO_TCP)
+		if (h.ip6.version != 6 || h.ip6.nexthdr != IPPROTO_TCP)
 			return false;
 		f->family = AF_INET6;
-		__builtin_memcpy(f->saddr, ip6.saddr, 16);
-		__builtin_memcpy(f->daddr, ip6.daddr, 16);
-		ip_len = sizeof(ip6);
+		__builtin_memcpy(f->saddr, h.ip6.saddr, 16);
+		__builtin_memcpy(f->daddr, h.ip6.daddr, 16);
+		ip_len = sizeof(struct ipv6hdr);
+		__builtin_memcpy(&th, h.raw + sizeof(struct ipv6hdr), sizeof(th));
 	}
-	struct tcphdr th;
-	if (bpf_probe_read_kernel(&th, sizeof(th), nh + ip_len))
-		return false;
 	f->sport = bpf_ntohs(th.source);
 	f->dport = bpf_ntohs(th.dest);
 	p->seq = bpf_ntohl(th.seq);
@@ -418,12 +435,20 @@ static __always_inline bool admit(__u8 kind, const struct flow *f, struct scope 
 	return true;
 }
 
+/* This CPU's ring (programs do not migrate while they run); NULL if it has none. */
+static __always_inline void *cpu_ring(void)
+{
+	__u32 cpu = bpf_get_smp_processor_id();
+	return bpf_map_lookup_elem(&RINGS, &cpu);
+}
+
 /* An admitted event, in ring-buffer memory, with its flow and scope filled in; NULL (counted in
  * LOST) when the ring is full. Every path after a successful reserve ends in event_submit. */
 static __always_inline struct tcptape_event *event_reserve(__u8 kind, const struct flow *f,
 							   const struct scope *sc)
 {
-	struct tcptape_event *e = bpf_ringbuf_reserve(&EVENTS, sizeof(*e), 0);
+	void *ring = cpu_ring();
+	struct tcptape_event *e = ring ? bpf_ringbuf_reserve(ring, sizeof(*e), 0) : NULL;
 	if (!e) {
 		count(&LOST, 0);
 		return NULL;
@@ -447,11 +472,12 @@ static __always_inline struct tcptape_event *event_reserve(__u8 kind, const stru
 	return e;
 }
 
-/* Commits the event; wakes the reader only once `wake_bytes` wait in the ring (this event
- * included). */
+/* Commits the event; wakes the reader only once `wake_bytes` wait in this CPU's ring (this
+ * event included). */
 static __always_inline int event_submit(struct tcptape_event *e)
 {
-	__u64 avail = bpf_ringbuf_query(&EVENTS, BPF_RB_AVAIL_DATA);
+	void *ring = cpu_ring();
+	__u64 avail = ring ? bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA) : 0;
 	bpf_ringbuf_submit(e, avail >= wake_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
 	return 0;
 }
@@ -540,14 +566,14 @@ static __always_inline int on_packet(__u8 kind, struct sk_buff *skb, enum hdr_ba
 
 /* tx_done: a transmitted skb freed after completion. Only skbs still owned by a TCP socket
  * (transmit clones) qualify; received skbs are orphaned before they are freed. */
-static __always_inline int on_tx_done(struct sk_buff *skb)
+static __always_inline int on_tx_done(struct sk_buff *skb, bool direct)
 {
 	if (!skb)
 		return 0;
-	struct sock *sk = BPF_CORE_READ(skb, sk);
-	if (!sk || sk_protocol_of(sk, false) != IPPROTO_TCP)
+	struct sock *sk = RD(direct, skb, sk);
+	if (!sk || sk_protocol_of(sk, direct) != IPPROTO_TCP)
 		return 0;
-	return on_packet(ST_TX_DONE, skb, BASE_NETWORK, false);
+	return on_packet(ST_TX_DONE, skb, BASE_NETWORK, direct);
 }
 
 /* The event of a socket stage: the flow from the socket, the filters and sampling decided on
@@ -569,7 +595,7 @@ static __always_inline struct tcptape_event *sock_event(__u8 kind, struct sock *
 }
 
 /* A TCP socket with an skb whose control block holds the sequence range (rx_tcp_est,
- * tx_tcp_xmit, tcp_sample). */
+ * tx_tcp_xmit), and with `tcp` its congestion snapshot. */
 static __always_inline int on_sock_skb(__u8 kind, struct sock *sk, struct sk_buff *skb,
 				       enum cookie_src src, bool tcp, bool segs, bool direct)
 {

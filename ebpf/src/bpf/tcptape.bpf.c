@@ -17,6 +17,10 @@
 
 /* ---------------------------------------------------------------- RX ---------------------- */
 
+/* rx_tcp_est events carry the socket's congestion snapshot: `tcp_probe` fires first thing in
+ * tcp_rcv_established, so one event serves as the packet's hop and as the snapshot (older
+ * recordings have a second program's `tcp_sample` event for it). */
+
 SEC("tp_btf/napi_gro_receive_entry")
 int BPF_PROG(rx_driver__tp_btf__napi_gro_receive_entry, struct sk_buff *skb)
 {
@@ -105,26 +109,26 @@ int BPF_KPROBE(rx_tcp__kprobe__tcp_v6_rcv, struct sk_buff *skb)
 SEC("fentry/tcp_rcv_established")
 int BPF_PROG(rx_tcp_est__fentry__tcp_rcv_established, struct sock *sk, struct sk_buff *skb)
 {
-	return on_sock_skb(ST_RX_TCP_EST, sk, skb, COOKIE_HELPER, false, false, false);
+	return on_sock_skb(ST_RX_TCP_EST, sk, skb, COOKIE_HELPER, true, false, false);
 }
 
 SEC("kprobe/tcp_rcv_established")
 int BPF_KPROBE(rx_tcp_est__kprobe__tcp_rcv_established, struct sock *sk, struct sk_buff *skb)
 {
-	return on_sock_skb(ST_RX_TCP_EST, sk, skb, COOKIE_READ, false, false, false);
+	return on_sock_skb(ST_RX_TCP_EST, sk, skb, COOKIE_READ, true, false, false);
 }
 
 SEC("tp_btf/tcp_probe")
 int BPF_PROG(rx_tcp_est__tp_btf__tcp_probe, struct sock *sk, struct sk_buff *skb)
 {
-	return on_sock_skb(ST_RX_TCP_EST, sk, skb, COOKIE_HELPER, false, false, true);
+	return on_sock_skb(ST_RX_TCP_EST, sk, skb, COOKIE_HELPER, true, false, true);
 }
 
 SEC("tracepoint/tcp/tcp_probe")
 int rx_tcp_est__tracepoint__tcp_probe(struct trace_event_raw_tcp_probe *ctx)
 {
 	return on_sock_skb(ST_RX_TCP_EST, (struct sock *)ctx->skaddr, CTX_SKB(ctx), COOKIE_READ,
-			   false, false, false);
+			   true, false, false);
 }
 
 SEC("tp_btf/skb_copy_datagram_iovec")
@@ -241,13 +245,13 @@ int tx_driver__tracepoint__net_dev_start_xmit(struct trace_event_raw_net_dev_sta
 SEC("tp_btf/consume_skb")
 int BPF_PROG(tx_done__tp_btf__consume_skb, struct sk_buff *skb)
 {
-	return on_tx_done(skb);
+	return on_tx_done(skb, true);
 }
 
 SEC("tracepoint/skb/consume_skb")
 int tx_done__tracepoint__consume_skb(struct trace_event_raw_consume_skb *ctx)
 {
-	return on_tx_done(CTX_SKB(ctx));
+	return on_tx_done(CTX_SKB(ctx), false);
 }
 
 /* ---------------------------------------------------------------- TCP --------------------- */
@@ -268,19 +272,6 @@ int retransmit__tracepoint__tcp_retransmit_skb(struct trace_event_raw_tcp_retran
 	if (retransmit_has_err())
 		err = ctx->err;
 	return on_retransmit((struct sock *)ctx->skaddr, CTX_SKB(ctx), COOKIE_READ, err);
-}
-
-SEC("tp_btf/tcp_probe")
-int BPF_PROG(tcp_sample__tp_btf__tcp_probe, struct sock *sk, struct sk_buff *skb)
-{
-	return on_sock_skb(ST_TCP_SAMPLE, sk, skb, COOKIE_HELPER, true, false, true);
-}
-
-SEC("tracepoint/tcp/tcp_probe")
-int tcp_sample__tracepoint__tcp_probe(struct trace_event_raw_tcp_probe *ctx)
-{
-	return on_sock_skb(ST_TCP_SAMPLE, (struct sock *)ctx->skaddr, CTX_SKB(ctx), COOKIE_READ,
-			   true, false, false);
 }
 
 SEC("tp_btf/tcp_cong_state_set")
