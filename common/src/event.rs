@@ -171,6 +171,67 @@ pub const RAW_EVENT_FIELDS: &[(&str, usize)] = &[
 #[cfg(feature = "aya")]
 unsafe impl aya::Pod for RawEvent {}
 
+/// Events a CPU stages before writing them into its ring as one record (`TCPTAPE_BATCH_EVENTS`).
+pub const BATCH_EVENTS: usize = 16;
+/// Nesting levels of staging per CPU (`TCPTAPE_BATCH_LEVELS`): process context, softirq, hardirq.
+pub const BATCH_LEVELS: usize = 3;
+
+/// One level of a CPU's staged events (`struct tcptape_batch`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RawBatch {
+    /// Time of the first staged event.
+    pub first_ns: u64,
+    /// Events staged in `events`.
+    pub count: u32,
+    /// Padding.
+    pub pad: u32,
+    /// The staged events, `count` of them valid.
+    pub events: [RawEvent; BATCH_EVENTS],
+}
+
+/// A CPU's staging memory (`struct tcptape_batches`), read once the programs are detached for the
+/// events that had not filled a batch yet.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RawBatches {
+    /// Levels in use (0 once every program has finished).
+    pub depth: u32,
+    /// Padding.
+    pub pad: u32,
+    /// One batch per nesting level.
+    pub level: [RawBatch; BATCH_LEVELS],
+}
+
+const _: () = assert!(size_of::<RawBatch>() == 2448);
+const _: () = assert!(offset_of!(RawBatch, events) == 16);
+const _: () = assert!(size_of::<RawBatches>() == 7352);
+const _: () = assert!(offset_of!(RawBatches, level) == 8);
+
+/// Offsets of the staging structs' fields, for the cross-language layout test: (C struct, field,
+/// offset), and the sizes.
+pub const RAW_BATCH_LAYOUT: &[(&str, &str, usize)] = &[
+    ("tcptape_batch", "first_ns", offset_of!(RawBatch, first_ns)),
+    ("tcptape_batch", "count", offset_of!(RawBatch, count)),
+    ("tcptape_batch", "events", offset_of!(RawBatch, events)),
+    ("tcptape_batches", "depth", offset_of!(RawBatches, depth)),
+    ("tcptape_batches", "level", offset_of!(RawBatches, level)),
+];
+
+impl RawBatches {
+    /// The events staged at every level, in level order.
+    pub fn staged(&self) -> impl Iterator<Item = &RawEvent> + '_ {
+        self.level
+            .iter()
+            .flat_map(|b| &b.events[..(b.count as usize).min(BATCH_EVENTS)])
+    }
+}
+
+// SAFETY: `repr(C)` of `RawEvent`s and u32/u64 fields with explicit padding (sizes asserted above);
+// every bit pattern is valid.
+#[cfg(feature = "aya")]
+unsafe impl aya::Pod for RawBatches {}
+
 /// Why a byte buffer is not a [`RawEvent`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
@@ -267,6 +328,21 @@ mod tests {
             end = stop;
         }
         assert_eq!(end, RAW_EVENT_SIZE);
+    }
+
+    #[test]
+    fn staged_events_are_the_counted_ones_of_every_level() {
+        let mut b = RawBatches::default();
+        b.level[0].count = 2;
+        b.level[0].events[1].seq = 1;
+        b.level[2].count = 1;
+        b.level[2].events[0].seq = 2;
+        b.level[1].events[0].seq = 99; // not counted
+        let seqs: Vec<u32> = b.staged().map(|e| e.seq).collect();
+        assert_eq!(seqs, [0, 1, 2]);
+        // A count the kernel never writes still stays within the batch.
+        b.level[1].count = u32::MAX;
+        assert_eq!(b.staged().count(), 3 + BATCH_EVENTS);
     }
 
     #[test]

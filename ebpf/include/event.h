@@ -95,4 +95,32 @@ _Static_assert(__builtin_offsetof(struct tcptape_event, sport) == 140, "sport of
 _Static_assert(__builtin_offsetof(struct tcptape_event, kind) == 148, "kind offset");
 _Static_assert(__builtin_offsetof(struct tcptape_event, ca_state) == 151, "ca_state offset");
 
+/* Events are staged per CPU and written into the CPU's ring TCPTAPE_BATCH_EVENTS at a time, as
+ * one record: the ring's reserve and commit (a lock, atomics, the reader's position) are then paid
+ * once per batch. A program that interrupts another one on the same CPU (a softirq arriving while
+ * a program runs in process context) stages at the next level, so the two never share a slot.
+ * Mirror: `RawBatches` in common/src/event.rs; the recorder reads what is still staged at the end. */
+#define TCPTAPE_BATCH_EVENTS 16
+#define TCPTAPE_BATCH_LEVELS 3
+
+struct tcptape_batch {
+	__u64 first_ns;
+	__u32 count;
+	__u32 pad;
+	struct tcptape_event events[TCPTAPE_BATCH_EVENTS];
+};
+
+struct tcptape_batches {
+	__u32 depth;
+	__u32 pad;
+	struct tcptape_batch level[TCPTAPE_BATCH_LEVELS];
+};
+
+#define TCPTAPE_BATCH_SIZE 2448
+#define TCPTAPE_BATCHES_SIZE 7352
+_Static_assert(sizeof(struct tcptape_batch) == TCPTAPE_BATCH_SIZE, "batch size");
+_Static_assert(__builtin_offsetof(struct tcptape_batch, events) == 16, "batch events offset");
+_Static_assert(sizeof(struct tcptape_batches) == TCPTAPE_BATCHES_SIZE, "batches size");
+_Static_assert(__builtin_offsetof(struct tcptape_batches, level) == 8, "batches level offset");
+
 #endif /* TCPTAPE_EVENT_H */

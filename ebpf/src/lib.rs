@@ -35,8 +35,10 @@ pub mod names {
     pub const RINGS: &str = "RINGS";
     /// Per-CPU events seen per stage.
     pub const SEEN: &str = "SEEN";
-    /// Per-CPU ring-buffer reserve failures.
+    /// Per-CPU events lost (no room in the CPU's ring).
     pub const LOST: &str = "LOST";
+    /// Per-CPU staged events (written into the ring a batch at a time).
+    pub const BATCHES: &str = "BATCHES";
 }
 
 /// Filter capacities of the programs (`MAX_*` in `capture.bpf.h`).

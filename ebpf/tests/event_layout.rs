@@ -3,7 +3,9 @@
 //! layout of fixed-width fields.
 
 use std::process::Command;
-use tcptape_common::event::{RAW_EVENT_FIELDS, RAW_EVENT_SIZE};
+use tcptape_common::event::{
+    RawBatch, RawBatches, RAW_BATCH_LAYOUT, RAW_EVENT_FIELDS, RAW_EVENT_SIZE,
+};
 use tcptape_common::stage::Stage;
 
 fn compile_and_run(body: &str) -> String {
@@ -62,6 +64,30 @@ fn every_field_has_the_same_offset_in_c_and_rust() {
     for ((name, off), line) in RAW_EVENT_FIELDS.iter().zip(lines) {
         assert_eq!(line, format!("{name} {off}"), "field {name}");
     }
+}
+
+#[test]
+fn the_staging_structs_have_the_same_layout_in_c_and_rust() {
+    let mut body = String::from(
+        "printf(\"batch %zu\\n\", sizeof(struct tcptape_batch));\n\
+         printf(\"batches %zu\\n\", sizeof(struct tcptape_batches));\n",
+    );
+    for (st, field, _) in RAW_BATCH_LAYOUT {
+        body.push_str(&format!(
+            "printf(\"{st}.{field} %zu\\n\", offsetof(struct {st}, {field}));\n"
+        ));
+    }
+    let out = compile_and_run(&body);
+    let mut want = vec![
+        format!("batch {}", std::mem::size_of::<RawBatch>()),
+        format!("batches {}", std::mem::size_of::<RawBatches>()),
+    ];
+    want.extend(
+        RAW_BATCH_LAYOUT
+            .iter()
+            .map(|(st, field, off)| format!("{st}.{field} {off}")),
+    );
+    assert_eq!(out.lines().collect::<Vec<_>>(), want);
 }
 
 #[test]

@@ -22,6 +22,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 use tcptape_common::anonymize::{AnonOptions, Anonymizer};
 use tcptape_common::encode::{BatchEncoder, EncodeContext};
+use tcptape_common::event::{RawBatches, RAW_EVENT_SIZE};
 use tcptape_common::metadata::{host, Lost, RecordingMeta, Sampling};
 use tcptape_common::{RawEvent, Stage};
 use tokio::io::unix::AsyncFd;
@@ -218,7 +219,7 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<()> {
 
 /// True when the counter maps can be read, as the recording goes on doing.
 fn counters_readable(maps: &CaptureMaps) -> bool {
-    maps.seen.get(&0, 0).is_ok() && maps.lost.get(&0, 0).is_ok()
+    maps.seen.get(&0, 0).is_ok() && maps.lost.get(&0, 0).is_ok() && maps.batches.get(&0, 0).is_ok()
 }
 
 /// True when every attached program's statistics can be read (false as well on kernels that do
@@ -346,29 +347,70 @@ fn drain_ring(
     let mut full = Ok(());
     let mut done = false;
     ring.drain(|record| {
-        match RawEvent::from_bytes(record) {
-            Ok(ev) => {
-                batch.push(ev);
-                *received += 1;
-            }
-            // Only an object from another version could write these; never expected, but
-            // counted rather than dropped silently.
-            Err(_) => {
-                UNDECODABLE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
+        // A record is a batch of events (one CPU's staged events, see event.h).
+        if record.len() % RAW_EVENT_SIZE != 0 {
+            UNDECODABLE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return true;
         }
-        if max_events.is_some_and(|m| *received >= m) {
-            done = true;
-            return false;
-        }
-        if batch.len() == BATCH {
-            full = send(writer, std::mem::replace(batch, Vec::with_capacity(BATCH)));
-            return full.is_ok();
+        for bytes in record.chunks_exact(RAW_EVENT_SIZE) {
+            if !take_event(bytes, batch, received) {
+                continue;
+            }
+            if max_events.is_some_and(|m| *received >= m) {
+                done = true;
+                return false;
+            }
+            if batch.len() == BATCH {
+                full = send(writer, std::mem::replace(batch, Vec::with_capacity(BATCH)));
+                if full.is_err() {
+                    return false;
+                }
+            }
         }
         true
     });
     full?;
     Ok(done)
+}
+
+/// Decodes one event into `batch`; false if it is not an event of this version.
+fn take_event(bytes: &[u8], batch: &mut Vec<RawEvent>, received: &mut u64) -> bool {
+    match RawEvent::from_bytes(bytes) {
+        Ok(ev) => {
+            batch.push(ev);
+            *received += 1;
+            true
+        }
+        // Only an object from another version could write these; never expected, but counted
+        // rather than dropped silently.
+        Err(_) => {
+            UNDECODABLE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            false
+        }
+    }
+}
+
+/// Hands the writer the events the CPUs staged but had not written into their rings yet. Call
+/// it once the programs are detached.
+fn drain_staged(
+    batches: &aya::maps::PerCpuArray<MapData, RawBatches>,
+    writer: &WriterHandle,
+    received: &mut u64,
+    max_events: Option<u64>,
+) -> anyhow::Result<()> {
+    let per_cpu = batches
+        .get(&0, 0)
+        .map_err(|e| anyhow::anyhow!("cannot read the staged events: {e}"))?;
+    let mut batch = Vec::new();
+    for staged in per_cpu.iter() {
+        for ev in staged.staged() {
+            if max_events.is_some_and(|m| *received >= m) {
+                break;
+            }
+            take_event(ev.as_bytes(), &mut batch, received);
+        }
+    }
+    send(writer, batch)
 }
 
 /// Resolves once any ring's descriptor is readable (the kernel woke the reader), clearing that
@@ -405,7 +447,12 @@ async fn drain(
     limits: Limits,
     live: bool,
 ) -> anyhow::Result<(&'static str, Totals)> {
-    let CaptureMaps { rings, seen, lost } = maps;
+    let CaptureMaps {
+        rings,
+        seen,
+        lost,
+        batches,
+    } = maps;
     let mut rings = rings
         .into_iter()
         .map(|r| {
@@ -468,6 +515,7 @@ async fn drain(
     // At a size or event limit the events still in the ring are left out: the limit holds.
     if reason != stop_reason::MAX_EVENTS && reason != stop_reason::MAX_SIZE {
         drain_rings(&mut rings, writer, &mut received, limits.max_events)?;
+        drain_staged(&batches, writer, &mut received, limits.max_events)?;
     }
     let p = counters_maps.progress(attached);
     let lost = p.lost.total();

@@ -72,8 +72,10 @@ pub struct CaptureMaps {
     pub rings: Vec<CpuRing>,
     /// Per-CPU events seen per stage code.
     pub seen: PerCpuArray<MapData, u64>,
-    /// Per-CPU ring reserve failures.
+    /// Per-CPU events lost for want of ring space.
     pub lost: PerCpuArray<MapData, u64>,
+    /// Per-CPU staged events, read once the programs are detached.
+    pub batches: PerCpuArray<MapData, tcptape_common::event::RawBatches>,
 }
 
 /// How the ring-buffer memory is split: one ring per online CPU, so that CPUs never share a ring
@@ -221,10 +223,12 @@ impl AyaLoader {
         };
         let seen = PerCpuArray::try_from(take(names::SEEN)?).map_err(|e| e.to_string())?;
         let lost = PerCpuArray::try_from(take(names::LOST)?).map_err(|e| e.to_string())?;
+        let batches = PerCpuArray::try_from(take(names::BATCHES)?).map_err(|e| e.to_string())?;
         Ok(CaptureMaps {
             rings: std::mem::take(&mut self.rings),
             seen,
             lost,
+            batches,
         })
     }
 

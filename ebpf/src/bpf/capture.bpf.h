@@ -72,7 +72,20 @@ struct {
 	__type(value, __u64);
 } SEEN SEC(".maps");
 
-/* Ring-buffer reserve failures (the CPU's ring was full or missing), per CPU. */
+/* Each CPU's staged events (see struct tcptape_batches in event.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct tcptape_batches);
+} BATCHES SEC(".maps");
+
+/* A partly filled batch is written once its first event is this old, so that a CPU with little
+ * traffic does not hold its events back for long. */
+#define BATCH_MAX_AGE_NS (50 * 1000 * 1000ULL)
+
+/* Events lost because the CPU's ring was full or missing (or, rarely, programs nested deeper than
+ * TCPTAPE_BATCH_LEVELS), per CPU. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
@@ -442,18 +455,42 @@ static __always_inline void *cpu_ring(void)
 	return bpf_map_lookup_elem(&RINGS, &cpu);
 }
 
-/* An admitted event, in ring-buffer memory, with its flow and scope filled in; NULL (counted in
- * LOST) when the ring is full. Every path after a successful reserve ends in event_submit. */
+/* Adds `n` to this CPU's count of lost events. */
+static __always_inline void count_lost(__u64 n)
+{
+	__u32 zero = 0;
+	__u64 *v = bpf_map_lookup_elem(&LOST, &zero);
+	if (v)
+		*v += n;
+}
+
+/* An admitted event, in this CPU's staging memory, with its flow and scope filled in; NULL
+ * (counted in LOST) when nothing can take it. Every path after a successful reserve ends in
+ * event_submit, which gives the nesting level back. */
 static __always_inline struct tcptape_event *event_reserve(__u8 kind, const struct flow *f,
 							   const struct scope *sc)
 {
-	void *ring = cpu_ring();
-	struct tcptape_event *e = ring ? bpf_ringbuf_reserve(ring, sizeof(*e), 0) : NULL;
-	if (!e) {
-		count(&LOST, 0);
+	__u32 zero = 0;
+	struct tcptape_batches *bs = bpf_map_lookup_elem(&BATCHES, &zero);
+	if (!bs) {
+		count_lost(1);
 		return NULL;
 	}
-	/* Ring memory is not zeroed: fields an event does not carry must still read as 0. */
+	__u32 depth = bs->depth;
+	if (depth >= TCPTAPE_BATCH_LEVELS) {
+		count_lost(1);
+		return NULL;
+	}
+	/* Taken before the slot is chosen: a program interrupting this one from here on stages at
+	 * the next level, and one that ran before this store has finished with the slot. */
+	bs->depth = depth + 1;
+	asm volatile("" ::: "memory");
+	struct tcptape_batch *b = &bs->level[depth];
+	__u32 n = b->count;
+	if (n >= TCPTAPE_BATCH_EVENTS)
+		n = 0; /* never: a full batch is written at once */
+	struct tcptape_event *e = &b->events[n];
+	/* Staging memory is reused: fields an event does not carry must still read as 0. */
 	__builtin_memset(e, 0, sizeof(*e));
 	e->ts_ns = bpf_ktime_get_ns();
 	e->cpu = bpf_get_smp_processor_id();
@@ -472,13 +509,52 @@ static __always_inline struct tcptape_event *event_reserve(__u8 kind, const stru
 	return e;
 }
 
-/* Commits the event; wakes the reader only once `wake_bytes` wait in this CPU's ring (this
- * event included). */
+/* Writes the first `n` events of a batch into this CPU's ring as one record (counted in LOST if
+ * the ring has no room), and empties the batch. Wakes the reader once `wake_bytes` wait in the
+ * ring. */
+static __always_inline void batch_write(struct tcptape_batch *b, __u32 n)
+{
+	__u64 bytes = (__u64)n * sizeof(struct tcptape_event);
+	/* Kept from clang's folding, so that the verifier sees the bound at the call. */
+	asm volatile("" : "+r"(bytes));
+	if (bytes > sizeof(b->events)) {
+		b->count = 0; /* never: n <= TCPTAPE_BATCH_EVENTS */
+		return;
+	}
+	void *ring = cpu_ring();
+	if (!ring) {
+		count_lost(n);
+	} else {
+		__u64 waiting = bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA) + bytes;
+		__u64 flags = waiting >= wake_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+		if (bytes && bpf_ringbuf_output(ring, b->events, bytes, flags))
+			count_lost(n);
+	}
+	b->count = 0;
+}
+
+/* Commits the event to its batch; a full batch, or one whose first event is old enough, goes
+ * into the ring. */
 static __always_inline int event_submit(struct tcptape_event *e)
 {
-	void *ring = cpu_ring();
-	__u64 avail = ring ? bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA) : 0;
-	bpf_ringbuf_submit(e, avail >= wake_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
+	__u32 zero = 0;
+	struct tcptape_batches *bs = bpf_map_lookup_elem(&BATCHES, &zero);
+	if (!bs)
+		return 0;
+	/* Programs that interrupted this one have given their levels back: the top is this one's. */
+	__u32 level = bs->depth - 1;
+	if (level >= TCPTAPE_BATCH_LEVELS)
+		return 0; /* never: event_reserve took it */
+	struct tcptape_batch *b = &bs->level[level];
+	__u32 n = b->count + 1;
+	if (n == 1)
+		b->first_ns = e->ts_ns;
+	if (n >= TCPTAPE_BATCH_EVENTS || e->ts_ns - b->first_ns >= BATCH_MAX_AGE_NS)
+		batch_write(b, n);
+	else
+		b->count = n;
+	asm volatile("" ::: "memory");
+	bs->depth = level;
 	return 0;
 }
 
