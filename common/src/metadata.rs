@@ -112,7 +112,7 @@ impl Default for Sampling {
 /// Events lost, cumulative.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lost {
-    /// Ring-buffer reserve failures, per CPU.
+    /// Events a CPU's ring buffer had no room for, per CPU.
     pub ring_per_cpu: Vec<u64>,
     /// Events dropped because the writer fell behind (its queue was full).
     pub writer_queue: u64,
