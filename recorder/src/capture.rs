@@ -1,9 +1,11 @@
-//! A live recording: checks, load and attach, then drain the ring buffer into the writer until a
+//! A live recording: checks, load and attach, then drain the rings into the writer until a
 //! limit, a signal or the duration ends it.
 //!
-//! The kernel wakes the reader only once `wake_bytes` wait in the ring (the programs submit with
-//! `BPF_RB_NO_WAKEUP` below that), so the drain loop also polls on a short timer. Batches go to
-//! the writer thread; the per-stage and loss counters are read once a second and at the end.
+//! Each CPU's programs stage events and write them into that CPU's ring a batch at a time, and
+//! wake the reader only once `wake_bytes` wait there (`BPF_RB_NO_WAKEUP` below that), so the
+//! drain loop also polls on a short timer. Batches go to the writer thread; the per-stage and loss
+//! counters are read once a second and at the end, and what the CPUs still had staged once the
+//! programs are detached.
 
 use crate::attach_plan::{anything_attached, attach_all, PLAN};
 use crate::cli::RecordArgs;
@@ -217,7 +219,7 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// True when the counter maps can be read, as the recording goes on doing.
+/// True when the maps the recording goes on reading (counters, staged events) can be read.
 fn counters_readable(maps: &CaptureMaps) -> bool {
     maps.seen.get(&0, 0).is_ok() && maps.lost.get(&0, 0).is_ok() && maps.batches.get(&0, 0).is_ok()
 }
