@@ -14,8 +14,9 @@ fn rel(t: Option<u64>, start: u64) -> u64 {
 }
 
 /// Builds the TCP sections of the selected events of `files`, and counts the events read that
-/// are not hops (the TCP stages; and `rx_app`, which is both); `writes` are the selected `tx_sendmsg` events, `start` the recordings'
-/// start, `span_ns` the time covered and `sampling` the flow sampling (1 in N).
+/// are not hops (the TCP stages; and `rx_app`, which is both); `writes` are the selected
+/// `tx_sendmsg` events, `start` the recordings' start, `span_ns` the time covered and `sampling`
+/// the flow sampling (1 in N).
 pub fn build(
     files: &[std::path::PathBuf],
     sel: &Selection,

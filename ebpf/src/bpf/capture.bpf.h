@@ -404,11 +404,12 @@ static __always_inline int pid_iface_verdict(const struct scope *sc)
 	return verdict;
 }
 
-static __always_inline void count(void *map, __u32 key)
+/* Adds `n` to entry `key` of a per-CPU counter map. */
+static __always_inline void count(void *map, __u32 key, __u64 n)
 {
-	__u64 *n = bpf_map_lookup_elem(map, &key);
-	if (n)
-		*n += 1;
+	__u64 *v = bpf_map_lookup_elem(map, &key);
+	if (v)
+		*v += n;
 }
 
 /* Filters, counts and samples an event of stage `kind` by its flow, before anything else of the
@@ -440,7 +441,7 @@ static __always_inline bool admit(__u8 kind, const struct flow *f, struct scope 
 			return false;
 		}
 	}
-	count(&SEEN, kind);
+	count(&SEEN, kind, 1);
 	if (targ_sample > 1 && h % targ_sample != 0)
 		return false;
 	if (!scoped)
@@ -455,15 +456,6 @@ static __always_inline void *cpu_ring(void)
 	return bpf_map_lookup_elem(&RINGS, &cpu);
 }
 
-/* Adds `n` to this CPU's count of lost events. */
-static __always_inline void count_lost(__u64 n)
-{
-	__u32 zero = 0;
-	__u64 *v = bpf_map_lookup_elem(&LOST, &zero);
-	if (v)
-		*v += n;
-}
-
 /* An admitted event, in this CPU's staging memory, with its flow and scope filled in; NULL
  * (counted in LOST) when nothing can take it. Every path after a successful reserve ends in
  * event_submit, which gives the nesting level back. */
@@ -473,12 +465,12 @@ static __always_inline struct tcptape_event *event_reserve(__u8 kind, const stru
 	__u32 zero = 0;
 	struct tcptape_batches *bs = bpf_map_lookup_elem(&BATCHES, &zero);
 	if (!bs) {
-		count_lost(1);
+		count(&LOST, 0, 1);
 		return NULL;
 	}
 	__u32 depth = bs->depth;
 	if (depth >= TCPTAPE_BATCH_LEVELS) {
-		count_lost(1);
+		count(&LOST, 0, 1);
 		return NULL;
 	}
 	/* Taken before the slot is chosen: a program interrupting this one from here on stages at
@@ -523,12 +515,12 @@ static __always_inline void batch_write(struct tcptape_batch *b, __u32 n)
 	}
 	void *ring = cpu_ring();
 	if (!ring) {
-		count_lost(n);
+		count(&LOST, 0, n);
 	} else {
 		__u64 waiting = bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA) + bytes;
 		__u64 flags = waiting >= wake_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
 		if (bytes && bpf_ringbuf_output(ring, b->events, bytes, flags))
-			count_lost(n);
+			count(&LOST, 0, n);
 	}
 	b->count = 0;
 }
