@@ -90,3 +90,56 @@ fn ipv6_flows_are_recorded_and_filtered_by_range() {
     r.assert_bytes("rx_app", 1 << 20);
     assert_eq!(r.meta.filters.addrs, vec![range]);
 }
+
+#[test]
+fn a_dual_stack_servers_ipv4_connection_is_one_ipv4_flow() {
+    if !should_run("a_dual_stack_servers_ipv4_connection_is_one_ipv4_flow") {
+        return;
+    }
+    // A server listening on :: takes IPv4 clients on IPv6 sockets (addresses ::ffff:a.b.c.d),
+    // while the packets are IPv4. The socket's events must give the packets' flow: an IPv4
+    // range then keeps the server's own events, and the two ends are one flow.
+    let port = 45_402u16;
+    let pair = Pair::new().expect("network namespaces");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("mapped.parquet");
+    let range = format!("{}/32", pair.addr_b);
+    let rec = RecorderProcess::start(
+        &[
+            "-o",
+            out.to_str().unwrap(),
+            "-p",
+            &port.to_string(),
+            "--addr",
+            &range,
+        ],
+        &[],
+    )
+    .expect("recorder starts");
+    let read = transfer(&pair, "::", &pair.addr_b, port, 1 << 20);
+    assert_eq!(read, 1 << 20);
+    std::thread::sleep(Duration::from_millis(200));
+    let (code, log) = rec.stop(libc::SIGTERM).expect("stops");
+    assert_eq!(code, 0, "{log}");
+    let r = load(&out).expect("recording");
+    let ends = [Some(pair.addr_a.as_str()), Some(pair.addr_b.as_str())];
+    for row in &r.rows {
+        assert_eq!(row.family, Some(4), "not given as IPv4: {row:?}");
+        assert!(
+            ends.contains(&row.saddr.as_deref()) && ends.contains(&row.daddr.as_deref()),
+            "unexpected addresses: {row:?}"
+        );
+    }
+    // The server's reads come from its IPv6 socket: all of them passed the IPv4 range.
+    r.assert_bytes("rx_app", 1 << 20);
+    let server_states = r
+        .of("state")
+        .filter(|x| x.saddr.as_deref() == Some(pair.addr_b.as_str()) && x.sport == Some(port))
+        .count();
+    assert!(server_states > 0, "no state change of the server's socket");
+    let server_snapshots = r
+        .of("rx_tcp_est")
+        .filter(|x| x.saddr.as_deref() == Some(pair.addr_b.as_str()) && x.cwnd.is_some())
+        .count();
+    assert!(server_snapshots > 0, "no rx_tcp_est of the server's socket");
+}

@@ -179,6 +179,28 @@ static __always_inline __u64 sock_cookie(struct sock *sk, enum cookie_src src, b
 	return RD(direct, sk, __sk_common.skc_cookie.counter);
 }
 
+/* True for an IPv4-mapped IPv6 address (::ffff:a.b.c.d). */
+static __always_inline bool v4_mapped(const __u8 *a)
+{
+	const __u32 *w = (const void *)a;
+	return w[0] == 0 && w[1] == 0 && w[2] == bpf_htonl(0x0000ffff);
+}
+
+/* An IPv6 socket that talks IPv4 (a dual-stack server's connection from an IPv4 client) sends
+ * and receives IPv4 packets: its flow is given as IPv4, as the packets' headers give it, so that
+ * the socket's events and its packets' events are one flow to the filters, the sampling and the
+ * analyzer. */
+static __always_inline void flow_unmap(struct flow *f)
+{
+	__u32 *s = (void *)f->saddr;
+	__u32 *d = (void *)f->daddr;
+	s[0] = s[3];
+	d[0] = d[3];
+	s[1] = s[2] = s[3] = 0;
+	d[1] = d[2] = d[3] = 0;
+	f->family = AF_INET;
+}
+
 /* The flow of a TCP socket; false if `sk` is not an inet TCP socket. */
 static __always_inline bool flow_of_sock(struct flow *f, struct sock *sk, bool direct)
 {
@@ -204,6 +226,8 @@ static __always_inline bool flow_of_sock(struct flow *f, struct sock *sk, bool d
 	}
 	f->sport = RD(direct, sk, __sk_common.skc_num);
 	f->dport = bpf_ntohs(RD(direct, sk, __sk_common.skc_dport));
+	if (family == AF_INET6 && v4_mapped(f->saddr) && v4_mapped(f->daddr))
+		flow_unmap(f);
 	return true;
 }
 
