@@ -231,6 +231,45 @@ static __always_inline bool flow_of_sock(struct flow *f, struct sock *sk, bool d
 	return true;
 }
 
+#define IPPROTO_HOPOPTS 0
+#define IPPROTO_ROUTING 43
+#define IPPROTO_FRAGMENT 44
+#define IPPROTO_AH 51
+#define IPPROTO_DSTOPTS 60
+/* Extension headers walked before TCP; more than this and the packet is not recorded. */
+#define IPV6_EXT_MAX 4
+
+/* The length of an IPv6 header and the extension headers after it, when TCP follows them
+ * (`next` is the fixed header's next-header field); 0 otherwise. A fragment other than the
+ * first has no TCP header. */
+static __always_inline __u32 ipv6_ext_len(unsigned char *nh, __u8 next)
+{
+	__u32 off = sizeof(struct ipv6hdr);
+#pragma unroll
+	for (int i = 0; i < IPV6_EXT_MAX; i++) {
+		/* next header, length; for a fragment, the offset and flags */
+		__u8 ext[4];
+		if (next == IPPROTO_TCP)
+			return off;
+		if (next != IPPROTO_HOPOPTS && next != IPPROTO_ROUTING && next != IPPROTO_FRAGMENT &&
+		    next != IPPROTO_AH && next != IPPROTO_DSTOPTS)
+			return 0;
+		if (bpf_probe_read_kernel(ext, sizeof(ext), nh + off))
+			return 0;
+		if (next == IPPROTO_FRAGMENT) {
+			if (((ext[2] << 8 | ext[3]) & ~7) != 0)
+				return 0; /* not the first fragment */
+			off += 8;
+		} else if (next == IPPROTO_AH) {
+			off += (ext[1] + 2) * 4;
+		} else {
+			off += (ext[1] + 1) * 8;
+		}
+		next = ext[0];
+	}
+	return next == IPPROTO_TCP ? off : 0;
+}
+
 /* Parses the IP and TCP headers of a packet: flow, sequence number and TCP payload length.
  * False when the packet is not TCP over IPv4/IPv6 or the headers cannot be read. */
 static __always_inline bool packet_read(struct packet *p, struct sk_buff *skb, enum hdr_base base,
@@ -272,14 +311,19 @@ static __always_inline bool packet_read(struct packet *p, struct sk_buff *skb, e
 		else if (bpf_probe_read_kernel(&th, sizeof(th), nh + ip_len))
 			return false;
 	} else {
-		/* Extension headers before TCP are rare for TCP; such packets are not recorded. */
-		if (h.ip6.version != 6 || h.ip6.nexthdr != IPPROTO_TCP)
+		if (h.ip6.version != 6)
 			return false;
 		f->family = AF_INET6;
 		__builtin_memcpy(f->saddr, h.ip6.saddr, 16);
 		__builtin_memcpy(f->daddr, h.ip6.daddr, 16);
-		ip_len = sizeof(struct ipv6hdr);
-		__builtin_memcpy(&th, h.raw + sizeof(struct ipv6hdr), sizeof(th));
+		if (h.ip6.nexthdr == IPPROTO_TCP) {
+			ip_len = sizeof(struct ipv6hdr);
+			__builtin_memcpy(&th, h.raw + sizeof(struct ipv6hdr), sizeof(th));
+		} else {
+			ip_len = ipv6_ext_len(nh, h.ip6.nexthdr);
+			if (!ip_len || bpf_probe_read_kernel(&th, sizeof(th), nh + ip_len))
+				return false;
+		}
 	}
 	f->sport = bpf_ntohs(th.source);
 	f->dport = bpf_ntohs(th.dest);
@@ -466,7 +510,8 @@ static __always_inline bool admit(__u8 kind, const struct flow *f, struct scope 
 		}
 	}
 	count(&SEEN, kind, 1);
-	if (targ_sample > 1 && h % targ_sample != 0)
+	/* h * N / 2^32 is uniform in [0, N) like h % N, without a division on every event. */
+	if (targ_sample > 1 && ((__u64)h * targ_sample) >> 32 != 0)
 		return false;
 	if (!scoped)
 		scope_read(sc, sk, dev, task, direct);
