@@ -45,6 +45,13 @@ pub fn send(addr: &str, port: u16, bytes: u64, chunk: usize) -> Result<(), Strin
 /// (`tcp_info.tcpi_total_retrans`) once the peer has read everything.
 pub fn send_counting(addr: &str, port: u16, bytes: u64, chunk: usize) -> Result<u32, String> {
     let mut s = connect(addr, port)?;
+    write_and_close(&mut s, bytes, chunk)?;
+    total_retrans(&s)
+}
+
+/// Writes `bytes` bytes in `chunk`-sized writes, shuts the sending side down and waits until the
+/// peer has closed, so every byte was read before returning.
+pub fn write_and_close(s: &mut TcpStream, bytes: u64, chunk: usize) -> Result<(), String> {
     let buf = vec![0x5au8; chunk];
     let mut left = bytes;
     while left > 0 {
@@ -54,10 +61,9 @@ pub fn send_counting(addr: &str, port: u16, bytes: u64, chunk: usize) -> Result<
     }
     s.shutdown(std::net::Shutdown::Write)
         .map_err(|e| format!("shutdown: {e}"))?;
-    // Wait for the peer to close, so every byte was read before returning.
     let mut sink = [0u8; 64];
     while s.read(&mut sink).map_err(|e| format!("read: {e}"))? > 0 {}
-    total_retrans(&s)
+    Ok(())
 }
 
 /// `tcp_info.tcpi_total_retrans` of a socket.

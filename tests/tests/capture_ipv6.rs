@@ -147,7 +147,6 @@ fn a_dual_stack_servers_ipv4_connection_is_one_ipv4_flow() {
 /// Connects to `addr:port`, adds an 8-byte destination-options header (one PadN option) to every
 /// packet the socket sends from then on, and writes `bytes` bytes.
 fn send_with_destination_options(addr: &str, port: u16, bytes: u64) -> Result<(), String> {
-    use std::io::{Read, Write};
     use std::os::fd::AsRawFd;
     let mut s = traffic::connect(addr, port)?;
     // next header (the kernel fills it in), length 0 (= 8 bytes), PadN of 4 bytes.
@@ -165,18 +164,7 @@ fn send_with_destination_options(addr: &str, port: u16, bytes: u64) -> Result<()
     if rc != 0 {
         return Err(format!("IPV6_DSTOPTS: {}", std::io::Error::last_os_error()));
     }
-    let buf = vec![0x5au8; 16 << 10];
-    let mut left = bytes;
-    while left > 0 {
-        let n = left.min(buf.len() as u64) as usize;
-        s.write_all(&buf[..n]).map_err(|e| format!("write: {e}"))?;
-        left -= n as u64;
-    }
-    s.shutdown(std::net::Shutdown::Write)
-        .map_err(|e| format!("shutdown: {e}"))?;
-    let mut sink = [0u8; 64];
-    while s.read(&mut sink).map_err(|e| format!("read: {e}"))? > 0 {}
-    Ok(())
+    traffic::write_and_close(&mut s, bytes, 16 << 10)
 }
 
 #[test]
