@@ -5,6 +5,11 @@
 # million events. Root needed; iperf3 from apt.
 #
 #   recorder/scripts/overhead.sh [SECONDS_PER_RUN] [ROUNDS]     (defaults: 5 s, 3 rounds)
+#
+# OVERHEAD_CALIBRATE=1 adds a run beside a busy loop at SCHED_IDLE that takes 10 % of one CPU
+# (5 ms of every 50 ms), and nothing else: what CPU time that the traffic does not need costs it
+# on this host. Where idle CPUs are cheap to wake and costly to interrupt (virtual machines), it
+# is far from free; the recorder's own CPU time costs about as much.
 set -euo pipefail
 
 secs="${1:-5}"; rounds="${2:-3}"
@@ -59,10 +64,25 @@ recorded() {
     echo "$bps"
 }
 
+# beside_busy_loop: throughput while a SCHED_IDLE loop is busy 5 ms in every 50 ms.
+beside_busy_loop() {
+    chrt -i 0 python3 -c '
+import time
+while True:
+    end = time.perf_counter() + 0.005
+    while time.perf_counter() < end:
+        pass
+    time.sleep(0.045)' &
+    rec_pid=$!
+    throughput
+    kill "$rec_pid"; wait "$rec_pid" 2>/dev/null || true; rec_pid=
+}
+
 for ((i = 1; i <= rounds; i++)); do
     throughput >> "$work/base"
     recorded all >> "$work/all"
     recorded sampled --sample 100 >> "$work/sampled"
+    if [[ "${OVERHEAD_CALIBRATE:-0}" == 1 ]]; then beside_busy_loop >> "$work/busy"; fi
     echo "round $i/$rounds done" >&2
 done
 
@@ -76,11 +96,16 @@ print(f"iperf3 over veth, {len(base)} interleaved rounds of {secs:.0f} s, median
 print(f"  not recording            {med(base)/1e9:7.2f}")
 print(f"  recording all stages     {med(full)/1e9:7.2f}   ratio {med(full)/med(base):.3f}")
 print(f"  recording --sample 100   {med(samp)/1e9:7.2f}   ratio {med(samp)/med(base):.3f}")
+if os.path.exists(os.path.join(work, "busy")):
+    busy = ints("busy")
+    print(f"  idle-priority loop, 10 % of one CPU (calibration) "
+          f"{med(busy)/1e9:7.2f}   ratio {med(busy)/med(base):.3f}")
 for mode in ("all", "sampled"):
     rows = [l.split() for l in open(os.path.join(work, mode + ".rec"))]
     ev = [int(r[0]) for r in rows]; lost = [int(r[1]) for r in rows]; cpu = [float(r[2]) for r in rows]
     rate = [e / secs for e in ev]
     per_m = [c / e * 1e6 if e else 0 for c, e in zip(cpu, ev)]
     print(f"  {mode:8} events/s median {med(rate):12,.0f}   lost total {sum(lost)}   "
-          f"recorder CPU {med(per_m):.3f} s per million events")
+          f"recorder CPU {med(per_m):.3f} s per million events, "
+          f"{med(cpu) / secs:.0%} of one CPU (start-up included)")
 PY
