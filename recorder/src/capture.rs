@@ -78,7 +78,7 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<()> {
     let say = !args.quiet;
     if let Some(w) = preflight::ensure_tracefs() {
         if say {
-            eprintln!("warning: {w}");
+            crate::note!("warning: {w}");
         }
     }
 
@@ -94,7 +94,7 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<()> {
     }
     let outcomes = attach_all(PLAN, &mut loader);
     if !anything_attached(&outcomes) {
-        eprint!("{}", plan_report::table(&outcomes));
+        crate::note_raw!("{}", plan_report::table(&outcomes));
         return Err(ExitError::new(
             exit_code::UNSUPPORTED,
             "no stage can be recorded on this kernel (run `tcptape-record check` for details)",
@@ -103,7 +103,7 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<()> {
     }
     let maps = loader.take_maps().map_err(anyhow::Error::msg)?;
     if args.verbose {
-        eprint!("{}", plan_report::table(&outcomes));
+        crate::note_raw!("{}", plan_report::table(&outcomes));
     }
 
     let (mono_to_wall_ns, start_ns) = clock_offset();
@@ -153,15 +153,15 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<()> {
     let reads =
         || counters_readable(&maps) && (!stats_known || program_stats_readable(&program_fds));
     match least_privilege::drop_after_attach(reads, &dirs) {
-        Ok(d) if args.verbose => eprintln!("{}", d.describe()),
+        Ok(d) if args.verbose => crate::note!("{}", d.describe()),
         Ok(_) => {}
-        Err(e) => eprintln!("warning: capabilities were not dropped: {e}"),
+        Err(e) => crate::note!("warning: capabilities were not dropped: {e}"),
     }
     // After the verifier's work, before the writer thread starts (which inherits it).
     match args.priority.apply_to_current_thread() {
-        Ok(()) if args.verbose => eprintln!("CPU priority: {}", args.priority.name()),
+        Ok(()) if args.verbose => crate::note!("CPU priority: {}", args.priority.name()),
         Ok(()) => {}
-        Err(e) => eprintln!(
+        Err(e) => crate::note!(
             "warning: the CPU priority {} could not be set: {e}",
             args.priority.name()
         ),
@@ -169,7 +169,7 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<()> {
     let writer = WriterHandle::spawn(writer, WRITER_QUEUE);
 
     if say {
-        eprintln!(
+        crate::note!(
             "recording {} stages to {} (Ctrl-C to stop)",
             attached.len(),
             path.display()
@@ -211,7 +211,7 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<()> {
         } else {
             0.0
         };
-        eprintln!(
+        crate::note!(
             "recorder CPU time: {cpu:.3} s for {} events ({per_million:.3} s per million)",
             totals.events
         );
@@ -257,7 +257,7 @@ struct Totals {
 }
 
 fn report_summary(s: &Summary, reason: &str, t: &Totals) {
-    eprintln!(
+    crate::note!(
         "wrote {} events to {} ({}, {} segment{}); stopped by {reason}; {} lost",
         s.rows,
         s.path.display(),
@@ -268,12 +268,15 @@ fn report_summary(s: &Summary, reason: &str, t: &Totals) {
     );
     let bad = UNDECODABLE.load(std::sync::atomic::Ordering::Relaxed);
     if bad > 0 {
-        eprintln!("warning: {bad} ring records were not events of this version and were skipped");
+        crate::note!(
+            "warning: {bad} ring records were not events of this version and were skipped"
+        );
     }
     if t.events != s.rows {
-        eprintln!(
+        crate::note!(
             "note: {} events were received but {} written (the writer queue was full)",
-            t.events, s.rows
+            t.events,
+            s.rows
         );
     }
 }

@@ -12,6 +12,8 @@
 //! ([`plan_report`]). The metadata gets the host's drop-reason names ([`drop_reasons`]) and its
 //! [`environment`] fingerprint.
 //!
+//! Everything it says on stderr goes through [`stderr_note`], which a closed stderr cannot fail.
+//!
 //! [`synth_command`] feeds the same writer with synthetic events, which is how the writer is
 //! tested and benchmarked without root.
 #![deny(missing_docs)]
@@ -33,5 +35,6 @@ pub mod program_stats;
 pub mod progress_line;
 pub mod ring_reader;
 pub mod segment_writer;
+pub mod stderr_note;
 pub mod synth_command;
 pub mod write_pipeline;

@@ -226,3 +226,42 @@ fn missing_privileges_and_existing_outputs_have_their_exit_codes() {
     assert_eq!(res.status.code(), Some(2));
     assert_eq!(std::fs::read(&out).unwrap(), b"keep me");
 }
+
+#[test]
+fn a_closed_stderr_does_not_stop_a_recording() {
+    if !should_run("a_closed_stderr_does_not_stop_a_recording") {
+        return;
+    }
+    // `tcptape-record -v ... 2>&1 | head -3`: the reader of stderr exits, and every later
+    // message fails with EPIPE. The recording must still run to its end and be finished.
+    let pair = Pair::new().expect("network namespaces");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("no-stderr.parquet");
+    let mut child = Command::new(binary().unwrap())
+        .args([
+            "-v",
+            "-o",
+            out.to_str().unwrap(),
+            "--duration",
+            "3s",
+            "-p",
+            "45611",
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stderr.take()); // the pipe's only reader is gone before the first message
+    std::thread::sleep(Duration::from_millis(1500));
+    let sent = traffic::transfers(&pair, 45_611, 1, 256 << 10, 16 << 10);
+    assert_eq!(sent.join().unwrap(), 256 << 10);
+    let status = child.wait().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "the recorder failed with a closed stderr"
+    );
+    let r = load(&out).expect("a finished recording");
+    assert!(r.closed);
+    assert_eq!(r.meta.segment.stop_reason.as_deref(), Some("duration"));
+    r.assert_bytes("rx_app", 256 << 10);
+}
