@@ -140,4 +140,25 @@ fn pid_filter_keeps_one_process_flows() {
     assert!(r.of("rx_netif").count() > 0);
     let pids: std::collections::HashSet<u32> = r.rows.iter().filter_map(|x| x.pid).collect();
     assert_eq!(pids, [std::process::id()].into());
+    // The connecting side's handshake is kept: the state change it makes before its port is
+    // chosen admits the socket, and through it the SYN and the change to ESTABLISHED.
+    let established = r.of("state").filter(|x| x.dport == Some(mine)).any(|x| {
+        x.old_state.as_deref() == Some("SYN_SENT") && x.state.as_deref() == Some("ESTABLISHED")
+    });
+    assert!(
+        established,
+        "no SYN_SENT → ESTABLISHED of this process's connection"
+    );
+    // The SYN: its sequence number is one before the first byte written.
+    let first_write = r
+        .of("tx_sendmsg")
+        .filter(|x| x.dport == Some(mine))
+        .min_by_key(|x| x.ts_ns)
+        .and_then(|x| x.seq)
+        .expect("the connection's writes");
+    let syn = r
+        .of("tx_dev_queue")
+        .filter(|x| x.dport == Some(mine) && x.seq == Some(first_write.wrapping_sub(1)))
+        .count();
+    assert!(syn > 0, "no SYN of this process's connection");
 }

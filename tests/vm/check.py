@@ -352,6 +352,21 @@ def main():
     for run, expect in RUNS:
         check_run(c, args, results, env, run, expect)
 
+    print("\n== every filter on (--port --addr --pid --netns --iface), loaded and attached")
+    for run, expect in RUNS:
+        if run == "nofentry" and args.nofentry_note:
+            continue
+        d = os.path.join(results, f"filters-{run}")
+        rc = (read_text(os.path.join(d, "recorder.rc")) or "?").strip()
+        log = read_text(os.path.join(d, "recorder.log")) or ""
+        c.check(f"filters-{run}: recorder exit status", rc == "0", f"{rc}: {log[-400:]}"
+                if rc != "0" else rc)
+        c.check(f"filters-{run}: recording started", "\nrecording " in "\n" + log,
+                log.strip().splitlines()[-1] if log.strip() else "no log")
+        plan = [l for l in log.splitlines() if l.strip().startswith(("rx_tcp_est", "tx_sendmsg"))]
+        c.check(f"filters-{run}: socket stages by {expect}",
+                all(f" {expect} " in l for l in plan) and len(plan) >= 2, " | ".join(plan)[:300])
+
     print()
     if c.failed:
         print(f"vm {args.series}: {len(c.failed)} check(s) failed, {c.passed} passed:")

@@ -20,6 +20,7 @@
 #define ETH_P_IP 0x0800
 #define ETH_P_IPV6 0x86DD
 #define IPPROTO_TCP 6
+#define TCP_CLOSE 7
 
 /* Filter limits; recorder/src/filters.rs refuses more. */
 #define MAX_PORTS 8
@@ -101,6 +102,17 @@ struct {
 	__type(key, __u32);
 	__type(value, __u8);
 } FLOW_MARKS SEC(".maps");
+
+/* Sockets an event with a matching pid came from (`--pid`), by address: their later events and
+ * their packets pass although they carry no pid, before any event of their flow was admitted.
+ * A connection's handshake needs it: the connecting call's state change comes before the port is
+ * chosen, so its flow is not yet the connection's. Cleared when the socket closes. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __u8);
+} SOCK_MARKS SEC(".maps");
 
 /* The tcp_sendmsg_locked tracepoint fires once per skb a sendmsg call fills; the last call seen
  * on each CPU, so that only its first event is recorded (see on_sendmsg_locked). */
@@ -482,9 +494,11 @@ static __always_inline void count(void *map, __u32 key, __u64 n)
 
 /* Filters, counts and samples an event of stage `kind` by its flow, before anything else of the
  * event is read. The scope is read before the decision only when a filter looks at it, and after
- * it otherwise; either way `sc` holds it when this returns true. */
+ * it otherwise; either way `sc` holds it when this returns true. `owner` is the socket the event
+ * belongs to, when known (the pid filter admits the events of a socket it admitted before). */
 static __always_inline bool admit(__u8 kind, const struct flow *f, struct scope *sc,
-				  struct sock *sk, struct net_device *dev, bool task, bool direct)
+				  struct sock *sk, struct net_device *dev, bool task, bool direct,
+				  struct sock *owner)
 {
 	/* Zeroed first: clang would otherwise leave the fields unset on the path where they are read
 	 * after the decision, and the verifier refuses the uninitialized registers it spills. */
@@ -502,11 +516,16 @@ static __always_inline bool admit(__u8 kind, const struct flow *f, struct scope 
 		int v = pid_iface_verdict(sc);
 		if (v < 0)
 			return false;
+		__u8 one = 1;
+		__u64 key = (__u64)owner;
 		if (v > 0) {
-			__u8 one = 1;
 			bpf_map_update_elem(&FLOW_MARKS, &h, &one, BPF_ANY);
+			if (owner)
+				bpf_map_update_elem(&SOCK_MARKS, &key, &one, BPF_ANY);
 		} else if (!bpf_map_lookup_elem(&FLOW_MARKS, &h)) {
-			return false;
+			if (!owner || !bpf_map_lookup_elem(&SOCK_MARKS, &key))
+				return false;
+			bpf_map_update_elem(&FLOW_MARKS, &h, &one, BPF_ANY);
 		}
 	}
 	count(&SEEN, kind, 1);
@@ -685,8 +704,10 @@ static __always_inline int on_packet(__u8 kind, struct sk_buff *skb, enum hdr_ba
 	if (!packet_read(&p, skb, base, direct))
 		return 0;
 	struct net_device *dev = RD(direct, skb, dev);
+	/* A transmitted packet's socket, for the pid filter (received packets have none yet). */
+	struct sock *owner = targ_npids ? RD(direct, skb, sk) : NULL;
 	struct scope sc;
-	if (!admit(kind, &p.flow, &sc, NULL, dev, false, direct))
+	if (!admit(kind, &p.flow, &sc, NULL, dev, false, direct, owner))
 		return 0;
 	struct tcptape_event *e = event_reserve(kind, &p.flow, &sc);
 	if (!e)
@@ -723,7 +744,7 @@ static __always_inline struct tcptape_event *sock_event(__u8 kind, struct sock *
 	if (!flow_of_sock(&f, sk, direct))
 		return NULL;
 	struct scope sc;
-	if (!admit(kind, &f, &sc, sk, NULL, task, direct))
+	if (!admit(kind, &f, &sc, sk, NULL, task, direct, sk))
 		return NULL;
 	struct tcptape_event *e = event_reserve(kind, &f, &sc);
 	if (e)
@@ -772,7 +793,7 @@ static __always_inline int on_retransmit(struct sock *sk, struct sk_buff *skb, e
 	}
 	bpf_map_update_elem(&RETRANS_SEEN, &key, &total, BPF_ANY);
 	struct scope sc;
-	if (!admit(ST_RETRANSMIT, &f, &sc, sk, NULL, false, false))
+	if (!admit(ST_RETRANSMIT, &f, &sc, sk, NULL, false, false, sk))
 		return 0;
 	struct tcptape_event *e = event_reserve(ST_RETRANSMIT, &f, &sc);
 	if (!e)
@@ -854,8 +875,8 @@ static __always_inline int on_cong_state(struct sock *sk, enum cookie_src src, _
 	return event_submit(e);
 }
 
-static __always_inline int on_state(struct sock *sk, enum cookie_src src, int oldstate,
-				    int newstate)
+static __always_inline int on_state_event(struct sock *sk, enum cookie_src src, int oldstate,
+					  int newstate)
 {
 	struct tcptape_event *e = sock_event(ST_STATE, sk, src, true, false);
 	if (!e)
@@ -864,6 +885,18 @@ static __always_inline int on_state(struct sock *sk, enum cookie_src src, int ol
 	e->old_state = oldstate;
 	e->valid |= V_STATE;
 	return event_submit(e);
+}
+
+static __always_inline int on_state(struct sock *sk, enum cookie_src src, int oldstate,
+				    int newstate)
+{
+	int ret = on_state_event(sk, src, oldstate, newstate);
+	/* After the closing event is recorded: a later socket at this address starts unmarked. */
+	if (targ_npids && newstate == TCP_CLOSE) {
+		__u64 key = (__u64)sk;
+		bpf_map_delete_elem(&SOCK_MARKS, &key);
+	}
+	return ret;
 }
 
 /* drop: a TCP packet freed with a reason. The reason value is raw; its name comes from the
@@ -878,7 +911,7 @@ static __always_inline int on_drop(struct sk_buff *skb, __u32 reason, bool has_r
 		return 0;
 	struct net_device *dev = BPF_CORE_READ(skb, dev);
 	struct scope sc;
-	if (!admit(ST_DROP, &p.flow, &sc, NULL, dev, false, false))
+	if (!admit(ST_DROP, &p.flow, &sc, NULL, dev, false, false, NULL))
 		return 0;
 	struct tcptape_event *e = event_reserve(ST_DROP, &p.flow, &sc);
 	if (!e)
