@@ -56,10 +56,13 @@ pub struct RecordArgs {
     /// Keep only TCP traffic with this port on either side (repeatable).
     #[arg(short, long = "port", value_name = "PORT")]
     pub ports: Vec<u16>,
-    /// Keep only traffic with an address in this range on either side (e.g. `10.0.0.0/8`).
+    /// Keep only traffic with an address in this range on either side (e.g. `10.0.0.0/8`,
+    /// `fd00::/8`; repeatable). A dual-stack socket talking IPv4 is IPv4 here, as its packets.
     #[arg(long = "addr", value_name = "CIDR")]
     pub addrs: Vec<String>,
-    /// Keep only events of this process (repeatable).
+    /// Keep only the flows of this process (repeatable): its sockets' events and their packets,
+    /// softirq ones included. A connection it opens is kept from its SYN; one it accepts, from
+    /// its first read or write.
     #[arg(long = "pid", value_name = "PID")]
     pub pids: Vec<u32>,
     /// Keep only this network namespace, by inode (`stat -L -c %i /proc/PID/ns/net`).
