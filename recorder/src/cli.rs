@@ -78,7 +78,7 @@ pub struct RecordArgs {
     #[arg(long, default_value = "1G", value_parser = parse_size, value_name = "SIZE")]
     pub max_size: u64,
     /// Stop after this many events.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub max_events: Option<u64>,
     /// Finish a segment at least this often, so a killed recorder loses at most this much.
     #[arg(long, default_value_t = 5, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=3600))]
@@ -252,6 +252,7 @@ mod tests {
             &["-o", "x", "--duration", "0s"],
             &["-o", "x", "--duration", "soon"],
             &["-o", "x", "--max-size", "lots"],
+            &["-o", "x", "--max-events", "0"],
             &["-o", "x", "--port", "70000"],
             &["-o", "x", "--segment-secs", "0"],
             &["-o", "x", "-q", "-v"],

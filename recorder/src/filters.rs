@@ -100,6 +100,16 @@ impl KernelFilters {
         if args.ports.contains(&0) {
             return Err("--port 0 matches nothing; give a port between 1 and 65535".into());
         }
+        // The kernel gives no event pid 0 (the idle task) and no namespace inode 0.
+        if args.pids.contains(&0) {
+            return Err("--pid 0 matches nothing; give the pid of a process".into());
+        }
+        if args.netns.contains(&0) {
+            return Err(
+                "--netns 0 matches nothing; give a namespace inode (stat -L -c %i /proc/PID/ns/net)"
+                    .into(),
+            );
+        }
         let cidrs = args
             .addrs
             .iter()
@@ -242,5 +252,13 @@ mod tests {
         assert_eq!(f.to_meta().ifaces, vec!["nope0"]);
         args.ports = vec![0];
         assert!(KernelFilters::from_args(&args, |_| Some(7)).is_err());
+        args.ports = vec![443];
+        args.pids = vec![0];
+        let e = KernelFilters::from_args(&args, |_| Some(7)).unwrap_err();
+        assert!(e.contains("--pid 0"), "{e}");
+        args.pids = vec![1];
+        args.netns = vec![0];
+        let e = KernelFilters::from_args(&args, |_| Some(7)).unwrap_err();
+        assert!(e.contains("--netns 0"), "{e}");
     }
 }
