@@ -133,6 +133,36 @@ impl Pair {
         r.map(|_| ())
     }
 
+    /// Waits until no socket on `port` in either namespace can still send: each one is gone,
+    /// listening or in TIME-WAIT. TCP counters read afterwards then include every retransmission
+    /// of the port's connections (a receiver retransmits its FIN after the transfer has ended
+    /// when the ACK of it was dropped).
+    pub fn wait_until_quiet(&self, port: u16, timeout: std::time::Duration) -> Result<(), String> {
+        let deadline = std::time::Instant::now() + timeout;
+        let filter = format!("( sport = :{port} or dport = :{port} )");
+        loop {
+            let mut open = Vec::new();
+            for ns in [&self.a, &self.b] {
+                let out = run_in(ns, "ss", &["-Htan", "state", "all", &filter])?;
+                open.extend(
+                    out.lines()
+                        .filter(|l| {
+                            let state = l.split_whitespace().next().unwrap_or("");
+                            !["LISTEN", "TIME-WAIT"].contains(&state)
+                        })
+                        .map(|l| format!("{ns}: {l}")),
+                );
+            }
+            if open.is_empty() {
+                return Ok(());
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(format!("sockets on port {port} still open: {open:?}"));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
     /// The inode of a namespace (what `--netns` and the `netns` column use).
     pub fn inode(ns: &str) -> Result<u32, String> {
         use std::os::unix::fs::MetadataExt;

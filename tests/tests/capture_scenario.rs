@@ -6,7 +6,7 @@
 
 use std::collections::HashSet;
 use std::time::Duration;
-use tcptape_e2e::netns::{spawn_in, tcp_counters, tcp_counters_of, Pair};
+use tcptape_e2e::netns::{spawn_in, tcp_counters_of, Pair};
 use tcptape_e2e::recorder::RecorderProcess;
 use tcptape_e2e::recording::load;
 use tcptape_e2e::{should_run, traffic};
@@ -64,21 +64,25 @@ fn lossy_bulk_transfer_is_recorded_completely() {
             .expect("listen")
     };
     // Both ends retransmit (the receiver its FIN when the sender's ACK of it is dropped), and
-    // the recording has both: the counters of both namespaces are summed.
+    // the recording has both: the counters of both namespaces are summed, once both sockets are
+    // done sending, and while the recorder still runs.
+    let before = tcp_counters_of(&pair.a).expect("nstat");
     let before_b = tcp_counters_of(&pair.b).expect("nstat");
     let receiver = {
         // The listener socket already lives in the receiver's namespace.
         std::thread::spawn(move || traffic::receive(listener, 1, 64 << 10, Duration::ZERO))
     };
     let addr_b = pair.addr_b.clone();
-    let sender = spawn_in(&pair.a, move || {
-        let before = tcp_counters()?;
-        traffic::send(&addr_b, PORT, BYTES, 128 << 10)?;
-        let after = tcp_counters()?;
-        Ok((before, after))
-    });
-    let (before, after) = sender.join().unwrap().expect("transfer");
+    spawn_in(&pair.a, move || {
+        traffic::send(&addr_b, PORT, BYTES, 128 << 10)
+    })
+    .join()
+    .unwrap()
+    .expect("transfer");
     let read = receiver.join().unwrap().expect("receive");
+    pair.wait_until_quiet(PORT, Duration::from_secs(20))
+        .expect("the connection closes");
+    let after = tcp_counters_of(&pair.a).expect("nstat");
     let after_b = tcp_counters_of(&pair.b).expect("nstat");
     assert_eq!(read, BYTES, "the receiver read everything");
     // Let the last events reach the ring, then stop the way an operator would.

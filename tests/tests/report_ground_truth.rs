@@ -12,7 +12,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
-use tcptape_e2e::netns::{run, spawn_in, tcp_counters, tcp_counters_of, Pair};
+use tcptape_e2e::netns::{run, spawn_in, tcp_counters_of, Pair};
 use tcptape_e2e::recorder::RecorderProcess;
 use tcptape_e2e::{analyzer, should_run, traffic};
 
@@ -243,20 +243,23 @@ fn retransmitted_segments_equal_the_kernel_counter() {
             .expect("listen")
     };
     // The report counts both ends' retransmissions (the receiver retransmits its FIN when the
-    // sender's ACK of it is dropped), so the counters of both namespaces are summed.
+    // sender's ACK of it is dropped), so the counters of both namespaces are summed, once both
+    // sockets are done sending, and while the recorder still runs.
+    let before = tcp_counters_of(&pair.a).expect("nstat");
     let before_b = tcp_counters_of(&pair.b).expect("nstat");
     let receiver =
         std::thread::spawn(move || traffic::receive(listener, 1, 64 << 10, Duration::ZERO));
     let addr_b = pair.addr_b.clone();
-    let (before, after) = spawn_in(&pair.a, move || {
-        let before = tcp_counters()?;
-        traffic::send(&addr_b, PORT, 8 << 20, 64 << 10)?;
-        Ok((before, tcp_counters()?))
+    spawn_in(&pair.a, move || {
+        traffic::send(&addr_b, PORT, 8 << 20, 64 << 10)
     })
     .join()
     .unwrap()
     .expect("send");
     receiver.join().unwrap().expect("receive");
+    pair.wait_until_quiet(PORT, Duration::from_secs(20))
+        .expect("the connection closes");
+    let after = tcp_counters_of(&pair.a).expect("nstat");
     let after_b = tcp_counters_of(&pair.b).expect("nstat");
     stop(rec);
 
