@@ -3,11 +3,18 @@
 
 use std::time::Duration;
 use tcptape_e2e::netns::{spawn_in, Pair};
-use tcptape_e2e::recorder::RecorderProcess;
+use tcptape_e2e::recorder::record_during;
 use tcptape_e2e::recording::load;
 use tcptape_e2e::{should_run, traffic};
 
-fn transfer(pair: &Pair, listen_ns_addr: &str, to: &str, port: u16, bytes: u64) -> u64 {
+/// One connection to a receiver listening on `listen_ns_addr` in B, made by `send` in A; returns
+/// the bytes the receiver read.
+fn transfer_by(
+    pair: &Pair,
+    listen_ns_addr: &str,
+    port: u16,
+    send: impl FnOnce() -> Result<(), String> + Send + 'static,
+) -> u64 {
     let l = {
         let a = listen_ns_addr.to_string();
         spawn_in(&pair.b, move || traffic::listen(&a, port))
@@ -16,12 +23,15 @@ fn transfer(pair: &Pair, listen_ns_addr: &str, to: &str, port: u16, bytes: u64) 
             .expect("listen")
     };
     let rx = std::thread::spawn(move || traffic::receive(l, 1, 16 << 10, Duration::ZERO));
-    let to = to.to_string();
-    spawn_in(&pair.a, move || traffic::send(&to, port, bytes, 16 << 10))
-        .join()
-        .unwrap()
-        .expect("send");
+    spawn_in(&pair.a, send).join().unwrap().expect("send");
     rx.join().unwrap().expect("receive")
+}
+
+fn transfer(pair: &Pair, listen_ns_addr: &str, to: &str, port: u16, bytes: u64) -> u64 {
+    let to = to.to_string();
+    transfer_by(pair, listen_ns_addr, port, move || {
+        traffic::send(&to, port, bytes, 16 << 10)
+    })
 }
 
 #[test]
@@ -36,24 +46,19 @@ fn ipv6_flows_are_recorded_and_filtered_by_range() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("v6.parquet");
     let range = format!("fd00:200:{:x}::/64", pair.subnet);
-    let rec = RecorderProcess::start(
-        &[
-            "-o",
-            out.to_str().unwrap(),
-            "-p",
-            &port.to_string(),
-            "--addr",
-            &range,
-        ],
-        &[],
-    )
-    .expect("recorder starts");
-    let read6 = transfer(&pair, &b6, &b6, port, 1 << 20);
-    let read4 = transfer(&pair, &pair.addr_b, &pair.addr_b, port, 1 << 20);
-    assert_eq!((read6, read4), (1 << 20, 1 << 20));
-    std::thread::sleep(Duration::from_millis(200));
-    let (code, log) = rec.stop(libc::SIGTERM).expect("stops");
-    assert_eq!(code, 0, "{log}");
+    let args = [
+        "-o",
+        out.to_str().unwrap(),
+        "-p",
+        &port.to_string(),
+        "--addr",
+        &range,
+    ];
+    record_during(&args, |_| {
+        let read6 = transfer(&pair, &b6, &b6, port, 1 << 20);
+        let read4 = transfer(&pair, &pair.addr_b, &pair.addr_b, port, 1 << 20);
+        assert_eq!((read6, read4), (1 << 20, 1 << 20));
+    });
     let r = load(&out).expect("recording");
     let counts = r.counts();
     for stage in [
@@ -104,23 +109,17 @@ fn a_dual_stack_servers_ipv4_connection_is_one_ipv4_flow() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("mapped.parquet");
     let range = format!("{}/32", pair.addr_b);
-    let rec = RecorderProcess::start(
-        &[
-            "-o",
-            out.to_str().unwrap(),
-            "-p",
-            &port.to_string(),
-            "--addr",
-            &range,
-        ],
-        &[],
-    )
-    .expect("recorder starts");
-    let read = transfer(&pair, "::", &pair.addr_b, port, 1 << 20);
-    assert_eq!(read, 1 << 20);
-    std::thread::sleep(Duration::from_millis(200));
-    let (code, log) = rec.stop(libc::SIGTERM).expect("stops");
-    assert_eq!(code, 0, "{log}");
+    let args = [
+        "-o",
+        out.to_str().unwrap(),
+        "-p",
+        &port.to_string(),
+        "--addr",
+        &range,
+    ];
+    record_during(&args, |_| {
+        assert_eq!(transfer(&pair, "::", &pair.addr_b, port, 1 << 20), 1 << 20);
+    });
     let r = load(&out).expect("recording");
     let ends = [Some(pair.addr_a.as_str()), Some(pair.addr_b.as_str())];
     for row in &r.rows {
@@ -180,27 +179,16 @@ fn ipv6_packets_with_extension_headers_are_parsed() {
     std::thread::sleep(Duration::from_millis(300));
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("exthdr.parquet");
-    let rec = RecorderProcess::start(&["-o", out.to_str().unwrap(), "-p", &port.to_string()], &[])
-        .expect("recorder starts");
-    let l = {
-        let b = b6.clone();
-        spawn_in(&pair.b, move || traffic::listen(&b, port))
-            .join()
-            .unwrap()
-            .expect("listen")
-    };
-    let rx = std::thread::spawn(move || traffic::receive(l, 1, 16 << 10, Duration::ZERO));
-    let to = b6.clone();
-    spawn_in(&pair.a, move || {
-        send_with_destination_options(&to, port, 1 << 20)
-    })
-    .join()
-    .unwrap()
-    .expect("send");
-    assert_eq!(rx.join().unwrap().expect("receive"), 1 << 20);
-    std::thread::sleep(Duration::from_millis(200));
-    let (code, log) = rec.stop(libc::SIGTERM).expect("stops");
-    assert_eq!(code, 0, "{log}");
+    record_during(
+        &["-o", out.to_str().unwrap(), "-p", &port.to_string()],
+        |_| {
+            let to = b6.clone();
+            let read = transfer_by(&pair, &b6, port, move || {
+                send_with_destination_options(&to, port, 1 << 20)
+            });
+            assert_eq!(read, 1 << 20);
+        },
+    );
     let r = load(&out).expect("recording");
     // Every data byte crossed the receiver's device: the payload lengths parsed from the
     // packets to the receiver's port add up to at least what was sent (more if a segment was
