@@ -6,9 +6,20 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
+# A clean build is built once: incremental caches would only take disk.
+export CARGO_INCREMENTAL=0
 target=${CARGO_TARGET_DIR:-target}
 
 step() { printf '\n==> %s\n' "$*"; }
+
+# A clean run writes about 5 GB (debug and release builds, the Python environment, the kernel
+# matrix's images). Say so up front rather than fail in the linker with a bus error.
+mkdir -p "$target"
+free_kb=$(df -Pk "$target" | awk 'NR == 2 { print $4 }')
+echo "disk: $((free_kb / 1024)) MiB free for $target"
+if [ "$free_kb" -lt $((6 * 1024 * 1024)) ]; then
+  echo "WARNING: under 6 GiB free for $target; the build may run out of disk" >&2
+fi
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   step "system packages"
@@ -48,10 +59,14 @@ TCPTAPE_RECORD="$target/debug/tcptape-record" "$target/pyenv/bin/python" -m pyte
 
 # The kernel matrix: Debian's production kernels under qemu, where fentry and kprobes exist.
 if [ "$(id -u)" = 0 ]; then
-  for series in 6.1 6.12; do
-    step "kernel matrix: $series"
-    tests/vm/run.sh "$series"
+  # 6.1 with one virtual CPU, 6.12 with four: per-CPU ring buffers beyond this machine's two.
+  for series in 6.1:1 6.12:4; do
+    step "kernel matrix: ${series%:*} (${series#*:} CPUs)"
+    TCPTAPE_VM_CPUS=${series#*:} tests/vm/run.sh "${series%:*}"
   done
 else
   echo "WARNING: not root: the kernel matrix (tests/vm/run.sh) is skipped" >&2
 fi
+
+step "disk"
+du -sh "$target"

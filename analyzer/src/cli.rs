@@ -70,16 +70,16 @@ pub struct ReportArgs {
     /// Write to this file instead of standard output.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: Option<PathBuf>,
-    /// Only events of this port, source or destination (repeatable).
-    #[arg(long, value_name = "P")]
+    /// Only events of this port, source or destination (repeatable, or comma-separated).
+    #[arg(long, value_name = "P", value_delimiter = ',')]
     pub port: Vec<u16>,
     /// Only events of this flow, either direction: `SADDR:SPORT-DADDR:DPORT`, IPv6 in brackets
     /// (repeatable).
     #[arg(long, value_name = "F")]
     pub flow: Vec<crate::queries::select::Flow>,
-    /// Only latency rows that start or end at this stage (repeatable). Journeys still use every
-    /// recorded stage.
-    #[arg(long, value_name = "S")]
+    /// Only latency rows that start or end at this stage (repeatable, or comma-separated).
+    /// Journeys still use every recorded stage.
+    #[arg(long, value_name = "S", value_delimiter = ',')]
     pub stage: Vec<tcptape_common::Stage>,
     /// Only events from this long after the start of the recording (`10s`, `1m30s`, `250ms`).
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
@@ -120,4 +120,46 @@ pub struct InfoArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = InfoFormat::Table)]
     pub format: InfoFormat,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("tcptape").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn port_and_stage_lists_may_be_comma_separated() {
+        let Command::Report(r) = parse(&[
+            "report",
+            "x",
+            "--port",
+            "80,443",
+            "--port",
+            "22",
+            "--stage",
+            "rx_app,tx_driver",
+        ])
+        .command
+        else {
+            panic!("not report")
+        };
+        assert_eq!(r.port, vec![80, 443, 22]);
+        let names: Vec<&str> = r.stage.iter().map(|s| s.name()).collect();
+        assert_eq!(names, ["rx_app", "tx_driver"]);
+        let Command::Replay(r) =
+            parse(&["replay", "x", "--port", "1,2", "--stage", "drop,state"]).command
+        else {
+            panic!("not replay")
+        };
+        assert_eq!(r.filter.port, vec![1, 2]);
+        assert_eq!(r.filter.stage.len(), 2);
+        let Command::Diff(d) = parse(&["diff", "a", "b", "--port", "5201,5202"]).command else {
+            panic!("not diff")
+        };
+        assert_eq!(d.port, vec![5201, 5202]);
+        assert!(Cli::try_parse_from(["tcptape", "report", "x", "--stage", "rx_app,nope"]).is_err());
+    }
 }

@@ -220,6 +220,9 @@ fn write_text(info: &Info, out: &mut impl Write) -> std::io::Result<()> {
     filters.extend(f.pids.iter().map(|p| format!("pid {p}")));
     filters.extend(f.netns.iter().map(|n| format!("netns {n}")));
     filters.extend(f.ifaces.iter().map(|i| format!("iface {i}")));
+    if !f.stages.is_empty() {
+        filters.push(format!("stages {}", f.stages.join(" ")));
+    }
     writeln!(out, "filters      {}", or_none(filters.join(", ")))?;
     let a = &m.anonymization;
     let mut anon = Vec::new();
@@ -287,9 +290,16 @@ fn write_text(info: &Info, out: &mut impl Write) -> std::io::Result<()> {
                 })
                 .collect::<Vec<_>>()
                 .join("\n");
+            let mechanism = match (&s.chosen, m.filters.keeps_stage(&s.stage)) {
+                (Some(c), true) => c.clone(),
+                (None, true) => "UNAVAILABLE".into(),
+                // Attached for --pid/--iface, its events dropped.
+                (Some(c), false) => format!("{c}, not kept"),
+                (None, false) => "not requested".into(),
+            };
             t.add_row([
                 s.stage.clone(),
-                s.chosen.clone().unwrap_or_else(|| "UNAVAILABLE".into()),
+                mechanism,
                 chosen.map(|a| a.target.clone()).unwrap_or_default(),
                 others,
             ]);

@@ -64,7 +64,7 @@ fn main() {
             {
                 exit_code::OK
             } else {
-                eprintln!("tcptape: {e:#}");
+                tcptape_common::note!("tcptape: {e:#}");
                 exit_code::INPUT
             }
         }

@@ -50,7 +50,7 @@ impl Steps {
     /// Starts the next step.
     pub fn step(&self, what: &str) {
         if let Some(t0) = self.trace {
-            eprintln!(
+            tcptape_common::note!(
                 "[{:8.3}s, peak {} MiB] {what}",
                 t0.elapsed().as_secs_f64(),
                 peak_rss_kib().unwrap_or(0) / 1024

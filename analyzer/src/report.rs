@@ -105,6 +105,13 @@ pub fn build(recs: &[Recording], opts: &Options, steps: &Steps) -> anyhow::Resul
             if m.source == "synth" {
                 notes.push(format!("{} is a synthetic recording", r.path.display()));
             }
+            if !m.filters.stages.is_empty() {
+                notes.push(format!(
+                    "{} recorded only the stages {} (--stage): the others have no figures",
+                    r.path.display(),
+                    m.filters.stages.join(", ")
+                ));
+            }
         }
         let shown = |v: Vec<StageLatency>| {
             v.into_iter()

@@ -34,7 +34,7 @@ pub fn run(args: &ReportArgs, out: &mut impl Write) -> anyhow::Result<i32> {
             cdf: args.format == ReportFormat::Html,
         };
         if args.explain {
-            eprintln!("{}", report::explain(recs, &opts)?);
+            tcptape_common::note!("{}", report::explain(recs, &opts)?);
         }
         reports.push(report::build(recs, &opts, &steps)?);
     }

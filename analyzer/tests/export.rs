@@ -17,17 +17,27 @@ fn tcptape(args: &[&str]) -> Output {
         .expect("tcptape runs")
 }
 
-/// Exports `rec` with extra arguments and parses the trace.
-fn export(rec: &Path, extra: &[&str]) -> Value {
-    let trace = rec.with_extension("trace.json");
-    let mut args = vec![
+/// `tcptape export REC --format perfetto -o TRACE`.
+fn export_args<'a>(rec: &'a Path, trace: &'a Path) -> Vec<&'a str> {
+    vec![
         "export",
         rec.to_str().unwrap(),
         "--format",
         "perfetto",
         "-o",
         trace.to_str().unwrap(),
-    ];
+    ]
+}
+
+/// A written trace, parsed.
+fn read_trace(trace: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(trace).unwrap()).expect("the trace is valid JSON")
+}
+
+/// Exports `rec` with extra arguments and parses the trace.
+fn export(rec: &Path, extra: &[&str]) -> Value {
+    let trace = rec.with_extension("trace.json");
+    let mut args = export_args(rec, &trace);
     args.extend(extra);
     let out = tcptape(&args);
     assert!(
@@ -35,7 +45,7 @@ fn export(rec: &Path, extra: &[&str]) -> Value {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice(&std::fs::read(&trace).unwrap()).expect("the trace is valid JSON")
+    read_trace(&trace)
 }
 
 /// The delay of each hop from the previous one, as the test sets them.
@@ -275,16 +285,38 @@ fn bad_input_exits_2_with_one_line() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.parquet");
     std::fs::write(&bad, b"not parquet at all").unwrap();
-    let out = tcptape(&[
-        "export",
-        bad.to_str().unwrap(),
-        "--format",
-        "perfetto",
-        "-o",
-        dir.path().join("t.json").to_str().unwrap(),
-    ]);
+    let out = tcptape(&export_args(&bad, &dir.path().join("t.json")));
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.contains("not a Parquet file"), "{err}");
+}
+
+/// `tcptape export ... 2>&1 | head -1` with the reader gone before the summary: the summary is
+/// dropped, and the export still succeeds. An error still ends with its documented exit code,
+/// not a panic's.
+#[test]
+fn a_closed_stderr_does_not_fail_an_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = fixed(dir.path());
+    let trace = dir.path().join("closed-stderr.trace.json");
+    let run = |args: &[&str]| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tcptape"))
+            .args(args)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("tcptape runs");
+        drop(child.stderr.take()); // the pipe's only reader is gone before the first message
+        child.wait().unwrap().code()
+    };
+    let code = run(&export_args(&rec, &trace));
+    assert_eq!(code, Some(0), "the export failed with a closed stderr");
+    let v = read_trace(&trace);
+    assert!(!v["traceEvents"].as_array().unwrap().is_empty());
+    let missing = dir.path().join("missing.parquet");
+    assert_eq!(
+        run(&export_args(&missing, &trace)),
+        Some(2),
+        "a missing input with a closed stderr"
+    );
 }

@@ -13,7 +13,8 @@
 //!
 //! [`synth`] makes recordings with known per-stage delays, for tests and benchmarks that run
 //! without root. Nothing here loads eBPF: the `aya` feature only adds `aya::Pod` for the raw event,
-//! so the analyzer never links aya.
+//! so the analyzer never links aya. Both tools write to stderr through
+//! [`note!`], which a closed stderr cannot fail.
 #![deny(missing_docs)]
 
 pub mod anonymize;
@@ -25,6 +26,7 @@ pub mod reader;
 pub mod record;
 pub mod schema;
 pub mod stage;
+pub mod stderr_note;
 pub mod synth;
 pub mod tcp_names;
 

@@ -94,6 +94,17 @@ pub struct Filters {
     pub netns: Vec<u32>,
     /// Interface names.
     pub ifaces: Vec<String>,
+    /// The stages kept (`--stage`), in stage order; empty for every stage. Absent from
+    /// recordings made before the option existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<String>,
+}
+
+impl Filters {
+    /// True when the recording kept `stage`'s events (every stage unless `--stage` chose some).
+    pub fn keeps_stage(&self, stage: &str) -> bool {
+        self.stages.is_empty() || self.stages.iter().any(|s| s == stage)
+    }
 }
 
 /// Flow sampling: 1 in `one_in` flows is kept, coherently across stages.

@@ -77,6 +77,7 @@ fn full_meta() -> RecordingMeta {
         pids: vec![1],
         netns: vec![2],
         ifaces: vec!["eth0".into()],
+        stages: vec!["rx_app".into(), "retransmit".into()],
     };
     m.sampling = Sampling { one_in: 100 };
     m.ring_bytes = 1 << 24;

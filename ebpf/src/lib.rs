@@ -39,6 +39,8 @@ pub mod names {
     pub const LOST: &str = "LOST";
     /// Per-CPU staged events (written into the ring a batch at a time).
     pub const BATCHES: &str = "BATCHES";
+    /// Ports the `--pid` processes listen on, by network namespace.
+    pub const LISTEN_PORTS: &str = "LISTEN_PORTS";
 }
 
 /// Filter capacities of the programs (`MAX_*` in `capture.bpf.h`).

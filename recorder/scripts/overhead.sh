@@ -10,6 +10,12 @@
 # (5 ms of every 50 ms), and nothing else: what CPU time that the traffic does not need costs it
 # on this host. Where idle CPUs are cheap to wake and costly to interrupt (virtual machines), it
 # is far from free; the recorder's own CPU time costs about as much.
+#
+# OVERHEAD_FLOOR=1 adds a run with a program at each tracepoint the recorder attaches, each
+# returning at once (recorder/scripts/hooks_floor.bpf.c, built with clang): what any tracer pays
+# on this host to be called at those points, before it does any work. No recorder can do better.
+#
+# OVERHEAD_STAGES=LIST adds a run recording only those stages (`--stage LIST`, e.g. `tcp`).
 set -euo pipefail
 
 secs="${1:-5}"; rounds="${2:-3}"
@@ -19,6 +25,11 @@ target="${CARGO_TARGET_DIR:-$root/target}"
 cargo build --release -q --manifest-path "$root/Cargo.toml" -p tcptape-recorder
 rec="$target/release/tcptape-record"
 work="$(mktemp -d)"
+if [[ "${OVERHEAD_FLOOR:-0}" == 1 ]]; then
+    command -v clang > /dev/null || { echo "OVERHEAD_FLOOR=1 needs clang" >&2; exit 1; }
+    cargo build --release -q --manifest-path "$root/Cargo.toml" -p tcptape-recorder --example hooks_floor
+    clang -O2 -target bpf -c "$here/hooks_floor.bpf.c" -o "$work/hooks_floor.o"
+fi
 ns_a="ttb$$-a"; ns_b="ttb$$-b"
 cleanup() {
     [[ -n "${rec_pid:-}" ]] && kill "$rec_pid" 2>/dev/null || true
@@ -39,6 +50,15 @@ ip netns exec "$ns_b" iperf3 -s -B 10.200.251.2 -p 5201 > /dev/null 2>&1 &
 srv_pid=$!
 sleep 0.5
 
+# wait_for PATTERN LOG: until the program started as $rec_pid prints PATTERN; its log and exit 1
+# if it ends first.
+wait_for() {
+    until grep -q "$1" "$2" 2>/dev/null; do
+        kill -0 "$rec_pid" 2>/dev/null || { cat "$2" >&2; exit 1; }
+        sleep 0.1
+    done
+}
+
 # throughput: prints the receiver's bits/s of one iperf3 run.
 throughput() {
     ip netns exec "$ns_a" iperf3 -c 10.200.251.2 -p 5201 -t "$secs" -J \
@@ -51,7 +71,7 @@ recorded() {
     local out="$work/$mode-$RANDOM"
     "$rec" -o "$out" -v --segment-secs 2 "$@" 2> "$out.log" &
     rec_pid=$!
-    until grep -q '^recording ' "$out.log" 2>/dev/null; do sleep 0.1; done
+    wait_for '^recording ' "$out.log"
     local bps; bps="$(throughput)"
     kill -INT "$rec_pid"; wait "$rec_pid"; rec_pid=
     # "wrote N events to ... ; L lost" and "recorder CPU time: C s for N events (P s per million)"
@@ -78,17 +98,30 @@ while True:
     kill "$rec_pid"; wait "$rec_pid" 2>/dev/null || true; rec_pid=
 }
 
+# hooks_only: throughput with the floor programs attached, and nothing else running.
+hooks_only() {
+    "$target/release/examples/hooks_floor" "$work/hooks_floor.o" 2> "$work/floor.log" &
+    rec_pid=$!
+    wait_for '^attached ' "$work/floor.log"
+    throughput
+    kill "$rec_pid"; wait "$rec_pid" 2>/dev/null || true; rec_pid=
+}
+
 for ((i = 1; i <= rounds; i++)); do
     throughput >> "$work/base"
     recorded all >> "$work/all"
     recorded sampled --sample 100 >> "$work/sampled"
+    if [[ -n "${OVERHEAD_STAGES:-}" ]]; then
+        recorded stages --stage "$OVERHEAD_STAGES" >> "$work/stages"
+    fi
     if [[ "${OVERHEAD_CALIBRATE:-0}" == 1 ]]; then beside_busy_loop >> "$work/busy"; fi
+    if [[ "${OVERHEAD_FLOOR:-0}" == 1 ]]; then hooks_only >> "$work/floor"; fi
     echo "round $i/$rounds done" >&2
 done
 
-python3 - "$work" "$secs" <<'PY'
+python3 - "$work" "$secs" "${OVERHEAD_STAGES:-}" <<'PY'
 import statistics, sys, os
-work, secs = sys.argv[1], float(sys.argv[2])
+work, secs, stages = sys.argv[1], float(sys.argv[2]), sys.argv[3]
 def ints(name): return [int(x) for x in open(os.path.join(work, name)).read().split()]
 base, full, samp = ints("base"), ints("all"), ints("sampled")
 med = statistics.median
@@ -96,11 +129,21 @@ print(f"iperf3 over veth, {len(base)} interleaved rounds of {secs:.0f} s, median
 print(f"  not recording            {med(base)/1e9:7.2f}")
 print(f"  recording all stages     {med(full)/1e9:7.2f}   ratio {med(full)/med(base):.3f}")
 print(f"  recording --sample 100   {med(samp)/1e9:7.2f}   ratio {med(samp)/med(base):.3f}")
+modes = ["all", "sampled"]
+if stages:
+    st = ints("stages")
+    label = f"recording --stage {stages}"
+    print(f"  {label:<24} {med(st)/1e9:7.2f}   ratio {med(st)/med(base):.3f}")
+    modes.append("stages")
 if os.path.exists(os.path.join(work, "busy")):
     busy = ints("busy")
     print(f"  idle-priority loop, 10 % of one CPU (calibration) "
           f"{med(busy)/1e9:7.2f}   ratio {med(busy)/med(base):.3f}")
-for mode in ("all", "sampled"):
+if os.path.exists(os.path.join(work, "floor")):
+    floor = ints("floor")
+    print(f"  programs that return at once, at the same tracepoints (floor) "
+          f"{med(floor)/1e9:7.2f}   ratio {med(floor)/med(base):.3f}")
+for mode in modes:
     rows = [l.split() for l in open(os.path.join(work, mode + ".rec"))]
     ev = [int(r[0]) for r in rows]; lost = [int(r[1]) for r in rows]; cpu = [float(r[2]) for r in rows]
     rate = [e / secs for e in ev]

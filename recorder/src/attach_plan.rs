@@ -8,6 +8,7 @@
 //! mechanisms were not used. The loading itself is behind [`ProgramLoader`], so the fallback
 //! decisions are tested without a kernel.
 
+use crate::stage_selection::StageUse;
 use serde::Serialize;
 use std::fmt;
 use tcptape_common::metadata::{AttachAttempt, StageAttach};
@@ -274,6 +275,8 @@ pub struct StageOutcome {
     pub note: &'static str,
     /// Programs of the chosen mechanism (empty when none was chosen).
     pub programs: Vec<&'static str>,
+    /// What the recording does with the stage (`--stage`).
+    pub usage: StageUse,
 }
 
 /// One attempt at one option.
@@ -289,7 +292,32 @@ pub struct Attempt {
 
 /// Attaches every stage in `plan` through `loader`, taking the first option that fully attaches.
 pub fn attach_all(plan: &[StagePlan], loader: &mut dyn ProgramLoader) -> Vec<StageOutcome> {
-    plan.iter().map(|sp| attach_stage(sp, loader)).collect()
+    attach_selected(plan, |_| StageUse::Keep, loader)
+}
+
+/// [`attach_all`] for the stages `use_of` does not skip; a skipped stage's outcome has no
+/// attempts.
+pub fn attach_selected(
+    plan: &[StagePlan],
+    use_of: impl Fn(Stage) -> StageUse,
+    loader: &mut dyn ProgramLoader,
+) -> Vec<StageOutcome> {
+    plan.iter()
+        .map(|sp| match use_of(sp.stage) {
+            StageUse::Skip => StageOutcome {
+                stage: sp.stage,
+                chosen: None,
+                attempts: Vec::new(),
+                note: sp.note,
+                programs: Vec::new(),
+                usage: StageUse::Skip,
+            },
+            usage => StageOutcome {
+                usage,
+                ..attach_stage(sp, loader)
+            },
+        })
+        .collect()
 }
 
 fn attach_stage(sp: &StagePlan, loader: &mut dyn ProgramLoader) -> StageOutcome {
@@ -341,6 +369,7 @@ fn attach_stage(sp: &StagePlan, loader: &mut dyn ProgramLoader) -> StageOutcome 
         attempts,
         note: sp.note,
         programs,
+        usage: StageUse::Keep,
     }
 }
 
@@ -363,9 +392,16 @@ impl StageOutcome {
     }
 }
 
-/// True when at least one stage attached.
-pub fn anything_attached(outcomes: &[StageOutcome]) -> bool {
-    outcomes.iter().any(|o| o.chosen.is_some())
+impl StageOutcome {
+    /// True when the stage's events are recorded: attached and kept.
+    pub fn records(&self) -> bool {
+        self.chosen.is_some() && self.usage == StageUse::Keep
+    }
+}
+
+/// True when at least one stage is recorded.
+pub fn anything_recorded(outcomes: &[StageOutcome]) -> bool {
+    outcomes.iter().any(StageOutcome::records)
 }
 
 #[cfg(test)]
@@ -479,7 +515,7 @@ mod tests {
             assert_eq!(o.attempts.len(), 2);
             assert!(!o.note.is_empty());
         }
-        assert!(anything_attached(&out));
+        assert!(anything_recorded(&out));
         let attached = out.iter().filter(|o| o.chosen.is_some()).count();
         assert_eq!(attached, PLAN.len() - 3);
     }
@@ -538,7 +574,54 @@ mod tests {
         l.fail_mechanisms.insert(Mechanism::TpBtf, "x".into());
         l.fail_mechanisms.insert(Mechanism::Tracepoint, "y".into());
         let out = attach_all(PLAN, &mut l);
-        assert!(!anything_attached(&out));
+        assert!(!anything_recorded(&out));
         assert!(l.attached.is_empty());
+    }
+
+    #[test]
+    fn stages_not_selected_are_not_attached_and_filter_only_ones_record_nothing() {
+        let mut l = this_host();
+        let use_of = |s: Stage| match s {
+            Stage::Retransmit => StageUse::Keep,
+            Stage::RxApp => StageUse::FilterOnly,
+            _ => StageUse::Skip,
+        };
+        let out = attach_selected(PLAN, use_of, &mut l);
+        assert_eq!(out.len(), PLAN.len());
+        let attached: HashSet<Stage> = l
+            .calls
+            .iter()
+            .map(|(_, p)| {
+                PLAN.iter()
+                    .find(|sp| {
+                        sp.options
+                            .iter()
+                            .any(|o| o.hooks.iter().any(|h| h.program == *p))
+                    })
+                    .unwrap()
+                    .stage
+            })
+            .collect();
+        assert_eq!(attached, HashSet::from([Stage::Retransmit, Stage::RxApp]));
+        let skipped = outcome(&out, Stage::TxDriver);
+        assert!(skipped.chosen.is_none() && skipped.attempts.is_empty());
+        assert!(!skipped.records());
+        let filter_only = outcome(&out, Stage::RxApp);
+        assert!(filter_only.chosen.is_some() && !filter_only.records());
+        assert!(outcome(&out, Stage::Retransmit).records());
+        assert!(anything_recorded(&out));
+        // Only filter-only stages attached: nothing would be recorded.
+        let out = attach_selected(
+            PLAN,
+            |s| {
+                if s == Stage::RxApp {
+                    StageUse::FilterOnly
+                } else {
+                    StageUse::Skip
+                }
+            },
+            &mut this_host(),
+        );
+        assert!(!anything_recorded(&out));
     }
 }

@@ -7,7 +7,7 @@
 //! counters are read once a second and at the end, and what the CPUs still had staged once the
 //! programs are detached.
 
-use crate::attach_plan::{anything_attached, attach_all, PLAN};
+use crate::attach_plan::{anything_recorded, attach_selected, PLAN};
 use crate::cli::RecordArgs;
 use crate::exit_code::{self, ExitError};
 use crate::filters::{if_index, KernelFilters};
@@ -78,7 +78,7 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<()> {
     let say = !args.quiet;
     if let Some(w) = preflight::ensure_tracefs() {
         if say {
-            crate::note!("warning: {w}");
+            tcptape_common::note!("warning: {w}");
         }
     }
 
@@ -89,21 +89,52 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<()> {
     };
     let mut loader =
         AyaLoader::open(&cfg).map_err(|e| ExitError::new(exit_code::UNSUPPORTED, e))?;
+    if !filters.pids.is_empty() {
+        let (found, failed) = loader
+            .admit_listeners(&filters.pids)
+            .map_err(|e| ExitError::new(exit_code::UNSUPPORTED, e))?;
+        if say {
+            for e in &failed {
+                tcptape_common::note!("warning: {e}");
+            }
+        }
+        if args.verbose {
+            for l in &found {
+                tcptape_common::note!(
+                    "--pid: listening on port {} (network namespace {})",
+                    l.port,
+                    l.netns
+                );
+            }
+        }
+    }
     if args.no_fentry {
         loader.disable(crate::attach_plan::Mechanism::Fentry);
     }
-    let outcomes = attach_all(PLAN, &mut loader);
-    if !anything_attached(&outcomes) {
-        crate::note_raw!("{}", plan_report::table(&outcomes));
+    let admits_flows = filters.admits_flows();
+    let outcomes = attach_selected(
+        PLAN,
+        |s| filters.stages.use_of(s, admits_flows),
+        &mut loader,
+    );
+    if !anything_recorded(&outcomes) {
+        tcptape_common::note_raw!("{}", plan_report::table(&outcomes));
+        let what = if filters.stages.is_all() {
+            "no stage"
+        } else {
+            "none of the stages given with --stage"
+        };
         return Err(ExitError::new(
             exit_code::UNSUPPORTED,
-            "no stage can be recorded on this kernel (run `tcptape-record check` for details)",
+            format!(
+                "{what} can be recorded on this kernel (run `tcptape-record check` for details)"
+            ),
         )
         .into());
     }
     let maps = loader.take_maps().map_err(anyhow::Error::msg)?;
     if args.verbose {
-        crate::note_raw!("{}", plan_report::table(&outcomes));
+        tcptape_common::note_raw!("{}", plan_report::table(&outcomes));
     }
 
     let (mono_to_wall_ns, start_ns) = clock_offset();
@@ -120,12 +151,14 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<()> {
     meta.environment = environment::fingerprint();
     let attached: Vec<Stage> = outcomes
         .iter()
-        .filter(|o| o.chosen.is_some())
+        .filter(|o| o.records())
         .map(|o| o.stage)
         .collect();
+    // Recorded stages only: a skipped run of a program whose events are dropped loses nothing
+    // the recording would hold.
     let program_fds: Vec<(Stage, Vec<OwnedFd>)> = outcomes
         .iter()
-        .filter(|o| o.chosen.is_some())
+        .filter(|o| o.records())
         .map(|o| (o.stage, loader.program_fds(&o.programs)))
         .collect();
 
@@ -153,32 +186,41 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<()> {
     let reads =
         || counters_readable(&maps) && (!stats_known || program_stats_readable(&program_fds));
     match least_privilege::drop_after_attach(reads, &dirs) {
-        Ok(d) if args.verbose => crate::note!("{}", d.describe()),
+        Ok(d) if args.verbose => tcptape_common::note!("{}", d.describe()),
         Ok(_) => {}
-        Err(e) => crate::note!("warning: capabilities were not dropped: {e}"),
+        Err(e) => tcptape_common::note!("warning: capabilities were not dropped: {e}"),
     }
     // After the verifier's work, before the writer thread starts (which inherits it).
     match args.priority.apply_to_current_thread() {
-        Ok(()) if args.verbose => crate::note!("CPU priority: {}", args.priority.name()),
+        Ok(()) if args.verbose => tcptape_common::note!("CPU priority: {}", args.priority.name()),
         Ok(()) => {}
-        Err(e) => crate::note!(
+        Err(e) => tcptape_common::note!(
             "warning: the CPU priority {} could not be set: {e}",
             args.priority.name()
         ),
     }
     let writer = WriterHandle::spawn(writer, WRITER_QUEUE);
 
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    // Before the recorder says it is recording: from that line on, a SIGINT or SIGTERM must end
+    // the recording cleanly, not kill the process with its default action.
+    let stop_signals = {
+        let _runtime = runtime.enter();
+        StopSignals {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        }
+    };
     if say {
-        crate::note!(
+        tcptape_common::note!(
             "recording {} stages to {} (Ctrl-C to stop)",
             attached.len(),
             path.display()
         );
     }
     let live = say && std::io::stderr().is_terminal();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
     let limits = Limits {
         duration: args.duration,
         max_size: args.max_size,
@@ -191,6 +233,7 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<()> {
         &writer,
         &attached,
         limits,
+        stop_signals,
         live,
     ));
     let (reason, totals) = match drained {
@@ -211,7 +254,7 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<()> {
         } else {
             0.0
         };
-        crate::note!(
+        tcptape_common::note!(
             "recorder CPU time: {cpu:.3} s for {} events ({per_million:.3} s per million)",
             totals.events
         );
@@ -257,7 +300,7 @@ struct Totals {
 }
 
 fn report_summary(s: &Summary, reason: &str, t: &Totals) {
-    crate::note!(
+    tcptape_common::note!(
         "wrote {} events to {} ({}, {} segment{}); stopped by {reason}; {} lost",
         s.rows,
         s.path.display(),
@@ -268,12 +311,12 @@ fn report_summary(s: &Summary, reason: &str, t: &Totals) {
     );
     let bad = UNDECODABLE.load(std::sync::atomic::Ordering::Relaxed);
     if bad > 0 {
-        crate::note!(
+        tcptape_common::note!(
             "warning: {bad} ring records were not events of this version and were skipped"
         );
     }
     if t.events != s.rows {
-        crate::note!(
+        tcptape_common::note!(
             "note: {} events were received but {} written (the writer queue was full)",
             t.events,
             s.rows
@@ -442,6 +485,12 @@ async fn any_readable(rings: &[AsyncFd<CpuRing>]) -> std::io::Result<()> {
     .await
 }
 
+/// The signals that end a recording, registered before it is announced.
+struct StopSignals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn drain(
     maps: CaptureMaps,
@@ -450,6 +499,7 @@ async fn drain(
     writer: &WriterHandle,
     attached: &[Stage],
     limits: Limits,
+    mut stop_signals: StopSignals,
     live: bool,
 ) -> anyhow::Result<(&'static str, Totals)> {
     let CaptureMaps {
@@ -477,8 +527,6 @@ async fn drain(
         lost,
         program_fds,
     };
-    let mut sigint = signal(SignalKind::interrupt())?;
-    let mut sigterm = signal(SignalKind::terminate())?;
     let deadline = limits.duration.map(|d| tokio::time::Instant::now() + d);
     let mut poll = tokio::time::interval(POLL);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -490,8 +538,8 @@ async fn drain(
 
     let reason = loop {
         tokio::select! {
-            _ = sigint.recv() => break stop_reason::SIGNAL,
-            _ = sigterm.recv() => break stop_reason::SIGNAL,
+            _ = stop_signals.interrupt.recv() => break stop_reason::SIGNAL,
+            _ = stop_signals.terminate.recv() => break stop_reason::SIGNAL,
             _ = sleep_until(deadline) => break stop_reason::DURATION,
             woken = any_readable(&rings) => woken?,
             _ = poll.tick() => {}

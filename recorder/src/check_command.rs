@@ -3,7 +3,7 @@
 //! It goes through the same steps as a recording (privileges, BTF, tracefs, loading and attaching
 //! every program) and then detaches everything.
 
-use crate::attach_plan::{anything_attached, attach_all, PLAN};
+use crate::attach_plan::{anything_recorded, attach_all, PLAN};
 use crate::cli::CheckArgs;
 use crate::exit_code::{self, ExitError};
 use crate::filters::KernelFilters;
@@ -43,7 +43,7 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<()> {
         }
         print!("{}", plan_report::table(&outcomes));
     }
-    if !anything_attached(&outcomes) {
+    if !anything_recorded(&outcomes) {
         return Err(ExitError::new(
             exit_code::UNSUPPORTED,
             "no stage can be recorded on this kernel (see the table above)",

@@ -9,7 +9,8 @@ use std::time::Duration;
 /// Records what the Linux TCP/IP stack does to each packet into a Parquet recording.
 ///
 /// Recording is the default action: `tcptape-record -o incident.parquet --duration 30s --port 443`.
-/// Ctrl-C or SIGTERM end a recording cleanly; everything received is written.
+/// Ctrl-C or SIGTERM end a recording cleanly; everything received is written. On a busy host,
+/// `--stage tcp` (the TCP events, no per-packet stages) or `--sample N` keep the cost low.
 #[derive(Debug, Parser)]
 #[command(
     name = "tcptape-record",
@@ -53,24 +54,34 @@ pub struct RecordArgs {
     /// Stop after this long (e.g. `30s`, `5m`). Default: until Ctrl-C or SIGTERM.
     #[arg(short, long, value_parser = parse_duration, value_name = "TIME")]
     pub duration: Option<Duration>,
-    /// Keep only TCP traffic with this port on either side (repeatable).
-    #[arg(short, long = "port", value_name = "PORT")]
+    /// Keep only TCP traffic with this port on either side (repeatable, or comma-separated:
+    /// `-p 80,443`).
+    #[arg(short, long = "port", value_name = "PORT", value_delimiter = ',')]
     pub ports: Vec<u16>,
     /// Keep only traffic with an address in this range on either side (e.g. `10.0.0.0/8`,
-    /// `fd00::/8`; repeatable). A dual-stack socket talking IPv4 is IPv4 here, as its packets.
-    #[arg(long = "addr", value_name = "CIDR")]
+    /// `fd00::/8`; repeatable or comma-separated). A dual-stack socket talking IPv4 is IPv4
+    /// here, as its packets.
+    #[arg(long = "addr", value_name = "CIDR", value_delimiter = ',')]
     pub addrs: Vec<String>,
-    /// Keep only the flows of this process (repeatable): its sockets' events and their packets,
-    /// softirq ones included. A connection it opens is kept from its SYN; one it accepts, from
-    /// its first read or write.
-    #[arg(long = "pid", value_name = "PID")]
+    /// Keep only the flows of this process (repeatable or comma-separated): its sockets' events
+    /// and their packets, softirq ones included. A connection it opens is kept from its SYN, one
+    /// to a port it listens on from the client's SYN; a kept flow is kept whole, the peer's
+    /// events included when the peer is on this host.
+    #[arg(long = "pid", value_name = "PID", value_delimiter = ',')]
     pub pids: Vec<u32>,
     /// Keep only this network namespace, by inode (`stat -L -c %i /proc/PID/ns/net`).
     #[arg(long = "netns", value_name = "INODE")]
     pub netns: Vec<u32>,
-    /// Keep only packets on this interface (repeatable).
-    #[arg(long = "iface", value_name = "NAME")]
+    /// Keep only packets on this interface (repeatable or comma-separated).
+    #[arg(long = "iface", value_name = "NAME", value_delimiter = ',')]
     pub ifaces: Vec<String>,
+    /// Record only these stages (repeatable, or comma-separated): a stage name, or `rx`, `tx`,
+    /// `tcp` for a path's stages. `--stage tcp` records retransmits, congestion and socket state
+    /// changes, drops and buffer pressure, not the packets, at a fraction of the cost. The other
+    /// stages are not attached, except with `--pid` or `--iface`, which admit flows from every
+    /// stage's events.
+    #[arg(long = "stage", value_name = "STAGE", value_delimiter = ',', value_parser = crate::stage_selection::parse_stage_arg)]
+    pub stages: Vec<Vec<tcptape_common::Stage>>,
     /// Keep 1 in N flows, every stage of a kept flow (counters stay exact for all flows).
     #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub sample: u32,
@@ -233,6 +244,31 @@ mod tests {
         assert_eq!(r.ring_size, 32_000_000);
         assert_eq!(r.priority, Priority::Normal);
         assert!(r.anonymize && r.no_fentry && r.verbose && !r.quiet);
+    }
+
+    #[test]
+    fn filter_lists_may_be_comma_separated() {
+        let r = parse(&[
+            "-o",
+            "x",
+            "-p",
+            "80,443",
+            "--port",
+            "22",
+            "--addr",
+            "10.0.0.0/8,fd00::/8",
+            "--pid",
+            "7,9",
+            "--iface",
+            "eth0,eth1",
+        ])
+        .unwrap()
+        .record;
+        assert_eq!(r.ports, vec![80, 443, 22]);
+        assert_eq!(r.addrs, vec!["10.0.0.0/8", "fd00::/8"]);
+        assert_eq!(r.pids, vec![7, 9]);
+        assert_eq!(r.ifaces, vec!["eth0", "eth1"]);
+        assert!(parse(&["-o", "x", "-p", "80,"]).is_err());
     }
 
     #[test]

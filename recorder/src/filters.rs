@@ -2,6 +2,7 @@
 //! (`targ_*` globals in `ebpf/src/bpf/capture.bpf.h`).
 
 use crate::cli::RecordArgs;
+use crate::stage_selection::StageSelection;
 use std::net::IpAddr;
 use tcptape_common::event::{AF_INET, AF_INET6};
 use tcptape_common::metadata::Filters;
@@ -77,6 +78,8 @@ pub struct KernelFilters {
     pub ifaces: Vec<(String, u32)>,
     /// Inode of the network namespace the interface names were resolved in.
     pub ifaces_netns: u32,
+    /// The stages kept.
+    pub stages: StageSelection,
 }
 
 fn check_count(what: &str, n: usize, max: usize) -> Result<(), String> {
@@ -133,7 +136,13 @@ impl KernelFilters {
             netns: args.netns.clone(),
             ifaces_netns: if ifaces.is_empty() { 0 } else { own_netns() },
             ifaces,
+            stages: StageSelection::new(&args.stages),
         })
+    }
+
+    /// True when `--pid` or `--iface` is on: they admit flows from any stage's events.
+    pub fn admits_flows(&self) -> bool {
+        !self.pids.is_empty() || !self.ifaces.is_empty()
     }
 
     /// The filters as recording metadata.
@@ -144,6 +153,7 @@ impl KernelFilters {
             pids: self.pids.clone(),
             netns: self.netns.clone(),
             ifaces: self.ifaces.iter().map(|(n, _)| n.clone()).collect(),
+            stages: self.stages.names(),
         }
     }
 

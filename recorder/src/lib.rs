@@ -6,13 +6,14 @@
 //! writes finished segments with the [`segment_writer`].
 //!
 //! A live recording ([`capture`]) first checks the host ([`preflight`]), validates the
-//! [`filters`], loads the eBPF object with them ([`loader`]) and attaches each stage by the first
-//! mechanism that works ([`attach_plan`]), then gives up the capabilities it no longer needs
-//! ([`least_privilege`]) and lowers its CPU priority ([`cpu_priority`]); `check` ([`check_command`]) shows that plan
-//! ([`plan_report`]). The metadata gets the host's drop-reason names ([`drop_reasons`]) and its
+//! [`filters`] and the [`stage_selection`], loads the eBPF object with them ([`loader`]) and
+//! attaches each stage by the first mechanism that works ([`attach_plan`]), then gives up the
+//! capabilities it no longer needs ([`least_privilege`]) and lowers its CPU priority
+//! ([`cpu_priority`]); `check` ([`check_command`]) shows that plan ([`plan_report`]). The metadata gets the host's drop-reason names ([`drop_reasons`]) and its
 //! [`environment`] fingerprint.
 //!
-//! Everything it says on stderr goes through [`stderr_note`], which a closed stderr cannot fail.
+//! Everything it says on stderr goes through [`tcptape_common::note!`], which a closed stderr
+//! cannot fail.
 //!
 //! [`synth_command`] feeds the same writer with synthetic events, which is how the writer is
 //! tested and benchmarked without root.
@@ -28,6 +29,7 @@ pub mod environment;
 pub mod exit_code;
 pub mod filters;
 pub mod least_privilege;
+pub mod listening_sockets;
 pub mod loader;
 pub mod plan_report;
 pub mod preflight;
@@ -35,6 +37,6 @@ pub mod program_stats;
 pub mod progress_line;
 pub mod ring_reader;
 pub mod segment_writer;
-pub mod stderr_note;
+pub mod stage_selection;
 pub mod synth_command;
 pub mod write_pipeline;

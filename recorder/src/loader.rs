@@ -3,8 +3,9 @@
 
 use crate::attach_plan::{Hook, Mechanism, ProgramLoader};
 use crate::filters::KernelFilters;
+use crate::listening_sockets::{self, Listener};
 use crate::ring_reader::RingReader;
-use aya::maps::{ArrayOfMaps, MapData, PerCpuArray};
+use aya::maps::{ArrayOfMaps, HashMap, MapData, PerCpuArray};
 use aya::programs::{BtfTracePoint, FEntry, KProbe, Program, ProgramError, TracePoint};
 use aya::{Btf, Ebpf, EbpfLoader};
 use tcptape_ebpf::names;
@@ -172,6 +173,7 @@ impl AyaLoader {
             .override_global("targ_nifindex", &nifindex, true)
             .override_global("targ_ifindex", &ifindex, true)
             .override_global("targ_ifindex_netns", &f.ifaces_netns, true)
+            .override_global("targ_stages", &f.stages.mask(), true)
             .override_global("targ_sample", &cfg.sample, true)
             .override_global("wake_bytes", &cfg.rings.wake_bytes(), true)
             .load(tcptape_ebpf::object())
@@ -205,6 +207,34 @@ impl AyaLoader {
             self.rings.push(CpuRing { cpu, ring });
         }
         Ok(())
+    }
+
+    /// Puts the ports the `--pid` processes listen on now into the programs' listener map, before
+    /// any program runs, so that their servers' connections are kept from the first packet.
+    /// Returns the listeners found and, per process whose sockets cannot be read, why.
+    pub fn admit_listeners(
+        &mut self,
+        pids: &[u32],
+    ) -> Result<(Vec<Listener>, Vec<String>), String> {
+        let map = self
+            .ebpf
+            .map_mut(names::LISTEN_PORTS)
+            .ok_or_else(|| format!("the eBPF object has no map {}", names::LISTEN_PORTS))?;
+        let mut ports: HashMap<&mut MapData, u64, u8> =
+            HashMap::try_from(map).map_err(|e| e.to_string())?;
+        let (mut found, mut failed) = (Vec::new(), Vec::new());
+        for &pid in pids {
+            match listening_sockets::of_pid(pid) {
+                Ok(listeners) => found.extend(listeners),
+                Err(e) => failed.push(e),
+            }
+        }
+        for l in &found {
+            ports
+                .insert(l.key(), 1, 0)
+                .map_err(|e| format!("cannot add listening port {}: {e}", l.port))?;
+        }
+        Ok((found, failed))
     }
 
     /// Skips a mechanism from now on (`--no-fentry`), as the environment variable does.

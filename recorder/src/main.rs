@@ -16,7 +16,7 @@ fn main() {
         let code = e
             .downcast_ref::<ExitError>()
             .map_or_else(|| io_code(&e), |x| x.code);
-        tcptape_recorder::note!("tcptape-record: {e:#}");
+        tcptape_common::note!("tcptape-record: {e:#}");
         std::process::exit(code);
     }
 }

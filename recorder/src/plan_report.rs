@@ -2,6 +2,7 @@
 //! not used) or JSON. Shared by `check` and `record -v`.
 
 use crate::attach_plan::StageOutcome;
+use crate::stage_selection::StageUse;
 use serde::Serialize;
 
 /// One row of the report.
@@ -18,6 +19,9 @@ pub struct Row {
     /// Why the stage has no option on some hosts.
     #[serde(skip_serializing_if = "str::is_empty")]
     pub note: &'static str,
+    /// Why the stage records nothing although it could (`--stage`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_kept: Option<&'static str>,
 }
 
 /// A mechanism that did not attach.
@@ -55,6 +59,13 @@ pub fn rows(outcomes: &[StageOutcome]) -> Vec<Row> {
                 })
                 .collect(),
             note: o.note,
+            not_kept: match o.usage {
+                StageUse::Keep => None,
+                StageUse::FilterOnly => {
+                    Some("not requested (--stage): attached for --pid/--iface, events dropped")
+                }
+                StageUse::Skip => Some("not requested (--stage)"),
+            },
         })
         .collect()
 }
@@ -81,7 +92,9 @@ pub fn table(outcomes: &[StageOutcome]) -> String {
             .iter()
             .map(|f| format!("{}: {}", f.mechanism, f.error))
             .collect();
-        if r.chosen.is_none() && !r.note.is_empty() {
+        if let Some(n) = r.not_kept {
+            why.insert(0, n.to_string());
+        } else if r.chosen.is_none() && !r.note.is_empty() {
             why.push(r.note.to_string());
         }
         let first = why.first().cloned().unwrap_or_default();
@@ -90,11 +103,20 @@ pub fn table(outcomes: &[StageOutcome]) -> String {
             out.push_str(&line("", "", "", more));
         }
     }
-    let n = outcomes.iter().filter(|o| o.chosen.is_some()).count();
-    out.push_str(&format!(
-        "{n} of {} stages can be recorded on this host\n",
-        outcomes.len()
-    ));
+    let n = outcomes.iter().filter(|o| o.records()).count();
+    let requested = outcomes
+        .iter()
+        .filter(|o| o.usage == StageUse::Keep)
+        .count();
+    if requested == outcomes.len() {
+        out.push_str(&format!(
+            "{n} of {requested} stages can be recorded on this host\n"
+        ));
+    } else {
+        out.push_str(&format!(
+            "{n} of the {requested} requested stages can be recorded on this host\n"
+        ));
+    }
     out
 }
 
@@ -124,6 +146,7 @@ mod tests {
                 ],
                 note: "",
                 programs: vec!["rx_tcp_est__tp_btf__tcp_probe"],
+                usage: StageUse::Keep,
             },
             StageOutcome {
                 stage: Stage::RxIp,
@@ -131,6 +154,7 @@ mod tests {
                 attempts: vec![],
                 note: "no tracepoint exists at IP receive",
                 programs: vec![],
+                usage: StageUse::Keep,
             },
         ];
         let t = table(&outcomes);
@@ -144,5 +168,37 @@ mod tests {
         let json = serde_json::to_value(rows(&outcomes)).unwrap();
         assert_eq!(json[0]["chosen"], "tp_btf");
         assert_eq!(json[1]["chosen"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn table_says_which_stages_were_not_requested() {
+        let outcome = |stage, usage| StageOutcome {
+            stage,
+            chosen: (usage != StageUse::Skip).then_some(Mechanism::TpBtf),
+            attempts: vec![],
+            note: "a note not shown for a stage not requested",
+            programs: vec![],
+            usage,
+        };
+        let outcomes = vec![
+            outcome(Stage::Retransmit, StageUse::Keep),
+            outcome(Stage::RxApp, StageUse::FilterOnly),
+            outcome(Stage::TxDriver, StageUse::Skip),
+        ];
+        let t = table(&outcomes);
+        assert!(t.contains("tx_driver      -"), "{t}");
+        assert!(t.contains("not requested (--stage)\n"), "{t}");
+        assert!(
+            t.contains("attached for --pid/--iface, events dropped"),
+            "{t}"
+        );
+        assert!(!t.contains("a note not shown"), "{t}");
+        assert!(
+            t.ends_with("1 of the 1 requested stages can be recorded on this host\n"),
+            "{t}"
+        );
+        let json = serde_json::to_value(rows(&outcomes)).unwrap();
+        assert_eq!(json[2]["not_kept"], "not requested (--stage)");
+        assert!(json[0].get("not_kept").is_none());
     }
 }

@@ -53,7 +53,7 @@ pub fn run(args: &SynthArgs) -> anyhow::Result<()> {
         args.rate,
     )?;
     if !args.quiet {
-        crate::note!(
+        tcptape_common::note!(
             "wrote {} events to {} ({}, {} segment{})",
             summary.rows,
             summary.path.display(),

@@ -14,6 +14,7 @@
 
 pub mod analyzer;
 pub mod binaries;
+pub mod bpf_programs;
 pub mod netns;
 pub mod recorder;
 pub mod recording;

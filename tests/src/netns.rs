@@ -108,6 +108,9 @@ impl Pair {
         Ok((a, b))
     }
 
+    /// TCP's segment size over the pair: veth's default MTU of 1500, with TCP timestamps.
+    pub const MSS: u32 = 1448;
+
     /// Shapes the sender's egress with a tbf qdisc.
     pub fn shape_sender(&self, rate: &str, burst: &str, limit: &str) -> Result<(), String> {
         run(
@@ -122,9 +125,22 @@ impl Pair {
 
     /// Drops every `n`th TCP packet to `port` arriving at the receiver (nft `numgen inc`).
     pub fn drop_at_receiver(&self, port: u16, n: u32) -> Result<(), String> {
+        self.receiver_input_rule(&format!("tcp dport {port} numgen inc mod {n} == 0 drop"))
+    }
+
+    /// Drops the first SYN of every connection to `port` at the receiver (every other SYN, the
+    /// retransmitted one passes): each connection retransmits exactly one segment, its SYN.
+    pub fn drop_first_syns(&self, port: u16) -> Result<(), String> {
+        self.receiver_input_rule(&format!(
+            "tcp dport {port} tcp flags & (syn | ack) == syn numgen inc mod 2 == 0 drop"
+        ))
+    }
+
+    /// Adds `rule` to the receiver's nft input chain (created with the first rule).
+    fn receiver_input_rule(&self, rule: &str) -> Result<(), String> {
         let rules = format!(
             "table inet tcptape_test {{\n chain input {{\n  type filter hook input priority 0;\n  \
-             tcp dport {port} numgen inc mod {n} == 0 drop\n }}\n}}\n"
+             {rule}\n }}\n}}\n"
         );
         let file = std::env::temp_dir().join(format!("{}.nft", self.b));
         std::fs::write(&file, rules).map_err(|e| e.to_string())?;
@@ -161,6 +177,23 @@ impl Pair {
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
+    }
+
+    /// Waits until a socket in namespace `ns` listens on TCP `port`.
+    pub fn wait_until_listening(
+        ns: &str,
+        port: u16,
+        timeout: std::time::Duration,
+    ) -> Result<(), String> {
+        let deadline = std::time::Instant::now() + timeout;
+        let filter = format!("sport = :{port}");
+        while run_in(ns, "ss", &["-Hltn", &filter])?.trim().is_empty() {
+            if std::time::Instant::now() > deadline {
+                return Err(format!("nothing listens on port {port} in {ns}"));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Ok(())
     }
 
     /// The inode of a namespace (what `--netns` and the `netns` column use).

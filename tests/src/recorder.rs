@@ -7,6 +7,8 @@ use std::sync::mpsc;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use crate::recording::{load, Loaded};
+
 /// The recorder binary: `TCPTAPE_RECORD_BIN`, else the one beside the test executable
 /// ([`crate::binaries::workspace_binary`]).
 pub fn binary() -> Result<PathBuf, String> {
@@ -131,12 +133,32 @@ impl RecorderProcess {
 /// recorder with SIGINT after a moment for the last events to arrive, asserts that it exited 0,
 /// and returns its log.
 pub fn record_during(args: &[&str], during: impl FnOnce(&RecorderProcess)) -> String {
-    let rec = RecorderProcess::start(args, &[]).expect("recorder starts");
+    record_during_in(None, args, during)
+}
+
+/// [`record_during`], with the recorder inside network namespace `ns` when given.
+pub fn record_during_in(
+    ns: Option<&str>,
+    args: &[&str],
+    during: impl FnOnce(&RecorderProcess),
+) -> String {
+    let rec = RecorderProcess::start_in(ns, args, &[]).expect("recorder starts");
     during(&rec);
     std::thread::sleep(Duration::from_millis(200));
     let (code, log) = rec.stop(libc::SIGINT).expect("recorder stops");
     assert_eq!(code, 0, "{log}");
     log
+}
+
+/// [`record_during_in`] into a temporary file (`args` without `-o`), loaded once the recorder
+/// has stopped.
+pub fn record_to_temp(ns: Option<&str>, args: &[&str], during: impl FnOnce()) -> Loaded {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let out = dir.path().join("rec.parquet");
+    let mut all = vec!["-o", out.to_str().expect("a UTF-8 temporary path")];
+    all.extend_from_slice(args);
+    record_during_in(ns, &all, |_| during());
+    load(&out).expect("recording")
 }
 
 impl Drop for RecorderProcess {

@@ -10,6 +10,15 @@ pub fn listen(addr: &str, port: u16) -> Result<TcpListener, String> {
     TcpListener::bind((addr, port)).map_err(|e| format!("bind {addr}:{port}: {e}"))
 }
 
+/// [`listen`] inside network namespace `ns`: the socket stays in that namespace after the thread
+/// that opened it ends.
+pub fn listen_in(ns: &str, addr: &str, port: u16) -> Result<TcpListener, String> {
+    let addr = addr.to_string();
+    crate::netns::spawn_in(ns, move || listen(&addr, port))
+        .join()
+        .map_err(|_| "the listener thread panicked".to_string())?
+}
+
 /// Accepts `conns` connections one after another and reads each to the end; returns the bytes
 /// read in total. `pause` sleeps between reads (a slow reader).
 pub fn receive(
@@ -116,13 +125,7 @@ pub fn transfers(
 ) -> std::thread::JoinHandle<u64> {
     use crate::netns::spawn_in;
     let addr = pair.addr_b.clone();
-    let listener = spawn_in(&pair.b, {
-        let addr = addr.clone();
-        move || listen(&addr, port)
-    })
-    .join()
-    .expect("listener thread")
-    .expect("listen");
+    let listener = listen_in(&pair.b, &addr, port).expect("listen");
     let receiver = std::thread::spawn(move || receive(listener, conns, chunk, Duration::ZERO));
     let ns = pair.a.clone();
     std::thread::spawn(move || {
@@ -135,4 +138,57 @@ pub fn transfers(
         sender.join().expect("sender thread").expect("send");
         receiver.join().expect("receiver thread").expect("receive")
     })
+}
+
+/// What a [`counted_transfer`] did.
+pub struct CountedTransfer {
+    /// Bytes the receiver read.
+    pub read: u64,
+    /// How much each TCP counter ([`crate::netns::tcp_counters`]) grew during the transfer,
+    /// both namespaces summed.
+    pub grew: std::collections::HashMap<String, u64>,
+}
+
+impl CountedTransfer {
+    /// The growth of counter `name` (0 if neither namespace has it).
+    pub fn grew(&self, name: &str) -> u64 {
+        self.grew.get(name).copied().unwrap_or(0)
+    }
+}
+
+/// One transfer of `bytes` in `chunk`-sized writes from the pair's sender to a receiver on
+/// `port`, with the TCP counters of both namespaces read before it and after both sockets can
+/// send no more. Both ends retransmit (the receiver its FIN when the sender's ACK of it is
+/// dropped), so both namespaces count; and a receiver's retransmitted FIN comes after the
+/// transfer, so the counters are read only once the port is quiet.
+pub fn counted_transfer(
+    pair: &crate::netns::Pair,
+    port: u16,
+    bytes: u64,
+    chunk: usize,
+) -> Result<CountedTransfer, String> {
+    use crate::netns::{spawn_in, tcp_counters_of};
+    let addr = pair.addr_b.clone();
+    let listener = listen_in(&pair.b, &addr, port)?;
+    let counters = || -> Result<Vec<std::collections::HashMap<String, u64>>, String> {
+        Ok(vec![tcp_counters_of(&pair.a)?, tcp_counters_of(&pair.b)?])
+    };
+    let before = counters()?;
+    let receiver = std::thread::spawn(move || receive(listener, 1, 64 << 10, Duration::ZERO));
+    spawn_in(&pair.a, move || send(&addr, port, bytes, chunk))
+        .join()
+        .map_err(|_| "the sender thread panicked")??;
+    let read = receiver
+        .join()
+        .map_err(|_| "the receiver thread panicked")??;
+    pair.wait_until_quiet(port, Duration::from_secs(20))?;
+    let after = counters()?;
+    let mut grew = std::collections::HashMap::new();
+    for (b, a) in before.iter().zip(&after) {
+        for (name, v) in a {
+            let was = b.get(name).copied().unwrap_or(0);
+            *grew.entry(name.clone()).or_insert(0) += v.saturating_sub(was);
+        }
+    }
+    Ok(CountedTransfer { read, grew })
 }

@@ -3,8 +3,7 @@
 
 use std::time::Duration;
 use tcptape_e2e::netns::{spawn_in, Pair};
-use tcptape_e2e::recorder::record_during;
-use tcptape_e2e::recording::load;
+use tcptape_e2e::recorder::record_to_temp;
 use tcptape_e2e::{should_run, traffic};
 
 /// One connection to a receiver listening on `listen_ns_addr` in B, made by `send` in A; returns
@@ -15,13 +14,7 @@ fn transfer_by(
     port: u16,
     send: impl FnOnce() -> Result<(), String> + Send + 'static,
 ) -> u64 {
-    let l = {
-        let a = listen_ns_addr.to_string();
-        spawn_in(&pair.b, move || traffic::listen(&a, port))
-            .join()
-            .unwrap()
-            .expect("listen")
-    };
+    let l = traffic::listen_in(&pair.b, listen_ns_addr, port).expect("listen");
     let rx = std::thread::spawn(move || traffic::receive(l, 1, 16 << 10, Duration::ZERO));
     spawn_in(&pair.a, send).join().unwrap().expect("send");
     rx.join().unwrap().expect("receive")
@@ -43,23 +36,12 @@ fn ipv6_flows_are_recorded_and_filtered_by_range() {
     let pair = Pair::new().expect("network namespaces");
     let (a6, b6) = pair.add_ipv6().expect("ipv6 addresses");
     std::thread::sleep(Duration::from_millis(300)); // link-local routes settle
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("v6.parquet");
     let range = format!("fd00:200:{:x}::/64", pair.subnet);
-    let args = [
-        "-o",
-        out.to_str().unwrap(),
-        "-p",
-        &port.to_string(),
-        "--addr",
-        &range,
-    ];
-    record_during(&args, |_| {
+    let r = record_to_temp(None, &["-p", &port.to_string(), "--addr", &range], || {
         let read6 = transfer(&pair, &b6, &b6, port, 1 << 20);
         let read4 = transfer(&pair, &pair.addr_b, &pair.addr_b, port, 1 << 20);
         assert_eq!((read6, read4), (1 << 20, 1 << 20));
     });
-    let r = load(&out).expect("recording");
     let counts = r.counts();
     for stage in [
         "rx_netif",
@@ -106,21 +88,10 @@ fn a_dual_stack_servers_ipv4_connection_is_one_ipv4_flow() {
     // range then keeps the server's own events, and the two ends are one flow.
     let port = 45_402u16;
     let pair = Pair::new().expect("network namespaces");
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("mapped.parquet");
     let range = format!("{}/32", pair.addr_b);
-    let args = [
-        "-o",
-        out.to_str().unwrap(),
-        "-p",
-        &port.to_string(),
-        "--addr",
-        &range,
-    ];
-    record_during(&args, |_| {
+    let r = record_to_temp(None, &["-p", &port.to_string(), "--addr", &range], || {
         assert_eq!(transfer(&pair, "::", &pair.addr_b, port, 1 << 20), 1 << 20);
     });
-    let r = load(&out).expect("recording");
     let ends = [Some(pair.addr_a.as_str()), Some(pair.addr_b.as_str())];
     for row in &r.rows {
         assert_eq!(row.family, Some(4), "not given as IPv4: {row:?}");
@@ -177,19 +148,13 @@ fn ipv6_packets_with_extension_headers_are_parsed() {
     let pair = Pair::new().expect("network namespaces");
     let (_a6, b6) = pair.add_ipv6().expect("ipv6 addresses");
     std::thread::sleep(Duration::from_millis(300));
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("exthdr.parquet");
-    record_during(
-        &["-o", out.to_str().unwrap(), "-p", &port.to_string()],
-        |_| {
-            let to = b6.clone();
-            let read = transfer_by(&pair, &b6, port, move || {
-                send_with_destination_options(&to, port, 1 << 20)
-            });
-            assert_eq!(read, 1 << 20);
-        },
-    );
-    let r = load(&out).expect("recording");
+    let r = record_to_temp(None, &["-p", &port.to_string()], || {
+        let to = b6.clone();
+        let read = transfer_by(&pair, &b6, port, move || {
+            send_with_destination_options(&to, port, 1 << 20)
+        });
+        assert_eq!(read, 1 << 20);
+    });
     // Every data byte crossed the receiver's device: the payload lengths parsed from the
     // packets to the receiver's port add up to at least what was sent (more if a segment was
     // sent twice).

@@ -114,13 +114,7 @@ fn max_events_and_duration_stop_with_their_reason() {
     )
     .unwrap();
     let addr = pair.addr_b.clone();
-    let listener = spawn_in(&pair.b, {
-        let addr = addr.clone();
-        move || traffic::listen(&addr, port)
-    })
-    .join()
-    .unwrap()
-    .unwrap();
+    let listener = traffic::listen_in(&pair.b, &addr, port).unwrap();
     let receiver = std::thread::spawn(move || traffic::receive(listener, 1, 8192, Duration::ZERO));
     spawn_in(&pair.a, move || traffic::send(&addr, port, 4 << 20, 8192))
         .join()
@@ -167,13 +161,7 @@ fn max_size_stops_the_recording_near_the_limit() {
     )
     .unwrap();
     let addr = pair.addr_b.clone();
-    let listener = spawn_in(&pair.b, {
-        let addr = addr.clone();
-        move || traffic::listen(&addr, port)
-    })
-    .join()
-    .unwrap()
-    .unwrap();
+    let listener = traffic::listen_in(&pair.b, &addr, port).unwrap();
     let receiver = std::thread::spawn(move || traffic::receive(listener, 1, 4096, Duration::ZERO));
     spawn_in(&pair.a, move || traffic::send(&addr, port, 64 << 20, 4096))
         .join()
@@ -264,4 +252,27 @@ fn a_closed_stderr_does_not_stop_a_recording() {
     assert!(r.closed);
     assert_eq!(r.meta.segment.stop_reason.as_deref(), Some("duration"));
     r.assert_bytes("rx_app", 256 << 10);
+}
+
+#[test]
+fn a_signal_right_after_recording_starts_ends_it_cleanly() {
+    if !should_run("a_signal_right_after_recording_starts_ends_it_cleanly") {
+        return;
+    }
+    // A script that starts the recorder and stops it as soon as it says it is recording: the
+    // signal must find the recorder's handlers in place, and the file finished.
+    let dir = tempfile::tempdir().unwrap();
+    for (i, signal) in [libc::SIGINT, libc::SIGTERM]
+        .iter()
+        .cycle()
+        .take(10)
+        .enumerate()
+    {
+        let out = dir.path().join(format!("early-{i}.parquet"));
+        let rec = RecorderProcess::start(&["-o", out.to_str().unwrap()], &[]).expect("starts");
+        let (code, log) = rec.stop(*signal).expect("stops");
+        assert_eq!(code, 0, "run {i}, signal {signal}: {log}");
+        let r = load(&out).expect("a finished recording");
+        assert_eq!(r.meta.segment.stop_reason.as_deref(), Some("signal"));
+    }
 }

@@ -4,39 +4,19 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 use tcptape_e2e::netns::{spawn_in, Pair};
-use tcptape_e2e::recorder::RecorderProcess;
-use tcptape_e2e::recording::{load, Loaded};
+use tcptape_e2e::recorder::record_to_temp;
 use tcptape_e2e::{should_run, traffic};
 
 /// One transfer of `bytes` from this process's threads, sender in A, receiver in B.
 fn transfer(pair: &Pair, port: u16, bytes: u64) {
     let addr = pair.addr_b.clone();
-    let l = spawn_in(&pair.b, {
-        let a = addr.clone();
-        move || traffic::listen(&a, port)
-    })
-    .join()
-    .unwrap()
-    .expect("listen");
+    let l = traffic::listen_in(&pair.b, &addr, port).expect("listen");
     let rx = std::thread::spawn(move || traffic::receive(l, 1, 16 << 10, Duration::ZERO));
     spawn_in(&pair.a, move || traffic::send(&addr, port, bytes, 16 << 10))
         .join()
         .unwrap()
         .expect("send");
     assert_eq!(rx.join().unwrap().expect("receive"), bytes);
-}
-
-fn record(ns: Option<&str>, args: &[&str], traffic: impl FnOnce()) -> Loaded {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("scoped.parquet");
-    let mut all = vec!["-o", out.to_str().unwrap()];
-    all.extend_from_slice(args);
-    let rec = RecorderProcess::start_in(ns, &all, &[]).expect("recorder starts");
-    traffic();
-    std::thread::sleep(Duration::from_millis(200));
-    let (code, log) = rec.stop(libc::SIGTERM).expect("stops");
-    assert_eq!(code, 0, "{log}");
-    load(&out).expect("recording")
 }
 
 #[test]
@@ -46,7 +26,7 @@ fn netns_filter_keeps_one_namespace() {
     }
     let pair = Pair::new().expect("network namespaces");
     let inode_b = Pair::inode(&pair.b).unwrap();
-    let r = record(
+    let r = record_to_temp(
         None,
         &["--netns", &inode_b.to_string(), "-p", "45501"],
         || transfer(&pair, 45_501, 1 << 20),
@@ -73,7 +53,7 @@ fn iface_filter_uses_the_recorders_namespace() {
     let pair = Pair::new().expect("network namespaces");
     let inode_b = Pair::inode(&pair.b).unwrap();
     let vb = Pair::ifindex(&pair.b, "vb").unwrap();
-    let r = record(Some(&pair.b), &["--iface", "vb", "-p", "45511"], || {
+    let r = record_to_temp(Some(&pair.b), &["--iface", "vb", "-p", "45511"], || {
         transfer(&pair, 45_511, 1 << 20)
     });
     assert_eq!(r.meta.filters.ifaces, vec!["vb"]);
@@ -106,7 +86,7 @@ fn pid_filter_keeps_one_process_flows() {
     let pair = Pair::new().expect("network namespaces");
     let me = std::process::id().to_string();
     let traffic_bin = env!("CARGO_BIN_EXE_tcptape-traffic");
-    let r = record(None, &["--pid", &me], || {
+    let r = record_to_temp(None, &["--pid", &me], || {
         // Another process's flow, at the same time.
         let mut sink = Command::new("ip")
             .args(["netns", "exec", &pair.b, traffic_bin, "sink", &pair.addr_b])
@@ -138,8 +118,17 @@ fn pid_filter_keeps_one_process_flows() {
     assert_eq!(ports(other), 0, "the other process's flow was recorded");
     // Softirq events of the admitted flow are kept, not only the ones with a pid.
     assert!(r.of("rx_netif").count() > 0);
-    let pids: std::collections::HashSet<u32> = r.rows.iter().filter_map(|x| x.pid).collect();
-    assert_eq!(pids, [std::process::id()].into());
+    // The application's writes and reads are this process's own. Other events carry the pid of
+    // the task they ran in: for a state change or buffer event handled in softirq, whichever task
+    // was interrupted (a kernel thread, say). They are all of this process's flow (see above).
+    let me_pid = std::process::id();
+    for x in r.rows.iter().filter(|x| x.pid.is_some_and(|p| p != me_pid)) {
+        assert!(matches!(x.kind.as_str(), "state" | "buffer"), "{x:?}");
+    }
+    assert!(r
+        .of("tx_sendmsg")
+        .chain(r.of("rx_app"))
+        .all(|x| x.pid == Some(me_pid)));
     // The connecting side's handshake is kept: the state change it makes before its port is
     // chosen admits the socket, and through it the SYN and the change to ESTABLISHED.
     let established = r.of("state").filter(|x| x.dport == Some(mine)).any(|x| {
@@ -161,4 +150,77 @@ fn pid_filter_keeps_one_process_flows() {
         .filter(|x| x.dport == Some(mine) && x.seq == Some(first_write.wrapping_sub(1)))
         .count();
     assert!(syn > 0, "no SYN of this process's connection");
+}
+
+#[test]
+fn pid_filter_keeps_a_servers_connections_from_the_clients_syn() {
+    if !should_run("pid_filter_keeps_a_servers_connections_from_the_clients_syn") {
+        return;
+    }
+    // Two server processes, the clients another process. The kernel completes each handshake
+    // before the server touches the new socket, so only the port it listens on can admit the
+    // connection that early: one server listens before the recording starts (found in /proc),
+    // the other after (seen by the programs).
+    let (before, after) = (45_531u16, 45_532u16);
+    let pair = Pair::new().expect("network namespaces");
+    let traffic_bin = env!("CARGO_BIN_EXE_tcptape-traffic");
+    let sink = |port: u16| format!("exec {traffic_bin} sink {} {port}", pair.addr_b);
+    let mut early = Command::new("ip")
+        .args(["netns", "exec", &pair.b, "sh", "-c", &sink(before)])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    // `ip netns exec` and `sh -c 'read; exec ...'` keep the pid: it is the server's.
+    let mut late = Command::new("ip")
+        .args(["netns", "exec", &pair.b, "sh", "-c"])
+        .arg(format!("read _; {}", sink(after)))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    Pair::wait_until_listening(&pair.b, before, Duration::from_secs(5)).unwrap();
+    let (early_pid, late_pid) = (early.id().to_string(), late.id().to_string());
+    let r = record_to_temp(None, &["--pid", &early_pid, "--pid", &late_pid], || {
+        use std::io::Write;
+        writeln!(late.stdin.take().unwrap()).unwrap();
+        Pair::wait_until_listening(&pair.b, after, Duration::from_secs(5)).unwrap();
+        for port in [before, after] {
+            let sent = Command::new("ip")
+                .args(["netns", "exec", &pair.a, traffic_bin, "bulk", &pair.addr_b])
+                .args([port.to_string(), (1u64 << 20).to_string()])
+                .status()
+                .unwrap();
+            assert!(sent.success());
+        }
+        assert!(early.wait().unwrap().success());
+        assert!(late.wait().unwrap().success());
+    });
+    for port in [before, after] {
+        // The client's SYN, as the server's side receives it: sequence number one before the
+        // first byte the client wrote (its writes are kept: the flow is kept whole).
+        let first_write = r
+            .of("tx_sendmsg")
+            .filter(|x| x.dport == Some(port))
+            .min_by_key(|x| x.ts_ns)
+            .and_then(|x| x.seq)
+            .unwrap_or_else(|| panic!("no write of the connection to port {port}"));
+        let syn = r
+            .of("rx_netif")
+            .filter(|x| x.dport == Some(port) && x.seq == Some(first_write.wrapping_sub(1)))
+            .count();
+        assert_eq!(syn, 1, "the SYN to port {port}, received");
+        let accepted = r.of("state").filter(|x| x.sport == Some(port)).any(|x| {
+            x.old_state.as_deref() == Some("SYN_RECV") && x.state.as_deref() == Some("ESTABLISHED")
+        });
+        assert!(
+            accepted,
+            "no SYN_RECV → ESTABLISHED of the server's socket on {port}"
+        );
+        let read: u64 = r
+            .of("rx_app")
+            .filter(|x| x.sport == Some(port))
+            .map(|x| u64::from(x.len.unwrap_or(0)))
+            .sum();
+        assert_eq!(read, 1 << 20, "bytes the server on {port} read");
+    }
 }

@@ -12,7 +12,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
-use tcptape_e2e::netns::{run, spawn_in, tcp_counters_of, Pair};
+use tcptape_e2e::netns::{run, spawn_in, Pair};
 use tcptape_e2e::recorder::RecorderProcess;
 use tcptape_e2e::{analyzer, should_run, traffic};
 
@@ -76,13 +76,7 @@ fn a_reader_that_sleeps_shows_its_sleep_before_rx_app() {
     let pair = Pair::new().expect("network namespaces");
     let (_tmp, dir) = workdir("sleep");
     let (rec, out) = record(PORT, &dir);
-    let listener = {
-        let addr = pair.addr_b.clone();
-        spawn_in(&pair.b, move || traffic::listen(&addr, PORT))
-            .join()
-            .unwrap()
-            .expect("listen")
-    };
+    let listener = traffic::listen_in(&pair.b, &pair.addr_b, PORT).expect("listen");
     // Request/response: the client sends a request as soon as it has the previous answer; the
     // server sleeps before each read, so each request waits in its receive queue. Both sides
     // note when (CLOCK_MONOTONIC, the recorder's clock) the request was sent and read.
@@ -188,13 +182,7 @@ fn tbf_queueing_stays_within_its_latency_bound() {
     .expect("tbf");
     let (_tmp, dir) = workdir("tbf");
     let (rec, out) = record(PORT, &dir);
-    let listener = {
-        let addr = pair.addr_b.clone();
-        spawn_in(&pair.b, move || traffic::listen(&addr, PORT))
-            .join()
-            .unwrap()
-            .expect("listen")
-    };
+    let listener = traffic::listen_in(&pair.b, &pair.addr_b, PORT).expect("listen");
     let receiver =
         std::thread::spawn(move || traffic::receive(listener, 1, 64 << 10, Duration::ZERO));
     let addr_b = pair.addr_b.clone();
@@ -235,37 +223,12 @@ fn retransmitted_segments_equal_the_kernel_counter() {
     pair.drop_at_receiver(PORT, 53).expect("nft");
     let (_tmp, dir) = workdir("retransmits");
     let (rec, out) = record(PORT, &dir);
-    let listener = {
-        let addr = pair.addr_b.clone();
-        spawn_in(&pair.b, move || traffic::listen(&addr, PORT))
-            .join()
-            .unwrap()
-            .expect("listen")
-    };
-    // The report counts both ends' retransmissions (the receiver retransmits its FIN when the
-    // sender's ACK of it is dropped), so the counters of both namespaces are summed, once both
-    // sockets are done sending, and while the recorder still runs.
-    let before = tcp_counters_of(&pair.a).expect("nstat");
-    let before_b = tcp_counters_of(&pair.b).expect("nstat");
-    let receiver =
-        std::thread::spawn(move || traffic::receive(listener, 1, 64 << 10, Duration::ZERO));
-    let addr_b = pair.addr_b.clone();
-    spawn_in(&pair.a, move || {
-        traffic::send(&addr_b, PORT, 8 << 20, 64 << 10)
-    })
-    .join()
-    .unwrap()
-    .expect("send");
-    receiver.join().unwrap().expect("receive");
-    pair.wait_until_quiet(PORT, Duration::from_secs(20))
-        .expect("the connection closes");
-    let after = tcp_counters_of(&pair.a).expect("nstat");
-    let after_b = tcp_counters_of(&pair.b).expect("nstat");
+    // The report counts both ends' retransmissions, and so do the counters.
+    let t = traffic::counted_transfer(&pair, PORT, 8 << 20, 64 << 10).expect("transfer");
     stop(rec);
 
     let r = report(&out);
-    let nstat = after["RetransSegs"] - before["RetransSegs"] + after_b["RetransSegs"]
-        - before_b["RetransSegs"];
+    let nstat = t.grew("RetransSegs");
     let rt = &r["retransmits"];
     eprintln!("nstat RetransSegs {nstat}; report {rt}");
     assert!(nstat > 0, "the scenario induced no retransmission");
@@ -274,5 +237,8 @@ fn retransmitted_segments_equal_the_kernel_counter() {
         assert!(rt["kernel_counted_segments"].as_u64().unwrap() <= nstat);
         return;
     }
-    assert_eq!(rt["kernel_counted_segments"].as_u64(), Some(nstat), "{rt}");
+    let reported = rt["kernel_counted_segments"]
+        .as_u64()
+        .expect("kernel_counted_segments");
+    tcptape_e2e::recording::assert_counted_segments(reported, nstat);
 }

@@ -11,7 +11,7 @@ checks the recordings against the ground truth the VM set up:
   skb) has its median within +-5% of D, and every sendmsg -> app-read journey over that link
   takes at least D;
 * netem loss on link 2: the segments of the recorded retransmissions equal the TcpRetransSegs
-  delta of each namespace, when no event was lost.
+  delta of each namespace (short by at most 1 %: see docs/recorder.md), when no event was lost.
 
 Exits 0 when every check passes. Needs duckdb (the harness installs it into a venv).
 """
@@ -203,6 +203,15 @@ def check_run(c, args, results, env, run, expect):
     db = duckdb.connect()
     db.execute(f"CREATE VIEW ev AS SELECT * FROM read_parquet('{parquet_source(rec)}')")
 
+    # One ring buffer per CPU; with several CPUs, the traffic's events come from more than one.
+    rings = len(meta["lost"].get("ring_per_cpu", []))
+    c.check(f"{run}: a ring buffer per CPU", rings == args.cpus,
+            f"{rings} rings, {args.cpus} CPUs")
+    if args.cpus > 1:
+        (cpus_seen,) = db.execute("SELECT count(DISTINCT cpu) FROM ev").fetchone()
+        c.check(f"{run}: events from more than one CPU", cpus_seen > 1,
+                f"events on {cpus_seen} of {args.cpus} CPUs")
+
     # rx_tcp_est events (fentry or kprobe here) carry their socket's congestion snapshot.
     est, bare = db.execute(
         "SELECT count(*), count(*) FILTER (WHERE cwnd IS NULL OR srtt_us IS NULL) "
@@ -294,8 +303,10 @@ def check_run(c, args, results, env, run, expect):
             c.check(f"{run}: retransmitted segments = TcpRetransSegs in {label}", False,
                     detail + f" ({nosegs} events without segs)")
         else:
+            # Segments counted after a socket's last reported attempt are never recorded
+            # (docs/recorder.md): a shortfall of at most 1 % is accepted, an excess never.
             c.check(f"{run}: retransmitted segments = TcpRetransSegs in {label}",
-                    counted == delta, detail)
+                    counted <= delta and delta - counted <= delta // 100, detail)
         if letter == "A":
             c.check(f"{run}: netem loss caused retransmissions in {label}", delta > 0,
                     f"TcpRetransSegs delta {delta} with {env['loss_pct']}% loss")
@@ -321,6 +332,7 @@ def main():
     ap.add_argument("--package", default="")
     ap.add_argument("--nofentry-note", default="")
     ap.add_argument("--boot-secs", default="")
+    ap.add_argument("--cpus", type=int, default=1, help="virtual CPUs the VM was given")
     args = ap.parse_args()
 
     c = Checks()
@@ -334,6 +346,8 @@ def main():
             print(f"\nvm {args.series}: {len(c.failed)} check(s) failed")
             return 1
     print(f"netem: delay {env['delay_ms']} ms on link 1, loss {env['loss_pct']}% on link 2")
+    c.check("VM CPUs", env.get("cpus") == str(args.cpus),
+            f"{env.get('cpus')} online, {args.cpus} given")
 
     print("\n== tcptape-record check --json")
     crc = (read_text(os.path.join(results, "check.rc")) or "?").strip()
@@ -352,7 +366,7 @@ def main():
     for run, expect in RUNS:
         check_run(c, args, results, env, run, expect)
 
-    print("\n== every filter on (--port --addr --pid --netns --iface), loaded and attached")
+    print("\n== every filter on (--port --addr --pid --netns --iface --stage), loaded and attached")
     for run, expect in RUNS:
         if run == "nofentry" and args.nofentry_note:
             continue
@@ -361,11 +375,19 @@ def main():
         log = read_text(os.path.join(d, "recorder.log")) or ""
         c.check(f"filters-{run}: recorder exit status", rc == "0", f"{rc}: {log[-400:]}"
                 if rc != "0" else rc)
-        c.check(f"filters-{run}: recording started", "\nrecording " in "\n" + log,
-                log.strip().splitlines()[-1] if log.strip() else "no log")
+        started = [l for l in log.splitlines() if l.startswith("recording ")]
+        c.check(f"filters-{run}: recording started", bool(started),
+                started[0] if started else (log.strip().splitlines() or ["no log"])[-1])
         plan = [l for l in log.splitlines() if l.strip().startswith(("rx_tcp_est", "tx_sendmsg"))]
         c.check(f"filters-{run}: socket stages by {expect}",
                 all(f" {expect} " in l for l in plan) and len(plan) >= 2, " | ".join(plan)[:300])
+        # --stage rx_ip,retransmit: both kept; the others attached for --pid/--iface only.
+        c.check(f"filters-{run}: --stage keeps 2 stages",
+                any(l.startswith("recording 2 stages ") for l in started),
+                started[0] if started else "not started")
+        c.check(f"filters-{run}: --stage drops the other stages' events",
+                all("events dropped" in l for l in plan) and len(plan) >= 2,
+                " | ".join(plan)[:300])
 
     print()
     if c.failed:

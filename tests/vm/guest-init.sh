@@ -70,6 +70,7 @@ $IP netns exec A $TC qdisc add dev va2 root netem loss "${LOSS_PCT}%" limit 1000
 {
   echo "delay_ms=$DELAY_MS"
   echo "loss_pct=$LOSS_PCT"
+  echo "cpus=$(grep -c ^processor /proc/cpuinfo)"
   echo "netns_a=$(stat -L -c %i /run/netns/A)"
   echo "netns_b=$(stat -L -c %i /run/netns/B)"
   for l in 1 2; do
@@ -152,6 +153,7 @@ record() {
 
 # The filters' code paths are removed by the verifier when a filter is off, so the runs above
 # never verify them: load and attach once with every filter on, in both flavors, for a second.
+# With --stage as well: --pid and --iface attach every stage, the others dropping their events.
 filters_load() {
   name=$1
   shift
@@ -159,7 +161,7 @@ filters_load() {
   mkdir -p $d
   say "run $name: tcptape-record with every filter $*"
   tcptape-record -v -o $d/rec.parquet --duration 1s --port 5001 --addr 10.11.0.0/16 \
-    --pid 1 --netns "$(stat -L -c %i /proc/self/ns/net)" --iface lo "$@" \
+    --pid 1 --netns "$(stat -L -c %i /proc/self/ns/net)" --iface lo --stage rx_ip,retransmit "$@" \
     > $d/recorder.out 2> $d/recorder.log
   echo $? > $d/recorder.rc
   cat $d/recorder.log

@@ -13,6 +13,8 @@
 #   TCPTAPE_VM_DELAY_MS      netem delay on the sender (default 100)
 #   TCPTAPE_VM_LOSS_PCT      netem loss on the second link (default 3)
 #   TCPTAPE_VM_TIMEOUT       time limit of the VM in seconds (default 240)
+#   TCPTAPE_VM_CPUS          virtual CPUs of the VM (default 1); with more, the checks also want
+#                            a ring buffer per CPU and events recorded on more than one
 #   TCPTAPE_VM_NOFENTRY_ARGS recorder arguments that disable fentry (default: found in --help)
 #   TCPTAPE_VM_RECORDER      a tcptape-record binary to test instead of building the release one
 #   TCPTAPE_VM_ANALYZER      a tcptape binary for the host-side checks instead of building one
@@ -40,6 +42,7 @@ RUN=$VM/run-$SERIES
 DELAY_MS=${TCPTAPE_VM_DELAY_MS:-100}
 LOSS_PCT=${TCPTAPE_VM_LOSS_PCT:-3}
 TIMEOUT=${TCPTAPE_VM_TIMEOUT:-240}
+CPUS=${TCPTAPE_VM_CPUS:-1}
 
 step() { printf '\n==> [vm %s] %s (%ss)\n' "$SERIES" "$*" "$(($(date +%s) - START))"; }
 fail() { echo "vm $SERIES: FAIL: $*" >&2; exit 1; }
@@ -219,11 +222,11 @@ mkdir -p "$RUN"
 echo "initramfs: $(du -h "$RUN/initramfs.gz" | cut -f1)"
 
 # --- boot --------------------------------------------------------------------------------------
-step "boot $KVER under qemu (TCG, limit ${TIMEOUT}s)"
+step "boot $KVER under qemu (TCG, $CPUS CPUs, limit ${TIMEOUT}s)"
 truncate -s 512M "$RUN/out.img"
 BOOT_START=$(date +%s)
 set +e
-timeout --foreground -k 10 "$TIMEOUT" qemu-system-x86_64 -accel tcg -cpu max -m 1536 -smp 1 \
+timeout --foreground -k 10 "$TIMEOUT" qemu-system-x86_64 -accel tcg -cpu max -m 1536 -smp "$CPUS" \
   -kernel "$VMLINUZ" -initrd "$RUN/initramfs.gz" \
   -append "console=ttyS0 quiet panic=-1 oops=panic" \
   -drive "file=$RUN/out.img,format=raw,if=virtio" \
@@ -260,7 +263,7 @@ fi
 set +e
 "$PY" "$HERE/check.py" --results "$RUN/results" --analyzer "$ANALYZER" \
   --series "$SERIES" --package "$PKG $VER" --nofentry-note "$NOFENTRY_NOTE" \
-  --boot-secs "$BOOT_SECS"
+  --boot-secs "$BOOT_SECS" --cpus "$CPUS"
 CHECK_RC=$?
 set -e
 TOTAL=$(($(date +%s) - START))

@@ -107,7 +107,16 @@ pub fn differences(base: &RecordingMeta, cand: &RecordingMeta) -> Vec<EnvDiffere
                 }
             }
         };
+    let kept = |m: &RecordingMeta| match m.filters.stages.as_slice() {
+        [] => "every stage".to_string(),
+        s => s.join(" "),
+    };
+    push(&mut out, "stages kept (--stage)", kept(base), kept(cand));
     for stage in stages {
+        // A stage one side did not ask for is said once, by the line above.
+        if !base.filters.keeps_stage(stage) || !cand.filters.keeps_stage(stage) {
+            continue;
+        }
         push(
             &mut out,
             format!("attach {stage}"),
@@ -161,5 +170,29 @@ mod tests {
         assert_eq!(d[0].cand, "6.18.0");
         assert_eq!(d[3].base, "not planned");
         assert_eq!(d[3].cand, "tracepoint tcp/tcp_probe");
+    }
+
+    #[test]
+    fn stages_left_out_with_stage_are_one_difference_not_one_per_stage() {
+        let attach = |stage: &str, chosen: Option<&str>| StageAttach {
+            stage: stage.into(),
+            chosen: chosen.map(Into::into),
+            attempts: vec![],
+        };
+        let mut a = synth_meta(&SynthConfig::new(Mix::Bulk, 10, 1));
+        a.attach_plan = vec![
+            attach("rx_app", Some("tp_btf")),
+            attach("retransmit", Some("tp_btf")),
+        ];
+        let mut b = a.clone();
+        b.filters.stages = vec!["retransmit".into()];
+        b.attach_plan = vec![attach("rx_app", None), attach("retransmit", None)];
+        let d = differences(&a, &b);
+        let whats: Vec<&str> = d.iter().map(|d| d.what.as_str()).collect();
+        // rx_app is not compared (not requested), retransmit is (unavailable on one side).
+        assert_eq!(whats, ["stages kept (--stage)", "attach retransmit"]);
+        assert_eq!(d[0].base, "every stage");
+        assert_eq!(d[0].cand, "retransmit");
+        assert_eq!(d[1].cand, "unavailable");
     }
 }

@@ -98,8 +98,9 @@ pub struct DiffArgs {
     /// on noise.
     #[arg(long, default_value_t = 0.99, value_parser = parse_fraction)]
     pub confidence: f64,
-    /// Only events of this port, source or destination (repeatable), in both recordings.
-    #[arg(long, value_name = "P")]
+    /// Only events of this port, source or destination (repeatable, or comma-separated), in
+    /// both recordings.
+    #[arg(long, value_name = "P", value_delimiter = ',')]
     pub port: Vec<u16>,
     /// Only events of this flow, either direction (repeatable), in both recordings.
     #[arg(long, value_name = "F")]

@@ -98,7 +98,7 @@ pub fn run(args: &ExportArgs, out: &mut impl Write) -> anyhow::Result<i32> {
         perfetto::write(&rec, &sel, &kept, total, window, w)
             .with_context(|| format!("{}: cannot write", path.display()))?
     };
-    eprintln!(
+    tcptape_common::note!(
         "tcptape: exported {} of {} journeys ({} stage slices, {} retransmit/drop events, {} \
          counter points){}",
         written.journeys,

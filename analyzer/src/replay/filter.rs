@@ -13,11 +13,12 @@ pub struct EventFilter {
     /// (repeatable).
     #[arg(long, value_name = "F")]
     pub flow: Vec<Flow>,
-    /// Only events of this port, source or destination (repeatable).
-    #[arg(long, value_name = "P")]
+    /// Only events of this port, source or destination (repeatable, or comma-separated).
+    #[arg(long, value_name = "P", value_delimiter = ',')]
     pub port: Vec<u16>,
-    /// Only events of this stage (repeatable). With `--journeys`: only journeys that pass it.
-    #[arg(long, value_name = "S")]
+    /// Only events of this stage (repeatable, or comma-separated). With `--journeys`: only
+    /// journeys that pass it.
+    #[arg(long, value_name = "S", value_delimiter = ',')]
     pub stage: Vec<Stage>,
     /// Only events from this long after the start of the recording (`10s`, `1m30s`, `250ms`).
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]

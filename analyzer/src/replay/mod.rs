@@ -115,10 +115,11 @@ pub fn run(args: &ReplayArgs, out: &mut impl Write) -> anyhow::Result<i32> {
     emit(&mut ready, &mut out)?;
     out.flush()?;
     if reorder.late > 0 {
-        eprintln!(
+        tcptape_common::note!(
             "tcptape: {} events were more than {:?} out of time order and are printed late \
              (raise --reorder-window)",
-            reorder.late, args.reorder_window
+            reorder.late,
+            args.reorder_window
         );
     }
     Ok(exit_code::OK)

@@ -21,6 +21,7 @@
 #define ETH_P_IPV6 0x86DD
 #define IPPROTO_TCP 6
 #define TCP_CLOSE 7
+#define TCP_LISTEN 10
 
 /* Filter limits; recorder/src/filters.rs refuses more. */
 #define MAX_PORTS 8
@@ -44,6 +45,10 @@ const volatile __u32 targ_nifindex = 0;
 const volatile __u32 targ_ifindex[MAX_IFACES] = {};
 /* Interface indexes are per network namespace: the namespace the names were resolved in. */
 const volatile __u32 targ_ifindex_netns = 0;
+/* The stages whose events are kept (`--stage`): bit 1 << stage code. The programs of other
+ * stages are attached only when `--pid` or `--iface` needs their events to admit flows; theirs
+ * are dropped after that, before they are counted. */
+const volatile __u32 targ_stages = ~0U;
 /* Keep 1 flow in `targ_sample` (1 = all). */
 const volatile __u32 targ_sample = 1;
 /* Wake the reader once this many bytes wait in a CPU's ring (the reader also polls on a timer). */
@@ -95,13 +100,22 @@ struct {
 } LOST SEC(".maps");
 
 /* Flows admitted by the pid or interface filter: events that carry no pid or interface pass when
- * their flow was admitted by one that does. Keyed by the symmetric flow hash. */
+ * their flow was admitted by one that does. Keyed by the symmetric flow hash; the value says which
+ * filter admitted it (MARK_*). */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
 	__type(key, __u32);
 	__type(value, __u8);
 } FLOW_MARKS SEC(".maps");
+
+/* A flow admitted through `--pid`: its events pass whatever task they run in. A socket's state
+ * changes and its packets are often handled in softirq, in the context of whichever task was
+ * interrupted (on veth and loopback, the peer that sent the packet): that task's pid says nothing
+ * of whose flow it is. */
+#define MARK_PID 1
+/* A flow admitted through `--iface`. */
+#define MARK_IFACE 2
 
 /* Sockets an event with a matching pid came from (`--pid`), by address: their later events and
  * their packets pass although they carry no pid, before any event of their flow was admitted.
@@ -113,6 +127,23 @@ struct {
 	__type(key, __u64);
 	__type(value, __u8);
 } SOCK_MARKS SEC(".maps");
+
+/* Ports the `--pid` processes listen on, by network namespace (key: listen_key): a packet
+ * arriving at one, and the flow from then on, pass. The kernel completes a server's handshake
+ * before the server's process touches the new socket, so nothing else would admit it. Filled by
+ * the recorder (listeners open at the start) and by on_state (listeners opened later). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u64);
+	__type(value, __u8);
+} LISTEN_PORTS SEC(".maps");
+
+/* The LISTEN_PORTS key of a port in a namespace: recorder/src/listening_sockets.rs. */
+static __always_inline __u64 listen_key(__u32 netns, __u16 port)
+{
+	return ((__u64)netns << 16) | port;
+}
 
 /* The tcp_sendmsg_locked tracepoint fires once per skb a sendmsg call fills; the last call seen
  * on each CPU, so that only its first event is recorded (see on_sendmsg_locked). */
@@ -130,12 +161,18 @@ struct {
 } SENDMSG_CALL SEC(".maps");
 
 /* Per socket, the kernel's count of retransmitted segments (tcp_sock.total_retrans) at its last
- * retransmit event; see on_retransmit. */
+ * retransmit event, and which connection the socket then had: a socket freed and another one
+ * allocated at the same address must not inherit the count. See on_retransmit. */
+struct retrans_seen {
+	__u32 total;
+	__u32 flow_id; /* flow_hash of the socket's addresses and ports */
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
 	__type(key, __u64);
-	__type(value, __u32);
+	__type(value, struct retrans_seen);
 } RETRANS_SEEN SEC(".maps");
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -452,36 +489,81 @@ static __always_inline bool netns_match(const struct scope *sc)
 	return false;
 }
 
-/* 1: the event's own pid/interface matches; 0: it carries none; -1: it carries one that does not
- * match. */
-static __always_inline int pid_iface_verdict(const struct scope *sc)
+/* 1: the event's own pid matches `--pid`; 0: it carries none (or the filter is off); -1: it
+ * carries one that does not match. */
+static __always_inline int pid_verdict(const struct scope *sc)
 {
-	int verdict = 0;
-	if (targ_npids && (sc->valid & V_PID)) {
-		bool ok = false;
+	if (!targ_npids || !(sc->valid & V_PID))
+		return 0;
 #pragma unroll
-		for (int i = 0; i < MAX_PIDS; i++) {
-			if (i < targ_npids && targ_pids[i] == sc->pid)
-				ok = true;
-		}
-		if (!ok)
-			return -1;
-		verdict = 1;
+	for (int i = 0; i < MAX_PIDS; i++) {
+		if (i < targ_npids && targ_pids[i] == sc->pid)
+			return 1;
 	}
-	if (targ_nifindex && (sc->valid & V_IFINDEX)) {
-		bool ok = false;
+	return -1;
+}
+
+/* The same for the event's interface and `--iface`. */
+static __always_inline int iface_verdict(const struct scope *sc)
+{
+	if (!targ_nifindex || !(sc->valid & V_IFINDEX))
+		return 0;
+	if (targ_ifindex_netns && (!(sc->valid & V_NETNS) || sc->netns != targ_ifindex_netns))
+		return -1;
 #pragma unroll
-		for (int i = 0; i < MAX_IFACES; i++) {
-			if (i < targ_nifindex && targ_ifindex[i] == sc->ifindex)
-				ok = true;
-		}
-		if (targ_ifindex_netns && (!(sc->valid & V_NETNS) || sc->netns != targ_ifindex_netns))
-			ok = false;
-		if (!ok)
-			return -1;
-		verdict = 1;
+	for (int i = 0; i < MAX_IFACES; i++) {
+		if (i < targ_nifindex && targ_ifindex[i] == sc->ifindex)
+			return 1;
 	}
-	return verdict;
+	return -1;
+}
+
+/* True when the event belongs to a port a `--pid` process listens on, in the event's namespace:
+ * the destination of a received packet read from its headers, the local port otherwise (a
+ * socket's flow, a transmitted packet). Never the other side's port: a connection of another
+ * process to a remote port that happens to be listened on here stays out. */
+static __always_inline bool to_listener(__u8 kind, const struct flow *f, const struct scope *sc)
+{
+	if (!targ_npids || !(sc->valid & V_NETNS))
+		return false;
+	bool received = kind == ST_RX_DRIVER || kind == ST_RX_NETIF || kind == ST_RX_IP ||
+			kind == ST_RX_TCP || kind == ST_DROP;
+	__u64 key = listen_key(sc->netns, received ? f->dport : f->sport);
+	return bpf_map_lookup_elem(&LISTEN_PORTS, &key) != NULL;
+}
+
+/* The pid and interface filters: an event that matches one admits its flow; one that carries
+ * neither passes in an admitted flow, and otherwise when its socket or a listening port of a
+ * `--pid` process admits it. */
+static __always_inline bool scope_admit(__u8 kind, const struct flow *f, const struct scope *sc,
+					__u32 h, struct sock *owner)
+{
+	int pv = pid_verdict(sc);
+	int iv = iface_verdict(sc);
+	if (iv < 0)
+		return false;
+	__u8 *marked = bpf_map_lookup_elem(&FLOW_MARKS, &h);
+	__u8 mark = marked ? *marked : 0;
+	if (pv < 0)
+		return mark & MARK_PID;
+	__u64 key = (__u64)owner;
+	__u8 add = (pv > 0 ? MARK_PID : 0) | (iv > 0 ? MARK_IFACE : 0);
+	if (add) {
+		__u8 one = 1;
+		if (owner)
+			bpf_map_update_elem(&SOCK_MARKS, &key, &one, BPF_ANY);
+	} else if (mark) {
+		return true;
+	} else if ((owner && bpf_map_lookup_elem(&SOCK_MARKS, &key)) || to_listener(kind, f, sc)) {
+		add = MARK_PID;
+	} else {
+		return false;
+	}
+	if ((mark | add) != mark) {
+		__u8 m = mark | add;
+		bpf_map_update_elem(&FLOW_MARKS, &h, &m, BPF_ANY);
+	}
+	return true;
 }
 
 /* Adds `n` to entry `key` of a per-CPU counter map. */
@@ -512,22 +594,10 @@ static __always_inline bool admit(__u8 kind, const struct flow *f, struct scope 
 			return false;
 	}
 	__u32 h = flow_hash(f);
-	if (targ_npids || targ_nifindex) {
-		int v = pid_iface_verdict(sc);
-		if (v < 0)
-			return false;
-		__u8 one = 1;
-		__u64 key = (__u64)owner;
-		if (v > 0) {
-			bpf_map_update_elem(&FLOW_MARKS, &h, &one, BPF_ANY);
-			if (owner)
-				bpf_map_update_elem(&SOCK_MARKS, &key, &one, BPF_ANY);
-		} else if (!bpf_map_lookup_elem(&FLOW_MARKS, &h)) {
-			if (!owner || !bpf_map_lookup_elem(&SOCK_MARKS, &key))
-				return false;
-			bpf_map_update_elem(&FLOW_MARKS, &h, &one, BPF_ANY);
-		}
-	}
+	if ((targ_npids || targ_nifindex) && !scope_admit(kind, f, sc, h, owner))
+		return false;
+	if (kind >= 32 || !(targ_stages & (1U << kind)))
+		return false;
 	count(&SEEN, kind, 1);
 	/* h * N / 2^32 is uniform in [0, N) like h % N, without a division on every event. */
 	if (targ_sample > 1 && ((__u64)h * targ_sample) >> 32 != 0)
@@ -783,15 +853,18 @@ static __always_inline int on_retransmit(struct sock *sk, struct sk_buff *skb, e
 	 * Tracked for every socket, admitted or not, so that the first admitted event already has
 	 * its previous total. */
 	__u64 key = (__u64)sk;
-	__u32 total = BPF_CORE_READ((struct tcp_sock *)sk, total_retrans);
-	__u32 *last = bpf_map_lookup_elem(&RETRANS_SEEN, &key);
+	struct retrans_seen now = {
+		.total = BPF_CORE_READ((struct tcp_sock *)sk, total_retrans),
+		.flow_id = flow_hash(&f),
+	};
+	struct retrans_seen *last = bpf_map_lookup_elem(&RETRANS_SEEN, &key);
 	__u16 grew_segs = 0;
-	if (last && err >= 0) {
-		__u32 grew = total - *last;
+	if (last && last->flow_id == now.flow_id && err >= 0) {
+		__u32 grew = now.total - last->total;
 		if (grew > 0 && grew <= 0xffff)
 			grew_segs = grew;
 	}
-	bpf_map_update_elem(&RETRANS_SEEN, &key, &total, BPF_ANY);
+	bpf_map_update_elem(&RETRANS_SEEN, &key, &now, BPF_ANY);
 	struct scope sc;
 	if (!admit(ST_RETRANSMIT, &f, &sc, sk, NULL, false, false, sk))
 		return 0;
@@ -887,9 +960,29 @@ static __always_inline int on_state_event(struct sock *sk, enum cookie_src src, 
 	return event_submit(e);
 }
 
+/* A `--pid` process's socket starts listening: its port goes into LISTEN_PORTS; a listener
+ * closes: its port leaves. */
+static __always_inline void listener_track(struct sock *sk, int oldstate, int newstate)
+{
+	if (!targ_npids || (newstate != TCP_LISTEN && oldstate != TCP_LISTEN))
+		return;
+	struct net *net = BPF_CORE_READ(sk, __sk_common.skc_net.net);
+	__u64 key = listen_key(BPF_CORE_READ(net, ns.inum), BPF_CORE_READ(sk, __sk_common.skc_num));
+	if (newstate != TCP_LISTEN) {
+		bpf_map_delete_elem(&LISTEN_PORTS, &key);
+		return;
+	}
+	struct scope sc = {};
+	scope_read(&sc, NULL, NULL, true, false);
+	__u8 one = 1;
+	if (pid_verdict(&sc) > 0)
+		bpf_map_update_elem(&LISTEN_PORTS, &key, &one, BPF_ANY);
+}
+
 static __always_inline int on_state(struct sock *sk, enum cookie_src src, int oldstate,
 				    int newstate)
 {
+	listener_track(sk, oldstate, newstate);
 	int ret = on_state_event(sk, src, oldstate, newstate);
 	/* After the closing event is recorded: a later socket at this address starts unmarked. */
 	if (targ_npids && newstate == TCP_CLOSE) {
