@@ -158,10 +158,14 @@ pub const PLAN: &[StagePlan] = &[
         options: &[
             opt!(Fentry: hook!("tx_sendmsg__fentry__tcp_sendmsg", "tcp_sendmsg")),
             opt!(Kprobe: hook!("tx_sendmsg__kprobe__tcp_sendmsg", "tcp_sendmsg")),
-            opt!(TpBtf: hook!("tx_sendmsg__tp_btf__tcp_sendmsg_locked", "tcp_sendmsg_locked")),
-            opt!(Tracepoint: hook!("tx_sendmsg__tracepoint__tcp_sendmsg_locked", "tcp/tcp_sendmsg_locked")),
+            // The first opens a call, the second ends it with the bytes written (Linux 6.4+).
+            opt!(TpBtf: hook!("tx_sendmsg__tp_btf__tcp_sendmsg_locked", "tcp_sendmsg_locked"),
+                        hook!("tx_sendmsg__tp_btf__sock_send_length", "sock_send_length")),
+            opt!(Tracepoint: hook!("tx_sendmsg__tracepoint__tcp_sendmsg_locked", "tcp/tcp_sendmsg_locked"),
+                             hook!("tx_sendmsg__tracepoint__sock_send_length", "sock/sock_send_length")),
         ],
-        note: "",
+        note:
+            "without tcp_sendmsg, the tracepoints need sock_send_length (Linux 6.4) to end a call",
     },
     StagePlan {
         stage: Stage::TxTcpXmit,
@@ -321,10 +325,25 @@ pub fn attach_selected(
 }
 
 fn attach_stage(sp: &StagePlan, loader: &mut dyn ProgramLoader) -> StageOutcome {
+    let (chosen, attempts, programs) = attach_first(sp.options, loader);
+    StageOutcome {
+        stage: sp.stage,
+        chosen,
+        attempts,
+        note: sp.note,
+        programs,
+        usage: StageUse::Keep,
+    }
+}
+
+/// Tries `options` in order and keeps the first whose programs all attach: its mechanism, every
+/// attempt, and its programs.
+fn attach_first(
+    options: &[Choice],
+    loader: &mut dyn ProgramLoader,
+) -> (Option<Mechanism>, Vec<Attempt>, Vec<&'static str>) {
     let mut attempts = Vec::new();
-    let mut chosen = None;
-    let mut programs = Vec::new();
-    for option in sp.options {
+    for option in options {
         let target = option
             .hooks
             .iter()
@@ -358,19 +377,56 @@ fn attach_stage(sp: &StagePlan, loader: &mut dyn ProgramLoader) -> StageOutcome 
             error,
         });
         if ok {
-            chosen = Some(option.mechanism);
-            programs = option.hooks.iter().map(|h| h.program).collect();
-            break;
+            let programs = option.hooks.iter().map(|h| h.program).collect();
+            return (Some(option.mechanism), attempts, programs);
         }
     }
-    StageOutcome {
-        stage: sp.stage,
-        chosen,
-        attempts,
-        note: sp.note,
-        programs,
-        usage: StageUse::Keep,
+    (None, attempts, Vec::new())
+}
+
+/// Programs that record no event but tell the stages' programs in which context they run: a
+/// per-CPU flag set while a softirq is served, so that events of packets received and of timers
+/// carry no pid (the interrupted task's pid would name the wrong process, and admit its flows
+/// under `--pid`). Attached before the stages.
+pub const CONTEXT: &[Choice] = &[
+    opt!(TpBtf: hook!("context__tp_btf__softirq_entry", "softirq_entry"),
+                hook!("context__tp_btf__softirq_exit", "softirq_exit")),
+    opt!(Tracepoint: hook!("context__tracepoint__softirq_entry", "irq/softirq_entry"),
+                     hook!("context__tracepoint__softirq_exit", "irq/softirq_exit")),
+];
+
+/// What attaching [`CONTEXT`] gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContextOutcome {
+    /// The mechanism that won; `None` when the softirq context is unknown.
+    pub chosen: Option<Mechanism>,
+    /// Every attempt, in order.
+    pub attempts: Vec<Attempt>,
+}
+
+impl ContextOutcome {
+    /// A warning for the user when the context is unknown.
+    pub fn warning(&self) -> Option<String> {
+        if self.chosen.is_some() {
+            return None;
+        }
+        let why: Vec<String> = self
+            .attempts
+            .iter()
+            .filter_map(|a| a.error.as_ref().map(|e| format!("{}: {e}", a.mechanism)))
+            .collect();
+        Some(format!(
+            "the softirq tracepoints did not attach ({}): events handled in softirq may carry the \
+             pid of the task they interrupted, and --pid may keep its flows",
+            why.join("; ")
+        ))
     }
+}
+
+/// Attaches [`CONTEXT`] through `loader`.
+pub fn attach_context(loader: &mut dyn ProgramLoader) -> ContextOutcome {
+    let (chosen, attempts, _) = attach_first(CONTEXT, loader);
+    ContextOutcome { chosen, attempts }
 }
 
 impl StageOutcome {
@@ -623,5 +679,60 @@ mod tests {
             &mut this_host(),
         );
         assert!(!anything_recorded(&out));
+    }
+
+    #[test]
+    fn context_falls_back_to_the_classic_tracepoint_and_warns_when_nothing_attaches() {
+        let mut l = this_host();
+        l.fail_programs
+            .insert("context__tp_btf__softirq_exit", "no such tracepoint".into());
+        let out = attach_context(&mut l);
+        assert_eq!(out.chosen, Some(Mechanism::Tracepoint));
+        assert!(out.warning().is_none());
+        // The half-attached tp_btf pair was rolled back.
+        assert!(!l.attached.contains("context__tp_btf__softirq_entry"));
+        let mut l = this_host();
+        l.fail_mechanisms.insert(Mechanism::TpBtf, "refused".into());
+        l.fail_mechanisms
+            .insert(Mechanism::Tracepoint, "no tracefs".into());
+        let out = attach_context(&mut l);
+        assert_eq!(out.chosen, None);
+        let w = out.warning().unwrap();
+        assert!(
+            w.contains("tp_btf: softirq_entry: refused")
+                && w.contains("tracepoint: irq/softirq_entry: no tracefs"),
+            "{w}"
+        );
+    }
+
+    /// Every program of the eBPF object is named by the plan or the context programs, and every
+    /// name there is a program of the object: the two lists are written by hand on both sides.
+    #[test]
+    fn every_program_in_the_object_is_in_the_plan_and_back() {
+        let source = include_str!("../../ebpf/src/bpf/tcptape.bpf.c");
+        let mut in_object = HashSet::new();
+        let mut lines = source.lines();
+        while let Some(line) = lines.next() {
+            if !line.starts_with("SEC(\"") {
+                continue;
+            }
+            let def = lines.next().unwrap();
+            let name = def
+                .strip_prefix("int BPF_PROG(")
+                .or_else(|| def.strip_prefix("int BPF_KPROBE("))
+                .or_else(|| def.strip_prefix("int "))
+                .unwrap_or_else(|| panic!("unexpected program line: {def}"));
+            let end = name.find([',', '(', ')']).unwrap();
+            in_object.insert(name[..end].to_string());
+        }
+        let in_plan: HashSet<String> = PLAN
+            .iter()
+            .flat_map(|sp| sp.options)
+            .chain(CONTEXT)
+            .flat_map(|o| o.hooks)
+            .map(|h| h.program.to_string())
+            .collect();
+        assert!(in_object.len() > 40, "{} programs parsed", in_object.len());
+        assert_eq!(in_object, in_plan);
     }
 }

@@ -7,7 +7,7 @@
 //! counters are read once a second and at the end, and what the CPUs still had staged once the
 //! programs are detached.
 
-use crate::attach_plan::{anything_recorded, attach_selected, PLAN};
+use crate::attach_plan::{anything_recorded, attach_context, attach_selected, PLAN};
 use crate::cli::RecordArgs;
 use crate::exit_code::{self, ExitError};
 use crate::filters::{if_index, KernelFilters};
@@ -110,6 +110,13 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<()> {
     }
     if args.no_fentry {
         loader.disable(crate::attach_plan::Mechanism::Fentry);
+    }
+    // Before the stages, so that their first events already know whether they run in softirq.
+    let context = attach_context(&mut loader);
+    if let Some(w) = context.warning() {
+        if say {
+            tcptape_common::note!("warning: {w}");
+        }
     }
     let admits_flows = filters.admits_flows();
     let outcomes = attach_selected(

@@ -3,7 +3,7 @@
 //! It goes through the same steps as a recording (privileges, BTF, tracefs, loading and attaching
 //! every program) and then detaches everything.
 
-use crate::attach_plan::{anything_recorded, attach_all, PLAN};
+use crate::attach_plan::{anything_recorded, attach_all, attach_context, PLAN};
 use crate::cli::CheckArgs;
 use crate::exit_code::{self, ExitError};
 use crate::filters::KernelFilters;
@@ -26,19 +26,22 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<()> {
     if args.no_fentry {
         loader.disable(crate::attach_plan::Mechanism::Fentry);
     }
+    let context = attach_context(&mut loader);
     let outcomes = attach_all(PLAN, &mut loader);
     drop(loader);
+    let warnings: Vec<String> = warning.into_iter().chain(context.warning()).collect();
     if args.json {
         let doc = serde_json::json!({
             "kernel_release": tcptape_common::metadata::host::kernel_release(),
             "ebpf_object": tcptape_ebpf::OBJECT_SOURCE,
-            "warnings": warning.iter().collect::<Vec<_>>(),
+            "warnings": warnings,
+            "softirq_context": context.chosen.map(|m| m.name()),
             "recordable": outcomes.iter().filter(|o| o.chosen.is_some()).count(),
             "stages": plan_report::rows(&outcomes),
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
-        if let Some(w) = &warning {
+        for w in &warnings {
             println!("warning: {w}");
         }
         print!("{}", plan_report::table(&outcomes));

@@ -145,20 +145,49 @@ static __always_inline __u64 listen_key(__u32 netns, __u16 port)
 	return ((__u64)netns << 16) | port;
 }
 
-/* The tcp_sendmsg_locked tracepoint fires once per skb a sendmsg call fills; the last call seen
- * on each CPU, so that only its first event is recorded (see on_sendmsg_locked). */
+/* A sendmsg call in progress on a thread, from its first tcp_sendmsg_locked event (which fires
+ * once per skb the call fills, and again after the call slept for memory, possibly on another
+ * CPU) to sock_send_length, which ends the call with what it wrote. Keyed by thread: one thread
+ * makes one call at a time, and several writers on one socket are several threads. */
 struct sendmsg_call {
 	__u64 sk;
-	__u64 msg;
-	__u64 left;
+	__u64 msg;	/* the call's msghdr (0 for the classic tracepoint flavor) */
+	__u64 ts_ns;	/* when the call reached TCP */
+	__u32 seq;	/* write_seq then: where its bytes start */
+	__u32 has_seq;
 };
 
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct sendmsg_call);
+} SENDMSG_CALLS SEC(".maps");
+
+/* Per CPU, 1 while the CPU serves a softirq (set by the softirq_entry/exit programs). A stage
+ * that runs in softirq (a packet received, a timer) interrupted whatever task was on the CPU:
+ * that task's pid says nothing about the socket, so such events carry no pid. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct sendmsg_call);
-} SENDMSG_CALL SEC(".maps");
+	__type(value, __u32);
+} IN_SOFTIRQ SEC(".maps");
+
+static __always_inline void set_in_softirq(__u32 on)
+{
+	__u32 zero = 0;
+	__u32 *v = bpf_map_lookup_elem(&IN_SOFTIRQ, &zero);
+	if (v)
+		*v = on;
+}
+
+static __always_inline bool in_softirq_now(void)
+{
+	__u32 zero = 0;
+	__u32 *v = bpf_map_lookup_elem(&IN_SOFTIRQ, &zero);
+	return v && *v;
+}
 
 /* Per socket, the kernel's count of retransmitted segments (tcp_sock.total_retrans) at its last
  * retransmit event, and which connection the socket then had: a socket freed and another one
@@ -385,7 +414,7 @@ static __always_inline bool packet_read(struct packet *p, struct sk_buff *skb, e
 }
 
 /* Namespace and interface from a device, namespace from a socket, pid from the current task
- * (`task`: the stage runs in the task that causes it), into a zeroed `sc`. */
+ * (`task`: the stage may run in the task that causes it; never in softirq), into a zeroed `sc`. */
 static __always_inline void scope_read(struct scope *sc, struct sock *sk, struct net_device *dev,
 				       bool task, bool direct)
 {
@@ -401,7 +430,7 @@ static __always_inline void scope_read(struct scope *sc, struct sock *sk, struct
 		sc->netns = RD(direct, net, ns.inum);
 		sc->valid |= V_NETNS;
 	}
-	if (task) {
+	if (task && !in_softirq_now()) {
 		__u64 id = bpf_get_current_pid_tgid();
 		if ((__u32)id != 0) { /* else the idle task or softirq on it: no process to name */
 			sc->pid = id >> 32;
@@ -901,41 +930,76 @@ static __always_inline int on_rx_app(struct sk_buff *skb, int len, bool direct)
 	return event_submit(e);
 }
 
-/* tx_sendmsg: the application hands `len` bytes to TCP; seq is where they start. */
-static __always_inline int on_sendmsg(struct sock *sk, enum cookie_src src, __u32 len, bool direct)
+/* tx_sendmsg: the application hands `len` bytes to TCP; seq is where they start. `ts_ns`, when
+ * not 0, is when the call started (the event is written when it ends). */
+static __always_inline int on_sendmsg(struct sock *sk, enum cookie_src src, __u32 len, bool direct,
+				      __u64 ts_ns, const __u32 *seq)
 {
 	struct tcptape_event *e = sock_event(ST_TX_SENDMSG, sk, src, true, direct);
 	if (!e)
 		return 0;
-	struct tcp_sock *tp = tcp_sock_of(sk, direct);
-	if (tp) {
-		e->seq = RD(direct, tp, write_seq);
+	if (ts_ns)
+		e->ts_ns = ts_ns;
+	if (seq) {
+		e->seq = *seq;
 		e->valid |= V_SEQ;
+	} else {
+		struct tcp_sock *tp = tcp_sock_of(sk, direct);
+		if (tp) {
+			e->seq = RD(direct, tp, write_seq);
+			e->valid |= V_SEQ;
+		}
 	}
 	e->len = len;
 	e->valid |= V_LEN;
 	return event_submit(e);
 }
 
-/* tx_sendmsg from the tcp_sendmsg_locked tracepoint: `left` (bytes still to copy) only shrinks
- * within one call, so an event on the same socket and message with less left is the same call and
- * is not recorded again. The first event of a call has left = the call's size. `msg` is 0 where
- * the flavor has no message pointer (classic tracepoint): then a new call smaller than what the
- * previous call on that CPU had left is taken for the same call. */
-static __always_inline int on_sendmsg_locked(struct sock *sk, enum cookie_src src, __u64 msg,
-					     __u64 left, bool direct)
+/* The first tcp_sendmsg_locked event of a call (no call of this thread on this socket and message
+ * is open) opens it: its start time and sequence are kept until sock_send_length ends it. With
+ * `--pid`, a matching caller marks its socket at once, so the packets the call sends are kept. */
+static __always_inline int on_sendmsg_locked(struct sock *sk, __u64 msg, bool direct)
 {
-	__u32 zero = 0;
-	struct sendmsg_call *last = bpf_map_lookup_elem(&SENDMSG_CALL, &zero);
-	if (last) {
-		bool same = last->sk == (__u64)sk && last->msg == msg && left < last->left;
-		last->sk = (__u64)sk;
-		last->msg = msg;
-		last->left = left;
-		if (same)
-			return 0;
+	__u64 tid = bpf_get_current_pid_tgid();
+	struct sendmsg_call *open = bpf_map_lookup_elem(&SENDMSG_CALLS, &tid);
+	if (open && open->sk == (__u64)sk && open->msg == msg)
+		return 0;
+	struct sendmsg_call call = {
+		.sk = (__u64)sk,
+		.msg = msg,
+		.ts_ns = bpf_ktime_get_ns(),
+	};
+	struct tcp_sock *tp = tcp_sock_of(sk, direct);
+	if (tp) {
+		call.seq = RD(direct, tp, write_seq);
+		call.has_seq = 1;
 	}
-	return on_sendmsg(sk, src, left, direct);
+	bpf_map_update_elem(&SENDMSG_CALLS, &tid, &call, BPF_ANY);
+	if (targ_npids) {
+		struct scope sc = {};
+		scope_read(&sc, NULL, NULL, true, direct);
+		if (pid_verdict(&sc) > 0) {
+			__u64 key = (__u64)sk;
+			__u8 one = 1;
+			bpf_map_update_elem(&SOCK_MARKS, &key, &one, BPF_ANY);
+		}
+	}
+	return 0;
+}
+
+/* sock_send_length: the call ends having written `ret` bytes (an error or 0: nothing). One event
+ * per call, with the bytes the application was told were written. */
+static __always_inline int on_send_length(struct sock *sk, enum cookie_src src, int ret, bool direct)
+{
+	__u64 tid = bpf_get_current_pid_tgid();
+	struct sendmsg_call *open = bpf_map_lookup_elem(&SENDMSG_CALLS, &tid);
+	if (!open)
+		return 0;
+	struct sendmsg_call call = *open;
+	bpf_map_delete_elem(&SENDMSG_CALLS, &tid);
+	if (call.sk != (__u64)sk || ret <= 0)
+		return 0;
+	return on_sendmsg(sk, src, ret, direct, call.ts_ns, call.has_seq ? &call.seq : NULL);
 }
 
 static __always_inline int on_cong_state(struct sock *sk, enum cookie_src src, __u8 ca_state)

@@ -253,6 +253,12 @@ struct trace_event_raw_tcp_sendmsg_locked {
 	int size_goal;
 };
 
+struct trace_event_raw_sock_msg_length {
+	void *sk;
+	__u16 protocol;
+	int ret;
+};
+
 struct trace_event_raw_sock_exceed_buf_limit {
 	char name[32];
 	long allocated;

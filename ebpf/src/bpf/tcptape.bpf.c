@@ -149,21 +149,28 @@ int rx_app__tracepoint__skb_copy_datagram_iovec(
 SEC("fentry/tcp_sendmsg")
 int BPF_PROG(tx_sendmsg__fentry__tcp_sendmsg, struct sock *sk, struct msghdr *msg, __u64 size)
 {
-	return on_sendmsg(sk, COOKIE_HELPER, size, false);
+	return on_sendmsg(sk, COOKIE_HELPER, size, false, 0, NULL);
 }
 
 SEC("kprobe/tcp_sendmsg")
 int BPF_KPROBE(tx_sendmsg__kprobe__tcp_sendmsg, struct sock *sk, struct msghdr *msg, __u64 size)
 {
-	return on_sendmsg(sk, COOKIE_READ, size, false);
+	return on_sendmsg(sk, COOKIE_READ, size, false, 0, NULL);
 }
 
-/* tcp_sendmsg_locked fires once per skb the loop fills; only a call's first event is kept. */
+/* tcp_sendmsg_locked fires once per skb the loop fills and again after the call slept: the first
+ * one opens the call. sock_send_length ends it with the bytes written, and writes the event. */
 SEC("tp_btf/tcp_sendmsg_locked")
 int BPF_PROG(tx_sendmsg__tp_btf__tcp_sendmsg_locked, struct sock *sk, struct msghdr *msg,
 	     struct sk_buff *skb, int size_goal)
 {
-	return on_sendmsg_locked(sk, COOKIE_HELPER, (__u64)msg, msg->msg_iter.count, true);
+	return on_sendmsg_locked(sk, (__u64)msg, true);
+}
+
+SEC("tp_btf/sock_send_length")
+int BPF_PROG(tx_sendmsg__tp_btf__sock_send_length, struct sock *sk, int ret, int flags)
+{
+	return on_send_length(sk, COOKIE_HELPER, ret, true);
 }
 
 SEC("tracepoint/tcp/tcp_sendmsg_locked")
@@ -172,7 +179,15 @@ int tx_sendmsg__tracepoint__tcp_sendmsg_locked(struct trace_event_raw_tcp_sendms
 	struct sk_buff *skb = (struct sk_buff *)ctx->skb_addr;
 	if (!skb)
 		return 0;
-	return on_sendmsg_locked(BPF_CORE_READ(skb, sk), COOKIE_READ, 0, ctx->msg_left, false);
+	return on_sendmsg_locked(BPF_CORE_READ(skb, sk), 0, false);
+}
+
+SEC("tracepoint/sock/sock_send_length")
+int tx_sendmsg__tracepoint__sock_send_length(struct trace_event_raw_sock_msg_length *ctx)
+{
+	if (ctx->protocol != IPPROTO_TCP)
+		return 0;
+	return on_send_length((struct sock *)ctx->sk, COOKIE_READ, ctx->ret, false);
 }
 
 SEC("fentry/__tcp_transmit_skb")
@@ -335,4 +350,36 @@ int BPF_PROG(buffer__tp_btf__sock_exceed_buf_limit, struct sock *sk, struct prot
 {
 	return on_buffer(sk, COOKIE_HELPER, 1 + kind,
 			 BPF_CORE_READ(sk, sk_wmem_queued));
+}
+
+/* ---------------------------------------------------------------- context ----------------- */
+
+/* Whether a CPU serves a softirq, for the pid of the events that may run there (see IN_SOFTIRQ).
+ * Softirqs do not nest on a CPU, so a flag is enough. */
+SEC("tp_btf/softirq_entry")
+int BPF_PROG(context__tp_btf__softirq_entry, unsigned int vec)
+{
+	set_in_softirq(1);
+	return 0;
+}
+
+SEC("tp_btf/softirq_exit")
+int BPF_PROG(context__tp_btf__softirq_exit, unsigned int vec)
+{
+	set_in_softirq(0);
+	return 0;
+}
+
+SEC("tracepoint/irq/softirq_entry")
+int context__tracepoint__softirq_entry(void *ctx)
+{
+	set_in_softirq(1);
+	return 0;
+}
+
+SEC("tracepoint/irq/softirq_exit")
+int context__tracepoint__softirq_exit(void *ctx)
+{
+	set_in_softirq(0);
+	return 0;
 }
