@@ -180,6 +180,12 @@ pub struct HopTable {
     pub rank: Vec<u8>,
     /// CPU.
     pub cpu: Vec<u16>,
+    /// Source port, as the event names it (the socket's side for socket stages).
+    pub sport: Vec<Option<u16>>,
+    /// Destination port, likewise.
+    pub dport: Vec<Option<u16>>,
+    /// TCP sequence number.
+    pub seq: Vec<Option<u32>>,
 }
 
 impl HopTable {
@@ -195,6 +201,9 @@ impl HopTable {
                 .map(|r| r.unwrap_or(u8::MAX))
                 .collect(),
             cpu: values::<UInt16Type>(df, "cpu")?,
+            sport: options::<UInt16Type>(df, "sport")?,
+            dport: options::<UInt16Type>(df, "dport")?,
+            seq: options::<UInt32Type>(df, "seq")?,
         })
     }
 }

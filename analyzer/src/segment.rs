@@ -3,7 +3,11 @@
 //! Hop events are ordered by packet id and time; a new journey starts at the first event of a
 //! packet id, and again when the id is evidently reused: the stage order goes backwards (the
 //! kernel freed the skb and allocated the same address for another packet), the previous event
-//! was the TX completion (`tx_done`: the skb was freed), or more than the allowed gap passed.
+//! was the TX completion (`tx_done`: the skb was freed), more than the allowed gap passed, or a
+//! TX stage is followed by an RX stage of another packet. On veth and loopback the sender's skb
+//! itself is received, so its TX hops go on as RX hops of the same packet (same ports in the same
+//! direction, same sequence number); on a NIC a transmitted skb is freed and its memory soon
+//! carries a received packet, typically an ACK of the other direction, which is a new journey.
 //! A stage seen twice in a row (stacked devices, partial reads) keeps its first occurrence.
 //!
 //! The order is found by a radix sort of the packet id's top 33 bits with the row number, which
@@ -13,8 +17,25 @@
 //! passes of a sort of the whole id, and nothing but row numbers moves.
 
 use crate::hop_table::HopTable;
+use crate::queries::journey_rank;
 use crate::radix::radix_sort_spread;
 use tcptape_common::Stage;
+
+/// True when row `r`, an RX hop after the TX hop `p` of the same packet id, can be that very
+/// packet: its ports in the packet's direction (socket stages name them from the receiving
+/// socket's side, reversed) and sequence number agree wherever both rows know them.
+fn same_packet(h: &HopTable, p: usize, r: usize) -> bool {
+    let socket_side = h.stage[r] == Stage::RxTcpEst.code() || h.stage[r] == Stage::RxApp.code();
+    let (sp, dp) = if socket_side {
+        (h.dport[r], h.sport[r])
+    } else {
+        (h.sport[r], h.dport[r])
+    };
+    let agree = |a: Option<u32>, b: Option<u32>| a.is_none() || b.is_none() || a == b;
+    agree(h.sport[p].map(u32::from), sp.map(u32::from))
+        && agree(h.dport[p].map(u32::from), dp.map(u32::from))
+        && agree(h.seq[p], h.seq[r])
+}
 
 /// The journeys of a [`HopTable`]: its rows without repeated stages, journey by journey, each
 /// journey's in time order, with the columns every later step reads in that order (so they read
@@ -90,6 +111,7 @@ pub fn segment(h: &HopTable, ids: Vec<(u64, u32)>, max_gap_ns: u64) -> Segments 
     }
 
     let tx_done = Stage::TxDone.code();
+    let rx0 = journey_rank(Stage::RxDriver).expect("a hop stage");
     let n = order.len();
     let mut seg = Segments {
         rows: Vec::with_capacity(n),
@@ -110,6 +132,7 @@ pub fn segment(h: &HopTable, ids: Vec<(u64, u32)>, max_gap_ns: u64) -> Segments 
                     || ts[r] as i64 - ts[p] as i64 > max_gap_ns as i64
                     || stage[p] == tx_done
                     || rank[r] < rank[p]
+                    || (rank[p] < rx0 && rank[r] >= rx0 && !same_packet(h, p, r))
             }
         };
         let repeat = !new && prev.is_some_and(|(_, p)| stage[p] == stage[r]);
@@ -128,4 +151,63 @@ pub fn segment(h: &HopTable, ids: Vec<(u64, u32)>, max_gap_ns: u64) -> Segments 
     }
     seg.start.push(seg.rows.len() as u32);
     seg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A hop: time, stage, ports and sequence number.
+    type Hop = (u64, Stage, u16, u16, u32);
+
+    fn table(hops: &[Hop]) -> HopTable {
+        HopTable {
+            ts: hops.iter().map(|h| h.0).collect(),
+            stage: hops.iter().map(|h| h.1.code()).collect(),
+            rank: hops.iter().map(|h| journey_rank(h.1).unwrap()).collect(),
+            cpu: vec![0; hops.len()],
+            sport: hops.iter().map(|h| Some(h.2)).collect(),
+            dport: hops.iter().map(|h| Some(h.3)).collect(),
+            seq: hops.iter().map(|h| Some(h.4)).collect(),
+        }
+    }
+
+    fn journeys_of_one_skb(hops: &[Hop]) -> usize {
+        let t = table(hops);
+        let ids = (0..hops.len() as u32).map(|r| (0xabcd, r)).collect();
+        segment(&t, ids, u64::MAX / 2).journeys()
+    }
+
+    #[test]
+    fn an_skb_handed_from_tx_to_rx_is_one_journey() {
+        // veth: the sender's skb is the receiver's, ports and sequence unchanged; the socket
+        // stage names the ports from the receiving socket's side.
+        let hops = [
+            (10, Stage::TxDevQueue, 40000, 80, 1000),
+            (20, Stage::TxDriver, 40000, 80, 1000),
+            (30, Stage::RxDriver, 40000, 80, 1000),
+            (40, Stage::RxTcpEst, 80, 40000, 1000),
+        ];
+        assert_eq!(journeys_of_one_skb(&hops), 1);
+        // Without a packet stage on RX, the socket stage alone continues it.
+        assert_eq!(journeys_of_one_skb(&[hops[0], hops[1], hops[3]]), 1);
+    }
+
+    #[test]
+    fn a_freed_tx_skb_reused_for_a_received_ack_starts_a_new_journey() {
+        // A NIC: data sent, the skb freed, its memory then holds an ACK of the other direction.
+        let hops = [
+            (10, Stage::TxDevQueue, 40000, 80, 1000),
+            (20, Stage::TxDriver, 40000, 80, 1000),
+            (900, Stage::RxDriver, 80, 40000, 5555),
+            (910, Stage::RxTcpEst, 40000, 80, 5555),
+        ];
+        assert_eq!(journeys_of_one_skb(&hops), 2);
+        // The same direction, another sequence number: another packet too.
+        let hops = [
+            (10, Stage::TxDriver, 40000, 80, 1000),
+            (900, Stage::RxDriver, 40000, 80, 9000),
+        ];
+        assert_eq!(journeys_of_one_skb(&hops), 2);
+    }
 }

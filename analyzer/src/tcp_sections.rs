@@ -250,12 +250,26 @@ fn throughput(events: &DataFrame, stage: Stage, span_ns: u64) -> anyhow::Result<
     Ok(v)
 }
 
-fn sock_bytes(events: &DataFrame, stage: Stage) -> anyhow::Result<HashMap<u64, u64>> {
+/// Bytes a socket's application wrote or read at `stage`, and the process that did.
+struct SockIo {
+    bytes: u64,
+    pid: Option<u64>,
+    comm: Option<String>,
+}
+
+fn sock_io(events: &DataFrame, stage: Stage) -> anyhow::Result<HashMap<u64, SockIo>> {
     let df = collect(queries::throughput::per_sock(events.clone().lazy(), stage))?;
-    Ok(u64s(&df, "sock")?
-        .into_iter()
-        .zip(u64s(&df, "bytes")?)
-        .filter_map(|(s, b)| Some((s?, b.unwrap_or(0))))
+    let (sock, bytes) = (u64s(&df, "sock")?, u64s(&df, "bytes")?);
+    let (pid, comm) = (u64s(&df, "pid")?, strs(&df, "comm")?);
+    Ok((0..df.height())
+        .filter_map(|i| {
+            let io = SockIo {
+                bytes: bytes[i].unwrap_or(0),
+                pid: pid[i],
+                comm: comm[i].clone(),
+            };
+            Some((sock[i]?, io))
+        })
         .collect())
 }
 
@@ -265,8 +279,8 @@ fn lifecycle(
     start: u64,
 ) -> anyhow::Result<(Vec<Connection>, Vec<Transition>)> {
     use queries::lifecycle as q;
-    let tx = sock_bytes(writes, Stage::TxSendmsg)?;
-    let rx = sock_bytes(tcp, Stage::RxApp)?;
+    let tx = sock_io(writes, Stage::TxSendmsg)?;
+    let rx = sock_io(tcp, Stage::RxApp)?;
     let df = collect(q::per_sock(tcp.clone().lazy()))?;
     let fl = flows(&df)?;
     let (sock, pid, comm) = (u64s(&df, "sock")?, u64s(&df, "pid")?, strs(&df, "comm")?);
@@ -282,19 +296,22 @@ fn lifecycle(
     let conns = (0..df.height())
         .map(|i| {
             let s = sock[i].unwrap_or(0);
+            // The process that wrote or read the socket owns it; a state change may have run in
+            // softirq, and recordings before the recorder knew that carry the interrupted task.
+            let owner = tx.get(&s).or(rx.get(&s)).filter(|io| io.pid.is_some());
             Connection {
                 sock: s,
                 flow: fl[i].clone(),
-                pid: pid[i],
-                comm: comm[i].clone(),
+                pid: owner.map_or(pid[i], |io| io.pid),
+                comm: owner.map_or_else(|| comm[i].clone(), |io| io.comm.clone()),
                 first_ns: rel(first[i], start),
                 duration_ns: last[i].unwrap_or(0).saturating_sub(first[i].unwrap_or(0)),
                 connect_latency_ns: match (syn[i], est[i]) {
                     (Some(a), Some(b)) if b >= a => Some(b - a),
                     _ => None,
                 },
-                tx_bytes: tx.get(&s).copied().unwrap_or(0),
-                rx_bytes: rx.get(&s).copied().unwrap_or(0),
+                tx_bytes: tx.get(&s).map_or(0, |io| io.bytes),
+                rx_bytes: rx.get(&s).map_or(0, |io| io.bytes),
                 closed: closed[i].unwrap_or(false),
                 states: match &first_state[i] {
                     Some(f) => format!("{f}→{}", path[i]),

@@ -395,6 +395,9 @@ pub const CONTEXT: &[Choice] = &[
                      hook!("context__tracepoint__softirq_exit", "irq/softirq_exit")),
 ];
 
+/// The stages whose events may carry the pid of the task they run in, and so need [`CONTEXT`].
+pub const TASK_STAGES: &[Stage] = &[Stage::RxApp, Stage::TxSendmsg, Stage::State, Stage::Buffer];
+
 /// What attaching [`CONTEXT`] gave.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContextOutcome {

@@ -7,7 +7,7 @@
 //! counters are read once a second and at the end, and what the CPUs still had staged once the
 //! programs are detached.
 
-use crate::attach_plan::{anything_recorded, attach_context, attach_selected, PLAN};
+use crate::attach_plan::{anything_recorded, attach_context, attach_selected, PLAN, TASK_STAGES};
 use crate::cli::RecordArgs;
 use crate::exit_code::{self, ExitError};
 use crate::filters::{if_index, KernelFilters};
@@ -15,6 +15,7 @@ use crate::loader::{AyaLoader, CaptureMaps, CpuRing, LoadConfig, RingLayout};
 use crate::program_stats::recursion_misses;
 use crate::ring_reader::RingReader;
 use crate::segment_writer::{Output, Progress, SegmentLimits, SegmentWriter, Summary};
+use crate::stage_selection::StageUse;
 use crate::write_pipeline::WriterHandle;
 use crate::{drop_reasons, environment, least_privilege, plan_report, preflight, progress_line};
 use aya::maps::MapData;
@@ -111,14 +112,19 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<()> {
     if args.no_fentry {
         loader.disable(crate::attach_plan::Mechanism::Fentry);
     }
-    // Before the stages, so that their first events already know whether they run in softirq.
-    let context = attach_context(&mut loader);
-    if let Some(w) = context.warning() {
-        if say {
-            tcptape_common::note!("warning: {w}");
+    let admits_flows = filters.admits_flows();
+    // Before the stages, so that their first events already know whether they run in softirq;
+    // only when a stage attached would carry a pid.
+    let pids_used = TASK_STAGES
+        .iter()
+        .any(|&s| filters.stages.use_of(s, admits_flows) != StageUse::Skip);
+    if pids_used {
+        if let Some(w) = attach_context(&mut loader).warning() {
+            if say {
+                tcptape_common::note!("warning: {w}");
+            }
         }
     }
-    let admits_flows = filters.admits_flows();
     let outcomes = attach_selected(
         PLAN,
         |s| filters.stages.use_of(s, admits_flows),

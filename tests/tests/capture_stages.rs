@@ -17,6 +17,22 @@ fn stages_attached(pid: u32) -> BTreeSet<String> {
 }
 
 #[test]
+fn stages_without_a_pid_attach_no_context_programs() {
+    if !should_run("stages_without_a_pid_attach_no_context_programs") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("retransmit.parquet");
+    let args = ["-o", out.to_str().unwrap(), "--stage", "retransmit,drop"];
+    record_during(&args, |rec| {
+        assert_eq!(
+            stages_attached(rec.pid()),
+            BTreeSet::from(["drop", "retransmit"].map(String::from))
+        );
+    });
+}
+
+#[test]
 fn stage_option_attaches_and_records_only_the_chosen_stages() {
     if !should_run("stage_option_attaches_and_records_only_the_chosen_stages") {
         return;
@@ -36,10 +52,11 @@ fn stage_option_attaches_and_records_only_the_chosen_stages() {
         "rx_app,state",
     ];
     let log = record_during(&args, |rec| {
-        // What the kernel has attached for it, before any traffic.
+        // What the kernel has attached for it, before any traffic: the two stages, and the
+        // softirq context programs, as both stages' events may carry a pid.
         assert_eq!(
             stages_attached(rec.pid()),
-            BTreeSet::from(["rx_app".to_string(), "state".to_string()])
+            BTreeSet::from(["context", "rx_app", "state"].map(String::from))
         );
         read = traffic::transfers(&pair, port, conns, bytes, 16 << 10)
             .join()

@@ -242,3 +242,91 @@ fn retransmitted_segments_equal_the_kernel_counter() {
         .expect("kernel_counted_segments");
     tcptape_e2e::recording::assert_counted_segments(reported, nstat);
 }
+
+/// The Connections table against what the test's own processes know: the client's row has the
+/// port it was given (its first state change, to SYN_SENT, comes before the port is chosen), each
+/// row names the process that owns the socket (the server is another process: its accepted
+/// socket's handshake runs in softirq, on the client's CPU), and the bytes are what the
+/// applications wrote and read.
+#[test]
+fn connections_have_their_port_owner_and_application_bytes() {
+    if !should_run("connections_have_their_port_owner_and_application_bytes") {
+        return;
+    }
+    const PORT: u16 = 45_231;
+    const BYTES: [u64; 2] = [1_000_000, 3_000_000];
+    let pair = Pair::new().expect("network namespaces");
+    let (_tmp, dir) = workdir("connections");
+    let (rec, out) = record(PORT, &dir);
+    let mut sink = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &pair.b,
+            env!("CARGO_BIN_EXE_tcptape-traffic"),
+            "sink",
+        ])
+        .args([&pair.addr_b, &PORT.to_string(), "2"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("sink starts");
+    let sink_pid = sink.id() as u64;
+    Pair::wait_until_listening(&pair.b, PORT, Duration::from_secs(5)).expect("sink listens");
+    let mut clients = Vec::new();
+    for bytes in BYTES {
+        let addr = pair.addr_b.clone();
+        let port = spawn_in(&pair.a, move || {
+            let mut s = traffic::connect(&addr, PORT)?;
+            let port = s.local_addr().map_err(|e| e.to_string())?.port();
+            traffic::write_and_close(&mut s, bytes, 16 << 10)?;
+            Ok(port)
+        })
+        .join()
+        .unwrap()
+        .expect("client");
+        clients.push((port, bytes));
+    }
+    let mut read = String::new();
+    sink.stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut read)
+        .unwrap();
+    assert!(sink.wait().unwrap().success());
+    assert_eq!(read.trim(), BYTES.iter().sum::<u64>().to_string());
+    pair.wait_until_quiet(PORT, Duration::from_secs(5))
+        .expect("connections closed");
+    stop(rec);
+
+    let report = report(&out);
+    let conns = report["connections"].as_array().expect("connections");
+    let me = std::process::id() as u64;
+    for (port, bytes) in clients {
+        let (client, server) = (
+            format!("{}:{port}-{}:{PORT}", pair.addr_a, pair.addr_b),
+            format!("{}:{PORT}-{}:{port}", pair.addr_b, pair.addr_a),
+        );
+        let row = |flow: &str| {
+            conns
+                .iter()
+                .find(|c| c["flow"] == flow)
+                .unwrap_or_else(|| panic!("no connection {flow} in {conns:#?}"))
+        };
+        let c = row(&client);
+        assert_eq!(
+            (c["pid"].as_u64(), c["tx_bytes"].as_u64()),
+            (Some(me), Some(bytes)),
+            "{c}"
+        );
+        let s = row(&server);
+        assert_eq!(
+            (
+                s["pid"].as_u64(),
+                s["rx_bytes"].as_u64(),
+                s["comm"].as_str()
+            ),
+            (Some(sink_pid), Some(bytes), Some("tcptape-traffic")),
+            "{s}"
+        );
+    }
+}

@@ -12,11 +12,18 @@ fn states(tcp: LazyFrame) -> LazyFrame {
 
 /// Per socket: flow, `pid`, `comm`, `first_ns`, `last_ns`, `syn_sent_ns`, `established_ns`
 /// (after SYN_SENT: an active open), `closed` (reached CLOSE), `path` (the states in order).
+/// The local port is the one the socket got: a connecting socket changes to SYN_SENT before
+/// its port is chosen, so its first event has port 0.
 pub fn per_sock(tcp: LazyFrame) -> LazyFrame {
     let mut aggs = flow_cols()
         .into_iter()
         .map(|e| e.first())
         .collect::<Vec<_>>();
+    aggs[1] = col("sport")
+        .filter(col("sport").neq(lit(0)))
+        .first()
+        .fill_null(col("sport").first())
+        .alias("sport");
     aggs.extend([
         col("pid").first_non_null().alias("pid"),
         col("comm").first_non_null().alias("comm"),

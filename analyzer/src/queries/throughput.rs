@@ -23,10 +23,15 @@ pub fn per_flow(events: LazyFrame, stage: Stage) -> LazyFrame {
         )
 }
 
-/// Bytes per socket (`sock`, `bytes`) at one stage, for connection lifecycles.
+/// Bytes per socket (`sock`, `bytes`) at one stage, for connection lifecycles, with the process
+/// that wrote or read them (`pid`, `comm`: these stages run in the application's own task).
 pub fn per_sock(events: LazyFrame, stage: Stage) -> LazyFrame {
     events
         .filter(is_stage(stage).and(col("sock").is_not_null()))
         .group_by([col("sock")])
-        .agg([col("len").cast(DataType::UInt64).sum().alias("bytes")])
+        .agg([
+            col("len").cast(DataType::UInt64).sum().alias("bytes"),
+            col("pid").first_non_null().alias("pid"),
+            col("comm").first_non_null().alias("comm"),
+        ])
 }
