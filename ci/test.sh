@@ -2,7 +2,7 @@
 # The whole test suite: installs what it needs (as root, through apt and pip), then formatting,
 # lints, the Rust tests (nextest; the kernel tests load eBPF and create network namespaces, so
 # they need root and run one at a time), the Python reader tests, and the kernel matrix (Debian's
-# 6.1 and 6.12 kernels booted under qemu, as root).
+# 6.1 and 6.12 kernels booted under qemu, as root; one guest, then two joined by virtio-net NICs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
@@ -63,6 +63,11 @@ if [ "$(id -u)" = 0 ]; then
   for series in 6.1:1 6.12:4; do
     step "kernel matrix: ${series%:*} (${series#*:} CPUs)"
     TCPTAPE_VM_CPUS=${series#*:} tests/vm/run.sh "${series%:*}"
+  done
+  # Two guests, two virtio-net NICs on a qemu socket link, a recorder on each.
+  for series in 6.1 6.12; do
+    step "two hosts: $series"
+    tests/vm/run.sh "$series" --two-hosts
   done
 else
   echo "WARNING: not root: the kernel matrix (tests/vm/run.sh) is skipped" >&2

@@ -328,5 +328,13 @@ fn connections_have_their_port_owner_and_application_bytes() {
             (Some(sink_pid), Some(bytes), Some("tcptape-traffic")),
             "{s}"
         );
+        // Both ends are seen to close, under the port filter too: the server's socket gives its
+        // port back before its change to CLOSE is traced.
+        for x in [c, s] {
+            assert!(
+                x["closed"] == true && x["states"].as_str().unwrap().ends_with("CLOSE"),
+                "{x}"
+            );
+        }
     }
 }

@@ -1,6 +1,12 @@
 #!/usr/bin/env bash
 # Records real traffic with tcptape-record on a Debian production kernel booted under qemu, and
-# checks the recording on the host. Usage: tests/vm/run.sh SERIES   (SERIES = 6.1 or 6.12)
+# checks the recording on the host. Usage: tests/vm/run.sh SERIES [--two-hosts]
+#   (SERIES = 6.1 or 6.12)
+#
+# --two-hosts boots two guests of that kernel instead of one, each with a virtio-net NIC, joined
+# by a qemu socket netdev (no host networking), each recording its side of the traffic between
+# them (tests/vm/two-hosts-init.sh); the recordings are checked against what each guest's own
+# kernel and applications counted (tests/vm/check_two_hosts.py).
 #
 # Steps: install the tools (root + apt), pick the newest Debian kernel package of the series,
 # download and unpack it (cached under $TARGET/vm), build the release tcptape-record and the
@@ -10,8 +16,8 @@
 #
 # Environment (all optional):
 #   CARGO_TARGET_DIR         cargo's target directory (default: target/); the cache is in its vm/
-#   TCPTAPE_VM_DELAY_MS      netem delay on the sender (default 100)
-#   TCPTAPE_VM_LOSS_PCT      netem loss on the second link (default 3)
+#   TCPTAPE_VM_DELAY_MS      netem delay on the sender (default 100; 20 with --two-hosts)
+#   TCPTAPE_VM_LOSS_PCT      netem loss on the second link (default 3; 8 on the link with --two-hosts)
 #   TCPTAPE_VM_TIMEOUT       time limit of the VM in seconds (default 240)
 #   TCPTAPE_VM_CPUS          virtual CPUs of the VM (default 1); with more, the checks also want
 #                            a ring buffer per CPU and events recorded on more than one
@@ -21,9 +27,14 @@
 #   TCPTAPE_VM_NO_APT=1      do not run apt-get (use the tools and package lists as they are)
 set -euo pipefail
 
-usage() { echo "usage: $0 6.1|6.12" >&2; exit 2; }
-[ $# -eq 1 ] || usage
+usage() { echo "usage: $0 6.1|6.12 [--two-hosts]" >&2; exit 2; }
+[ $# -eq 1 ] || [ $# -eq 2 ] || usage
 SERIES=$1
+TWO_HOSTS=
+if [ $# -eq 2 ]; then
+  [ "$2" = --two-hosts ] || usage
+  TWO_HOSTS=1
+fi
 case $SERIES in
   6.1) PKG_RE='^linux-image-6\.1\.0-[0-9]+-amd64(-unsigned)?$' ;;
   6.12) PKG_RE='^linux-image-6\.12\.[0-9]+\+deb12-amd64(-unsigned)?$' ;;
@@ -38,9 +49,12 @@ TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 case $TARGET in /*) ;; *) TARGET=$ROOT/$TARGET ;; esac
 export CARGO_TARGET_DIR=$TARGET
 VM=$TARGET/vm
-RUN=$VM/run-$SERIES
-DELAY_MS=${TCPTAPE_VM_DELAY_MS:-100}
-LOSS_PCT=${TCPTAPE_VM_LOSS_PCT:-3}
+RUN=$VM/run-$SERIES${TWO_HOSTS:+-two-hosts}
+# Two hosts under TCG move about 15 KB/s through a delaying netem: a shorter delay, less data.
+DELAY_MS=${TCPTAPE_VM_DELAY_MS:-${TWO_HOSTS:+20}}
+DELAY_MS=${DELAY_MS:-100}
+LOSS_PCT=${TCPTAPE_VM_LOSS_PCT:-${TWO_HOSTS:+8}}
+LOSS_PCT=${LOSS_PCT:-3}
 TIMEOUT=${TCPTAPE_VM_TIMEOUT:-240}
 CPUS=${TCPTAPE_VM_CPUS:-1}
 
@@ -197,7 +211,7 @@ add_file() {
   esac
   echo "$base" >> "$R/lib/vmmods/order"
 }
-for m in virtio_pci virtio_blk veth sch_netem; do add_module "$m"; done
+for m in virtio_pci virtio_blk veth sch_netem ${TWO_HOSTS:+virtio_net}; do add_module "$m"; done
 echo "modules: $(tr '\n' ' ' < "$R/lib/vmmods/order")"
 
 cat > "$R/etc/vmtest.conf" <<EOF
@@ -214,12 +228,23 @@ RECORD_CAP_SECS=120
 GUEST_LIMIT_SECS=$((TIMEOUT > 90 ? TIMEOUT - 45 : TIMEOUT / 2))
 NOFENTRY_ARGS="$NOFENTRY_ARGS"
 EOF
-cp "$HERE/guest-init.sh" "$R/init"
+if [ -n "$TWO_HOSTS" ]; then
+  printf 'BULK_BYTES=98304\nRR_COUNT=20\n' >> "$R/etc/vmtest.conf"
+  cp "$HERE/two-hosts-init.sh" "$R/init"
+else
+  cp "$HERE/guest-init.sh" "$R/init"
+fi
 chmod +x "$R/init"
 rm -rf "$RUN"
 mkdir -p "$RUN"
 (cd "$R" && find . | cpio -o -H newc --quiet | gzip -1 > "$RUN/initramfs.gz")
 echo "initramfs: $(du -h "$RUN/initramfs.gz" | cut -f1)"
+
+if [ -n "$TWO_HOSTS" ]; then
+  # shellcheck source=tests/vm/two-hosts-boot.sh
+  . "$HERE/two-hosts-boot.sh"
+  exit 0
+fi
 
 # --- boot --------------------------------------------------------------------------------------
 step "boot $KVER under qemu (TCG, $CPUS CPUs, limit ${TIMEOUT}s)"

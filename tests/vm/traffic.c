@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,7 +66,7 @@ static int listen_one(const char *port)
 	return c;
 }
 
-/* Connects, retrying while the server is not listening yet (up to 20 s). */
+/* Connects, retrying while the server is not listening yet (up to 60 s). */
 static int connect_to(const char *addr, const char *port)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(num(port, "port")) };
@@ -79,7 +80,10 @@ static int connect_to(const char *addr, const char *port)
 			die("socket");
 		if (connect(s, (struct sockaddr *)&a, sizeof(a)) == 0)
 			return s;
-		if (errno != ECONNREFUSED || i >= 200)
+		/* Another host may not be up yet either (tests/vm/two-hosts-init.sh). */
+		bool later = errno == ECONNREFUSED || errno == EHOSTUNREACH || errno == ETIMEDOUT ||
+			     errno == ENETUNREACH;
+		if (!later || i >= 600)
 			die("connect");
 		close(s);
 		usleep(100 * 1000);
@@ -169,7 +173,7 @@ int main(int argc, char **argv)
 		int c = listen_one(argv[2]);
 		got = read_to_eof(c);
 		close(c);
-		printf("sink: sent %lu bytes, read %lu bytes\n", sent, got);
+		printf("sink: sent %lu bytes, read %lu bytes, pid %d\n", sent, got, (int)getpid());
 	} else if (!strcmp(mode, "bulk") && (argc == 5 || argc == 6)) {
 		unsigned long bytes = num(argv[4], "byte count");
 		int s = connect_to(argv[2], argv[3]);
@@ -184,7 +188,7 @@ int main(int argc, char **argv)
 			die("shutdown");
 		got = read_to_eof(s);
 		close(s);
-		printf("bulk: sent %lu bytes, read %lu bytes\n", sent, got);
+		printf("bulk: sent %lu bytes, read %lu bytes, pid %d\n", sent, got, (int)getpid());
 		if (sent != bytes)
 			return 1;
 	} else if (!strcmp(mode, "rr-server") && argc == 6) {
@@ -200,7 +204,8 @@ int main(int argc, char **argv)
 			n++;
 		}
 		close(c);
-		printf("rr-server: sent %lu bytes, read %lu bytes, %lu requests\n", sent, got, n);
+		printf("rr-server: sent %lu bytes, read %lu bytes, %lu requests, pid %d\n", sent, got, n,
+		       (int)getpid());
 	} else if (!strcmp(mode, "rr-client") && argc == 7) {
 		unsigned long count = num(argv[4], "count");
 		unsigned long req = num(argv[5], "request size"), resp = num(argv[6], "response size");
@@ -215,7 +220,8 @@ int main(int argc, char **argv)
 			}
 		}
 		close(s);
-		printf("rr-client: sent %lu bytes, read %lu bytes, %lu responses\n", sent, got, count);
+		printf("rr-client: sent %lu bytes, read %lu bytes, %lu responses, pid %d\n", sent, got,
+		       count, (int)getpid());
 	} else {
 		usage();
 	}

@@ -303,6 +303,10 @@ static __always_inline bool flow_of_sock(struct flow *f, struct sock *sk, bool d
 		BPF_CORE_READ_INTO(&f->daddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
 	}
 	f->sport = RD(direct, sk, __sk_common.skc_num);
+	/* A socket that gives its port back on the way to CLOSE (inet_put_port, before the state
+	 * change is traced) still has it as inet_sport: its last state change keeps its flow. */
+	if (!f->sport)
+		f->sport = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
 	f->dport = bpf_ntohs(RD(direct, sk, __sk_common.skc_dport));
 	if (family == AF_INET6 && v4_mapped(f->saddr) && v4_mapped(f->daddr))
 		flow_unmap(f);

@@ -118,6 +118,10 @@ struct sock___old {
 		sk_userlocks : 4, sk_protocol : 8, sk_type : 16;
 };
 
+struct inet_sock {
+	__be16 inet_sport;
+};
+
 struct inet_connection_sock {
 	__u8 icsk_ca_state : 5;
 };

@@ -1,0 +1,190 @@
+#!/usr/bin/env python3
+"""Host-side checks of a two-host VM run (tests/vm/run.sh SERIES --two-hosts).
+
+Guest A sends (a request/response client, then a bulk transfer) through a netem qdisc (delay D,
+some loss) on its virtio-net NIC; guest B serves. Each recorded its own side with
+tcptape-record and counted, around the traffic, what its own kernel counted (/proc/net/dev,
+tc -s qdisc, /proc/net/snmp) and what its applications wrote and read. Only the test's TCP
+crosses the link (no IPv6, static neighbours), so the NIC's packet counts are the recorder's.
+
+Checks, per host:
+* bytes written (tx_sendmsg) and read (rx_app) per connection = the applications' own counts;
+* tx_driver packets = the NIC's transmitted packets (/proc/net/dev), one event per wire packet;
+* on A, the qdisc stage of the skbs that have both events is the netem delay D (+-5 %), and
+  the retransmitted segments equal TcpRetransSegs (short by at most 1 %: docs/recorder.md);
+* `tcptape report`: no journey goes from a TX stage to an RX stage on one host (a NIC never
+  hands a transmitted skb to its own receive path), and the Connections table names each
+  socket's local port and owning process with the applications' bytes.
+
+Exits 0 when every check passes. Needs duckdb (the harness installs it into a venv).
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+import duckdb
+
+from check import Checks, ms, parquet_source, read_kv, read_text, snmp_counter
+
+QDISC_TOLERANCE = 0.05
+ADDR = {"a": "10.12.0.1", "b": "10.12.0.2"}
+
+
+def traffic_outputs(results):
+    """Each traffic program's printed counts: {name: {sent, read, pid}}."""
+    out = {}
+    for f in sorted(os.listdir(results)):
+        if not (f.startswith("traffic-") and f.endswith(".out")):
+            continue
+        for line in (read_text(os.path.join(results, f)) or "").splitlines():
+            parts = line.replace(",", "").split()
+            if "sent" in parts and "read" in parts and "pid" in parts:
+                out[f[len("traffic-"):-len(".out")]] = {
+                    "sent": int(parts[parts.index("sent") + 1]),
+                    "read": int(parts[parts.index("read") + 1]),
+                    "pid": int(parts[parts.index("pid") + 1]),
+                }
+    return out
+
+
+def netdev(path, dev):
+    """(rx_packets, tx_packets) of `dev` in a /proc/net/dev snapshot."""
+    for line in (read_text(path) or "").splitlines():
+        name, _, rest = line.partition(":")
+        if name.strip() == dev:
+            f = rest.split()
+            return int(f[1]), int(f[9])
+    return None
+
+
+def report(analyzer, rec):
+    out = subprocess.run([analyzer, "report", "-q", "--format", "json", rec],
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        return None, out.stderr.strip()
+    return json.loads(out.stdout), None
+
+
+def check_host(c, args, role, results):
+    env = read_kv(os.path.join(results, "env"))
+    rec = os.path.join(results, "rec.parquet")
+    host = f"host {role.upper()}"
+    print(f"\n{host} ({env.get('driver', '?')}, kernel {read_text(os.path.join(results, 'kernel_release'), '?').strip()})")
+    if not c.check(f"{host}: recorder exit 0", read_text(os.path.join(results, "recorder.rc"), "").strip() == "0",
+                   (read_text(os.path.join(results, "recorder.log")) or "")[-600:]):
+        return
+    c.check(f"{host}: traffic exit 0", read_text(os.path.join(results, "traffic.rc"), "").strip() == "0",
+            json.dumps(traffic_outputs(results)))
+    c.check(f"{host}: the test link's NIC is virtio_net", env.get("driver") == "virtio_net",
+            env.get("driver", "?"))
+    apps = traffic_outputs(results)
+    db = duckdb.connect()
+    db.execute(f"CREATE VIEW ev AS SELECT * FROM read_parquet('{parquet_source(rec)}')")
+    counts = dict(db.execute("SELECT kind, count(*) FROM ev GROUP BY kind ORDER BY kind").fetchall())
+    print(f"  events per stage: {counts}")
+    rep, err = report(args.analyzer, rec)
+    if not c.check(f"{host}: tcptape report", rep is not None, err or "ok"):
+        return
+    c.check(f"{host}: no event lost", rep["lost_events"] == 0, json.dumps(rep["lost"]))
+
+    # Bytes per connection at the application, both directions: the port tells the program.
+    port_of = {"rr-client": 5002, "rr-server": 5002, "bulk": 5001, "sink": 5001}
+    for name, app in apps.items():
+        port = port_of[name]
+        for kind, key in (("tx_sendmsg", "sent"), ("rx_app", "read")):
+            (got,) = db.execute(
+                f"SELECT coalesce(sum(len), 0) FROM ev WHERE kind = '{kind}' "
+                "AND (sport = ? OR dport = ?)", [port, port]).fetchone()
+            c.check(f"{host}: {name}: {kind} bytes = bytes the application {key}",
+                    got == app[key], f"recorded {got}, application {app[key]}")
+
+    # One tx_driver event per packet the NIC was handed.
+    dev = env.get("dev", "eth0")
+    before = netdev(os.path.join(results, "netdev-before"), dev)
+    after = netdev(os.path.join(results, "netdev-after"), dev)
+    if before and after:
+        tx_pkts = after[1] - before[1]
+        c.check(f"{host}: tx_driver events = {dev} transmitted packets",
+                counts.get("tx_driver", 0) == tx_pkts,
+                f"{counts.get('tx_driver', 0)} events, /proc/net/dev {tx_pkts} packets "
+                f"(rx: {after[0] - before[0]} packets, rx_driver {counts.get('rx_driver', 0)}, "
+                f"rx_netif {counts.get('rx_netif', 0)} events)")
+    else:
+        c.check(f"{host}: /proc/net/dev snapshots", False, "missing")
+
+    if role == "a":
+        d_ns = int(env["delay_ms"]) * 1_000_000
+        n, med, lo, hi = db.execute(
+            """
+            WITH q AS (
+              SELECT kind, ts_ns, lead(kind) OVER w AS nkind, lead(ts_ns) OVER w AS nts
+              FROM ev WHERE kind IN ('tx_qdisc_enq', 'tx_qdisc_deq') AND skb IS NOT NULL
+              WINDOW w AS (PARTITION BY skb ORDER BY ts_ns)
+            )
+            SELECT count(*), quantile_cont(nts - ts_ns, 0.5), min(nts - ts_ns), max(nts - ts_ns)
+            FROM q WHERE kind = 'tx_qdisc_enq' AND nkind = 'tx_qdisc_deq'
+            """).fetchone()
+        c.check(f"{host}: qdisc stage median = netem delay +-{int(QDISC_TOLERANCE * 100)}%",
+                n > 0 and med is not None and abs(med - d_ns) <= QDISC_TOLERANCE * d_ns,
+                f"{n} enqueue->dequeue pairs, median {ms(med)} (min {ms(lo)}, max {ms(hi)}), "
+                f"netem delay {ms(d_ns)}")
+        b = snmp_counter(os.path.join(results, "snmp-before"), "Tcp", "RetransSegs")
+        a = snmp_counter(os.path.join(results, "snmp-after"), "Tcp", "RetransSegs")
+        (segs,) = db.execute(
+            "SELECT coalesce(sum(segs), 0) FROM ev WHERE kind = 'retransmit' AND err >= 0"
+        ).fetchone()
+        if a is None or b is None:
+            c.check(f"{host}: retransmits", False, "no TcpRetransSegs snapshots")
+        else:
+            delta = a - b
+            c.check(f"{host}: retransmitted segments = TcpRetransSegs (short by <= 1 %)",
+                    segs <= delta and segs >= delta - delta // 100 and delta > 0,
+                    f"recorded {segs}, TcpRetransSegs delta {delta}")
+
+    cross = [f"{s['from']} -> {s['to']}" for s in rep.get("stages", [])
+             if s["from"].startswith("tx_") and s["to"].startswith("rx_")]
+    c.check(f"{host}: no stage joins a transmitted packet to a received one", not cross,
+            ", ".join(cross) or "none")
+    conns = rep.get("connections", [])
+    for name, app in apps.items():
+        port = port_of[name]
+        client = name in ("rr-client", "bulk")
+        # Connections that carried the application's data (not, say, a refused connect).
+        mine = [x for x in conns if x["flow"].startswith(ADDR[role] + ":")
+                and (x["flow"].endswith(f":{port}") if client else f":{port}-" in x["flow"])
+                and "ESTABLISHED" in x["states"]]
+        ok = len(mine) == 1
+        if ok:
+            x = mine[0]
+            local_port = int(x["flow"].split("-")[0].rsplit(":", 1)[1])
+            ok = (local_port != 0 and x.get("pid") == app["pid"]
+                  and x["tx_bytes"] == app["sent"] and x["rx_bytes"] == app["read"]
+                  and x["closed"] and x["states"].endswith("CLOSE"))
+        c.check(f"{host}: {name}: connection row has its port, owner, bytes and close", ok,
+                f"{mine}; application pid {app['pid']}, sent {app['sent']}, read {app['read']}")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--a", required=True)
+    p.add_argument("--b", required=True)
+    p.add_argument("--analyzer", required=True)
+    p.add_argument("--series", required=True)
+    p.add_argument("--package", default="")
+    p.add_argument("--boot-secs", default="?")
+    args = p.parse_args()
+    print(f"two hosts, Debian {args.series} ({args.package}), VMs {args.boot_secs}s")
+    c = Checks()
+    for role, results in (("a", args.a), ("b", args.b)):
+        check_host(c, args, role, results)
+    print(f"\n{c.passed} passed, {len(c.failed)} failed")
+    for f in c.failed:
+        print(f"  FAILED: {f}")
+    return 1 if c.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
