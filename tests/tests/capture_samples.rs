@@ -42,6 +42,11 @@ fn bulk_loss_sample_has_retransmits_drops_and_whole_journeys() {
         .filter(|s| s.contains("tx_dev_queue") && s.contains("rx_app"))
         .count();
     assert!(crossing > 50, "{crossing} sendmsg-to-app journeys");
+    // samples/make-samples.sh: tcptape-traffic writes 8 MiB in 128 KiB writes, the sink reads
+    // them all; each write is one event however often it blocked.
+    r.assert_bytes("tx_sendmsg", 8 << 20);
+    r.assert_bytes("rx_app", 8 << 20);
+    assert_eq!(r.of("tx_sendmsg").count(), 64);
 }
 
 #[test]
