@@ -10,8 +10,9 @@ crosses the link (no IPv6, static neighbours), so the NIC's packet counts are th
 Checks, per host:
 * bytes written (tx_sendmsg) and read (rx_app) per connection = the applications' own counts;
 * tx_driver packets = the NIC's transmitted packets (/proc/net/dev), one event per wire packet;
-* on A, the qdisc stage of the skbs that have both events is the netem delay D (+-5 %), and
-  the retransmitted segments equal TcpRetransSegs (short by at most 1 %: docs/recorder.md);
+* on A, every skb the qdisc took has its dequeue (or its drop), the qdisc stage is the netem
+  delay D (+-5 %), and the retransmitted segments equal TcpRetransSegs (short by at most 1 %:
+  docs/recorder.md);
 * `tcptape report`: no journey goes from a TX stage to an RX stage on one host (a NIC never
   hands a transmitted skb to its own receive path), and the Connections table names each
   socket's local port and owning process with the applications' bytes.
@@ -131,6 +132,22 @@ def check_host(c, args, role, results):
                 n > 0 and med is not None and abs(med - d_ns) <= QDISC_TOLERANCE * d_ns,
                 f"{n} enqueue->dequeue pairs, median {ms(med)} (min {ms(lo)}, max {ms(hi)}), "
                 f"netem delay {ms(d_ns)}")
+        # Every skb the qdisc took left it (a dequeue, bulk dequeues included) or was dropped
+        # there (netem's loss).
+        enq, left, dropped = db.execute(
+            """
+            WITH q AS (
+              SELECT kind, lead(kind) OVER (PARTITION BY skb ORDER BY ts_ns) AS next
+              FROM ev WHERE kind IN ('tx_qdisc_enq', 'tx_qdisc_deq', 'drop') AND skb IS NOT NULL
+            )
+            SELECT count(*), count(*) FILTER (WHERE next = 'tx_qdisc_deq'),
+                   count(*) FILTER (WHERE next = 'drop')
+            FROM q WHERE kind = 'tx_qdisc_enq'
+            """).fetchone()
+        c.check(f"{host}: every skb enqueued at the qdisc has its dequeue or its drop",
+                enq > 0 and left + dropped == enq,
+                f"{enq} enqueued, {left} dequeued, {dropped} dropped; tc: "
+                + " ".join((read_text(os.path.join(results, "qdisc-after.txt")) or "").split()[:40]))
         b = snmp_counter(os.path.join(results, "snmp-before"), "Tcp", "RetransSegs")
         a = snmp_counter(os.path.join(results, "snmp-after"), "Tcp", "RetransSegs")
         (segs,) = db.execute(

@@ -825,6 +825,23 @@ static __always_inline int on_packet(__u8 kind, struct sk_buff *skb, enum hdr_ba
 	return event_submit(e);
 }
 
+/* Most skbs one dequeue hands on at once (a bulk dequeue chains them through skb->next); the
+ * kernel's own limits are BQL's byte budget and 8 for qdiscs that cannot bulk. */
+#define DEQ_MAX 16
+
+/* tx_qdisc_deq: every skb of a dequeue, not only the first (`packets` is how many left). */
+static __always_inline int on_dequeue(struct sk_buff *skb, int packets, bool direct)
+{
+#pragma clang loop unroll(disable)
+	for (int i = 0; i < DEQ_MAX; i++) {
+		if (!skb || i >= packets)
+			break;
+		on_packet(ST_TX_QDISC_DEQ, skb, BASE_NETWORK, direct);
+		skb = RD(direct, skb, next);
+	}
+	return 0;
+}
+
 /* tx_done: a transmitted skb freed after completion. Only skbs still owned by a TCP socket
  * (transmit clones) qualify; received skbs are orphaned before they are freed. */
 static __always_inline int on_tx_done(struct sk_buff *skb, bool direct)

@@ -144,6 +144,7 @@ struct tcp_sock {
 };
 
 struct sk_buff {
+	struct sk_buff *next; /* in an anonymous union in the kernel: CO-RE finds it by name */
 	struct sock *sk;
 	struct net_device *dev;
 	char cb[48];

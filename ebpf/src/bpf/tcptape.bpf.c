@@ -227,22 +227,19 @@ int tx_qdisc_enq__tracepoint__qdisc_enqueue(struct trace_event_raw_qdisc_enqueue
 	return on_packet(ST_TX_QDISC_ENQ, CTX_SKB(ctx), BASE_NETWORK, false);
 }
 
-/* qdisc_dequeue also fires with packets = 0 and no skb. */
+/* qdisc_dequeue fires once per dequeue with the first skb of what left and how many (and also
+ * with packets = 0 and no skb). */
 SEC("tp_btf/qdisc_dequeue")
 int BPF_PROG(tx_qdisc_deq__tp_btf__qdisc_dequeue, struct Qdisc *q, struct netdev_queue *txq,
 	     int packets, struct sk_buff *skb)
 {
-	if (packets <= 0)
-		return 0;
-	return on_packet(ST_TX_QDISC_DEQ, skb, BASE_NETWORK, true);
+	return on_dequeue(skb, packets, true);
 }
 
 SEC("tracepoint/qdisc/qdisc_dequeue")
 int tx_qdisc_deq__tracepoint__qdisc_dequeue(struct trace_event_raw_qdisc_dequeue *ctx)
 {
-	if (ctx->packets <= 0)
-		return 0;
-	return on_packet(ST_TX_QDISC_DEQ, CTX_SKB(ctx), BASE_NETWORK, false);
+	return on_dequeue(CTX_SKB(ctx), ctx->packets, false);
 }
 
 SEC("tp_btf/net_dev_start_xmit")
