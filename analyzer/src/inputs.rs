@@ -29,15 +29,51 @@ pub fn expand(args: &[String]) -> anyhow::Result<Vec<PathBuf>> {
 }
 
 /// Opens every recording (refusing bad input with a one-line error) and groups them by host,
-/// in host-name order, each group in time order.
+/// in host-name order, each group in time order. A host is a host name and a boot: two machines
+/// with one name (a default name, a cloned image) have two clocks, whose timestamps must not be
+/// mixed; such groups are named `NAME (boot XXXXXXXX)`. Recordings without a boot id (older
+/// ones) go by their host name alone.
 pub fn open_by_host(paths: &[PathBuf]) -> anyhow::Result<Vec<(String, Vec<Recording>)>> {
-    let mut hosts: BTreeMap<String, Vec<Recording>> = BTreeMap::new();
+    let mut hosts: BTreeMap<(String, String), Vec<Recording>> = BTreeMap::new();
     for p in paths {
         let rec = Recording::open(p)?;
-        hosts.entry(rec.meta().hostname).or_default().push(rec);
+        let m = rec.meta();
+        hosts.entry((m.hostname, m.boot_id)).or_default().push(rec);
     }
-    for recs in hosts.values_mut() {
-        recs.sort_by_key(|r| r.meta().start_ns);
+    // An old recording without a boot id joins the only boot its host name has, if one.
+    let unbooted: Vec<(String, String)> = hosts
+        .keys()
+        .filter(|(_, b)| b.is_empty())
+        .cloned()
+        .collect();
+    for key in unbooted {
+        let mut boots = hosts.keys().filter(|(h, b)| *h == key.0 && !b.is_empty());
+        if let (Some(only), None) = (boots.next().cloned(), boots.next()) {
+            let recs = hosts.remove(&key).unwrap_or_default();
+            hosts.entry(only).or_default().extend(recs);
+        }
     }
-    Ok(hosts.into_iter().collect())
+    let mut names: BTreeMap<&str, usize> = BTreeMap::new();
+    for (h, _) in hosts.keys() {
+        *names.entry(h).or_default() += 1;
+    }
+    let shared: Vec<String> = names
+        .into_iter()
+        .filter(|&(_, n)| n > 1)
+        .map(|(h, _)| h.to_string())
+        .collect();
+    let mut out: Vec<(String, Vec<Recording>)> = hosts
+        .into_iter()
+        .map(|((h, boot), mut recs)| {
+            recs.sort_by_key(|r| r.meta().start_ns);
+            let name = if shared.contains(&h) {
+                format!("{h} (boot {})", boot.get(..8).unwrap_or(&boot))
+            } else {
+                h
+            };
+            (name, recs)
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
 }

@@ -12,6 +12,7 @@
 pub mod anonymize_command;
 pub mod cli;
 pub mod clone_link;
+pub mod cross_host;
 pub mod diff;
 pub mod exit_code;
 pub mod export;

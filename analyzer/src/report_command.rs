@@ -1,7 +1,8 @@
-//! `tcptape report REC...`: opens the recordings, builds one report per host and writes it in
-//! the chosen format.
+//! `tcptape report REC...`: opens the recordings, builds one report per host (and, with several,
+//! what crossed between them) and writes it in the chosen format.
 
 use crate::cli::{ReportArgs, ReportFormat};
+use crate::cross_host;
 use crate::exit_code;
 use crate::model::{Report, REPORT_SCHEMA};
 use crate::progress::Steps;
@@ -20,7 +21,7 @@ pub fn run(args: &ReportArgs, out: &mut impl Write) -> anyhow::Result<i32> {
     }
     let steps = Steps::new(report::STEPS * hosts.len() as u64, args.quiet);
     let mut reports = Vec::new();
-    for (_, recs) in &hosts {
+    for (host, recs) in &hosts {
         let start = recs.iter().map(|r| r.meta().start_ns).min().unwrap_or(0);
         let opts = Options {
             selection: Selection {
@@ -36,16 +37,30 @@ pub fn run(args: &ReportArgs, out: &mut impl Write) -> anyhow::Result<i32> {
         if args.explain {
             tcptape_common::note!("{}", report::explain(recs, &opts)?);
         }
-        reports.push(report::build(recs, &opts, &steps)?);
+        let mut r = report::build(recs, &opts, &steps)?;
+        // The group's name: a host name shared by two boots says which boot.
+        r.host = host.clone();
+        reports.push(r);
     }
     drop(steps);
+    // Several hosts: what crossed between them, with their clocks aligned.
+    let between = if hosts.len() > 1 {
+        let edges = hosts
+            .iter()
+            .map(|(h, recs)| Ok((h.clone(), cross_host::WireEdge::read(recs)?)))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Some(cross_host::pairs(&edges))
+    } else {
+        None
+    };
+    let between = between.as_deref();
     match &args.output {
-        None => write(args, &reports, out)?,
+        None => write(args, &reports, between, out)?,
         Some(path) => {
             let f = std::fs::File::create(path)
                 .with_context(|| format!("{}: cannot create", path.display()))?;
             let mut w = std::io::BufWriter::new(f);
-            write(args, &reports, &mut w)?;
+            write(args, &reports, between, &mut w)?;
             w.flush()
                 .with_context(|| format!("{}: cannot write", path.display()))?;
         }
@@ -53,7 +68,12 @@ pub fn run(args: &ReportArgs, out: &mut impl Write) -> anyhow::Result<i32> {
     Ok(exit_code::OK)
 }
 
-fn write(args: &ReportArgs, reports: &[Report], out: &mut impl Write) -> anyhow::Result<()> {
+fn write(
+    args: &ReportArgs,
+    reports: &[Report],
+    between: Option<&[cross_host::HostPair]>,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
     match args.format {
         ReportFormat::Json => {
             // One host: the report itself; several: each under `hosts`.
@@ -62,7 +82,11 @@ fn write(args: &ReportArgs, reports: &[Report], out: &mut impl Write) -> anyhow:
             } else {
                 serde_json::to_writer_pretty(
                     &mut *out,
-                    &serde_json::json!({ "schema": REPORT_SCHEMA, "hosts": reports }),
+                    &serde_json::json!({
+                        "schema": REPORT_SCHEMA,
+                        "hosts": reports,
+                        "between_hosts": between.unwrap_or_default(),
+                    }),
                 )?;
             }
             writeln!(out)?;
@@ -74,6 +98,10 @@ fn write(args: &ReportArgs, reports: &[Report], out: &mut impl Write) -> anyhow:
                 }
                 table::write(&sections::sections(r, args.limit), out)?;
             }
+            if let Some(pairs) = between {
+                writeln!(out, "\n{}", "═".repeat(60))?;
+                table::write(&sections::between_hosts(pairs), out)?;
+            }
         }
         ReportFormat::Markdown => {
             for r in reports {
@@ -82,6 +110,9 @@ fn write(args: &ReportArgs, reports: &[Report], out: &mut impl Write) -> anyhow:
                     &sections::sections(r, args.limit),
                     out,
                 )?;
+            }
+            if let Some(pairs) = between {
+                markdown::write("between hosts", &sections::between_hosts(pairs), out)?;
             }
         }
         ReportFormat::Html => {

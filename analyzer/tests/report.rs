@@ -4,7 +4,7 @@
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use tcptape_common::synth::{write_file, Mix, SynthConfig};
+use tcptape_common::synth::{write_file, write_file_with_meta, Mix, SynthConfig};
 use tcptape_common::Stage;
 
 fn tcptape(args: &[&str]) -> Output {
@@ -265,4 +265,34 @@ fn write_foreign(path: &Path) {
     let mut w = parquet::arrow::ArrowWriter::try_new(file, schema, None).unwrap();
     w.write(&batch).unwrap();
     w.close().unwrap();
+}
+
+/// Two machines with one host name (a default name, a cloned image) have two clocks: their
+/// recordings are two hosts, told apart by their boot ids, never one timeline.
+#[test]
+fn one_host_name_with_two_boots_is_two_hosts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut paths = Vec::new();
+    for boot in ["aaaaaaaa-1111", "bbbbbbbb-2222"] {
+        let p = dir.path().join(format!("{boot}.parquet"));
+        write_file_with_meta(&p, SynthConfig::new(Mix::Bulk, 2000, 3), |m| {
+            m.hostname = "(none)".into();
+            m.boot_id = boot.into();
+        })
+        .unwrap();
+        paths.push(p.to_str().unwrap().to_string());
+    }
+    let mut args = vec!["-q"];
+    args.extend(paths.iter().map(String::as_str));
+    let r = json_report(&args);
+    let hosts: Vec<&str> = r["hosts"]
+        .as_array()
+        .expect("one report per host")
+        .iter()
+        .map(|h| h["host"].as_str().unwrap())
+        .collect();
+    assert_eq!(hosts, ["(none) (boot aaaaaaaa)", "(none) (boot bbbbbbbb)"]);
+    for h in r["hosts"].as_array().unwrap() {
+        assert_eq!(h["events"], 2000, "{}", h["host"]);
+    }
 }

@@ -28,6 +28,10 @@ pub struct RecordingMeta {
     pub source: String,
     /// Host name of the recording host.
     pub hostname: String,
+    /// The recording host's boot id (`/proc/sys/kernel/random/boot_id`): recordings with the
+    /// same one share a monotonic clock. Empty in recordings made before it was kept.
+    #[serde(default)]
+    pub boot_id: String,
     /// `uname -r` of the recording host.
     pub kernel_release: String,
     /// Add to a `ts_ns` value to get wall-clock nanoseconds since the Unix epoch.
@@ -279,6 +283,7 @@ impl RecordingMeta {
             recording_id: format!("{:032x}", rand::random::<u128>()),
             source: source.to_string(),
             hostname: host::hostname(),
+            boot_id: host::boot_id(),
             kernel_release: kernel_release.clone(),
             mono_to_wall_ns: host::mono_to_wall_ns(),
             start_ns: 0,
@@ -310,6 +315,11 @@ pub mod host {
     /// The host name, or `unknown`.
     pub fn hostname() -> String {
         read_trimmed("/proc/sys/kernel/hostname").unwrap_or_else(|| "unknown".into())
+    }
+
+    /// The boot id, or empty.
+    pub fn boot_id() -> String {
+        read_trimmed("/proc/sys/kernel/random/boot_id").unwrap_or_default()
     }
 
     /// Wall-clock minus monotonic time, in ns (0 where there is no monotonic clock to read).

@@ -529,6 +529,7 @@ pub fn synth_meta(cfg: &SynthConfig) -> RecordingMeta {
     meta.start_ns = SYNTH_START_NS;
     meta.end_ns = SYNTH_START_NS;
     meta.hostname = "synthetic".into();
+    meta.boot_id = "00000000-0000-0000-0000-000000000000".into();
     // A fixed wall clock (2026-01-01T00:00:00Z at the start) keeps synthetic files reproducible.
     meta.mono_to_wall_ns = 1_767_225_600_000_000_000 - SYNTH_START_NS as i64;
     meta.kernel_release = "synthetic".into();
@@ -561,7 +562,17 @@ pub fn synth_meta(cfg: &SynthConfig) -> RecordingMeta {
 /// Writes a synthetic recording as one Parquet file (for tests and tools that do not link the
 /// recorder). The recorder's `synth` command writes the same events through its segment writer.
 pub fn write_file(path: &std::path::Path, cfg: SynthConfig) -> std::io::Result<u64> {
-    let meta = synth_meta(&cfg);
+    write_file_with_meta(path, cfg, |_| {})
+}
+
+/// [`write_file`], with the metadata changed by `edit` first (another host, another boot).
+pub fn write_file_with_meta(
+    path: &std::path::Path,
+    cfg: SynthConfig,
+    edit: impl FnOnce(&mut RecordingMeta),
+) -> std::io::Result<u64> {
+    let mut meta = synth_meta(&cfg);
+    edit(&mut meta);
     let mut encoder = BatchEncoder::new(EncodeContext::new(drop_reason_names()));
     let mut w = crate::parquet_file::ParquetFileWriter::create(path)?;
     let mut end_ns = meta.end_ns;

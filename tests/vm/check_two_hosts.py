@@ -17,6 +17,10 @@ Checks, per host:
   hands a transmitted skb to its own receive path), and the Connections table names each
   socket's local port and owning process with the applications' bytes.
 
+And over both: `tcptape report A B` keeps the hosts apart, joins their segments, and its clock
+offset estimate (± its uncertainty) overlaps the interval the guests measured themselves on the
+control link (timestamp exchanges: B's clock read between A's send and A's receipt).
+
 Exits 0 when every check passes. Needs duckdb (the harness installs it into a venv).
 """
 
@@ -184,6 +188,41 @@ def check_host(c, args, role, results):
                 f"{mine}; application pid {app['pid']}, sent {app['sent']}, read {app['read']}")
 
 
+def check_between(c, args):
+    """`tcptape report A B`: two hosts (their clocks kept apart), and the clock offset it
+    estimates from the traffic agrees with the one the guests measured on the control link."""
+    recs = [os.path.join(d, "rec.parquet") for d in (args.a, args.b)]
+    out = subprocess.run([args.analyzer, "report", "-q", "--format", "json", *recs],
+                         capture_output=True, text=True)
+    if not c.check("both hosts: tcptape report A B", out.returncode == 0, out.stderr.strip()[-300:]):
+        return
+    rep = json.loads(out.stdout)
+    hosts = [h["host"] for h in rep.get("hosts", [])]
+    print("\nbetween the hosts")
+    c.check("both hosts: one report per host", hosts == ["host-a", "host-b"], f"hosts {hosts}")
+    pairs = rep.get("between_hosts", [])
+    if not c.check("both hosts: joined", len(pairs) == 1, json.dumps(pairs)):
+        return
+    p = pairs[0]
+    off, unc = p.get("clock_offset_ns"), p.get("clock_offset_uncertainty_ns")
+    c.check("both hosts: segments joined both ways and an offset estimated",
+            p["segments_a_to_b"] > 0 and p["segments_b_to_a"] > 0 and off is not None,
+            f"{p['segments_a_to_b']} A->B, {p['segments_b_to_a']} B->A, offset {off} +- {unc} ns, "
+            f"notes {p['notes']}")
+    line = (read_text(os.path.join(args.a, "clock.out")) or "").split()
+    if off is None or "offset" not in line:
+        c.check("both hosts: offset agrees with the control link's", False, f"clock.out: {line}")
+        return
+    lo, hi = int(line[line.index("offset") + 1]), int(line[line.index("offset") + 2])
+    c.check("both hosts: offset agrees with the control link's",
+            off - unc <= hi and off + unc >= lo,
+            f"tcptape {off / 1e6:.3f} ms +- {unc / 1e6:.3f} ms; control link [{lo / 1e6:.3f}, "
+            f"{hi / 1e6:.3f}] ms")
+    for w in p["wire"]:
+        print(f"    wire {w['from_host']} -> {w['to_host']}: {w['count']} segments, min "
+              f"{ms(w['min_ns'])}, p50 {ms(w['p50_ns'])}, max {ms(w['max_ns'])}")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--a", required=True)
@@ -197,6 +236,7 @@ def main():
     c = Checks()
     for role, results in (("a", args.a), ("b", args.b)):
         check_host(c, args, role, results)
+    check_between(c, args)
     print(f"\n{c.passed} passed, {len(c.failed)} failed")
     for f in c.failed:
         print(f"  FAILED: {f}")

@@ -152,12 +152,42 @@ static void sleep_ms(unsigned long ms)
 		;
 }
 
+/* Reads exactly n bytes into p; 0 on EOF before the first byte, dies on a short read. */
+static int read_full(int s, void *p, size_t n)
+{
+	size_t done = 0;
+	while (done < n) {
+		ssize_t r = read(s, (char *)p + done, n - done);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			die("read");
+		if (r == 0) {
+			if (done == 0)
+				return 0;
+			fprintf(stderr, "traffic: connection closed inside a message\n");
+			exit(1);
+		}
+		done += (size_t)r;
+	}
+	return 1;
+}
+
+static long long mono_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
 static void usage(void)
 {
 	fprintf(stderr, "usage: traffic sink PORT\n"
 			"       traffic bulk ADDR PORT BYTES [RATE]\n"
 			"       traffic rr-server PORT REQ RESP DELAY_MS\n"
-			"       traffic rr-client ADDR PORT COUNT REQ RESP\n");
+			"       traffic rr-client ADDR PORT COUNT REQ RESP\n"
+			"       traffic clock-server PORT\n"
+			"       traffic clock-client ADDR PORT COUNT\n");
 	exit(2);
 }
 
@@ -222,6 +252,43 @@ int main(int argc, char **argv)
 		close(s);
 		printf("rr-client: sent %lu bytes, read %lu bytes, %lu responses, pid %d\n", sent, got,
 		       count, (int)getpid());
+	} else if (!strcmp(mode, "clock-server") && argc == 3) {
+		/* Answers each 8-byte message with its own CLOCK_MONOTONIC time. */
+		int c = listen_one(argv[2]);
+		int one = 1;
+		setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		long long t;
+		unsigned long answered = 0;
+		while (read_full(c, &t, sizeof(t))) {
+			t = mono_ns();
+			if (write(c, &t, sizeof(t)) != sizeof(t))
+				die("write");
+			answered++;
+		}
+		close(c);
+		printf("clock-server: answered %lu, pid %d\n", answered, (int)getpid());
+	} else if (!strcmp(mode, "clock-client") && argc == 5) {
+		/* The server read its clock between our send and our receipt: its offset from our
+		 * clock lies in [t2 - t3, t2 - t1]; the tightest bounds over COUNT exchanges. */
+		unsigned long count = num(argv[4], "count");
+		int one = 1;
+		int s = connect_to(argv[2], argv[3]);
+		setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		long long lo = -(1LL << 62), hi = 1LL << 62;
+		for (unsigned long i = 0; i < count; i++) {
+			long long t1 = mono_ns(), t2;
+			if (write(s, &t1, sizeof(t1)) != sizeof(t1))
+				die("write");
+			if (!read_full(s, &t2, sizeof(t2)))
+				die("clock-server closed");
+			long long t3 = mono_ns();
+			if (t2 - t3 > lo)
+				lo = t2 - t3;
+			if (t2 - t1 < hi)
+				hi = t2 - t1;
+		}
+		close(s);
+		printf("clock-client: offset %lld %lld\n", lo, hi);
 	} else {
 		usage();
 	}

@@ -50,6 +50,7 @@ nic() {
   done
 }
 if [ "$ROLE" = a ]; then ME=1; PEER=2; else ME=2; PEER=1; fi
+hostname "host-$ROLE"
 DEV=$(nic 52:54:00:12:00:0$ME)
 CTL=$(nic 52:54:00:13:00:0$ME)
 [ -n "$DEV" ] && [ -n "$CTL" ] || { say "ERROR: NICs missing: $(ls /sys/class/net)"; finish; }
@@ -116,11 +117,14 @@ if [ "$ROLE" = b ]; then
   p1=$!
   traffic sink 5001 > $OUT/traffic-sink.out 2>&1 &
   p2=$!
+  # On the control link: A reads B's clock, for the checks of the offset tcptape estimates.
+  traffic clock-server 6002 > $OUT/clock-server.out 2>&1 &
+  p3=$!
   i=0
   while ! listening 5001 5002 && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
   counters before
   traffic sink 6000 > /dev/null 2>&1 # returns once A has connected: B is ready
-  for p in $p1 $p2; do wait $p || rc=1; done
+  for p in $p1 $p2 $p3; do wait $p || rc=1; done
 else
   counters before
   traffic sink 6001 > /dev/null 2>&1 &
@@ -129,6 +133,7 @@ else
   traffic rr-client 10.12.0.2 5002 "$RR_COUNT" "$RR_REQ" "$RR_RESP" \
     > $OUT/traffic-rr-client.out 2>&1 || rc=1
   traffic bulk 10.12.0.2 5001 "$BULK_BYTES" > $OUT/traffic-bulk.out 2>&1 || rc=1
+  traffic clock-client 10.13.0.2 6002 50 > $OUT/clock.out 2>&1 || rc=1
 fi
 echo $rc > $OUT/traffic.rc
 # Until no socket can still send (a FIN retransmitted after a lost ACK): only listeners and

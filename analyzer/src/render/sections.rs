@@ -427,3 +427,64 @@ fn lost_line(r: &Report) -> String {
     parts.push("counts are lower bounds".to_string());
     format!("{} ({})", r.lost_events, parts.join("; "))
 }
+
+/// The section on traffic between the hosts of a report ([`crate::cross_host`]).
+pub fn between_hosts(pairs: &[crate::cross_host::HostPair]) -> Vec<Block> {
+    let mut b = vec![Block::Heading("Between hosts".into())];
+    if pairs.is_empty() {
+        b.push(Block::Text(vec![
+            "no data segment of one host's recording was received in another's: the hosts \
+             cannot be joined (no common traffic, or addresses translated between them)"
+                .into(),
+        ]));
+        return b;
+    }
+    let mut text = Vec::new();
+    let mut rows = Vec::new();
+    for p in pairs {
+        match (p.clock_offset_ns, p.clock_offset_uncertainty_ns) {
+            (Some(off), Some(unc)) => text.push(format!(
+                "{} ↔ {}: {} + {} segments joined; clock of {} = clock of {} {} {} ± {}",
+                p.host_a,
+                p.host_b,
+                p.segments_a_to_b,
+                p.segments_b_to_a,
+                p.host_b,
+                p.host_a,
+                if off < 0 { "−" } else { "+" },
+                ns(off.unsigned_abs() as f64),
+                ns(unc as f64),
+            )),
+            _ => text.push(format!(
+                "{} ↔ {}: {} + {} segments joined; clock offset unknown",
+                p.host_a, p.host_b, p.segments_a_to_b, p.segments_b_to_a
+            )),
+        }
+        text.extend(p.notes.iter().map(|n| format!("  {n}")));
+        for w in &p.wire {
+            rows.push(vec![
+                pair(&w.from_host, &w.to_host),
+                w.count.to_string(),
+                ns(w.min_ns as f64),
+                ns(w.p50_ns as f64),
+                ns(w.p90_ns as f64),
+                ns(w.p99_ns as f64),
+                ns(w.max_ns as f64),
+            ]);
+        }
+    }
+    b.push(Block::Text(text));
+    if !rows.is_empty() {
+        b.push(Block::Heading(
+            "Wire: tx_driver on one host → rx_driver (or rx_netif) on the other, clocks aligned"
+                .into(),
+        ));
+        let n = rows.len();
+        b.push(table(
+            &["hosts", "segments", "min", "p50", "p90", "p99", "max"],
+            rows,
+            n,
+        ));
+    }
+    b
+}

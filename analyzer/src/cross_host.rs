@@ -1,0 +1,281 @@
+//! Between hosts: the wire from one host's last TX hop to another host's first RX hop, and the
+//! offset between their monotonic clocks, estimated from the traffic itself.
+//!
+//! A data segment leaves host X at `tx_driver` and reaches host Y at `rx_driver` (or
+//! `rx_netif`, when the driver stage has no event of it). Both ends name it alike: the same
+//! addresses and ports in the packet's direction and the same TCP sequence number. A sequence
+//! number sent twice (a retransmission) or received twice is left out: which copy arrived is
+//! not known. Across NAT the addresses differ and nothing is joined.
+//!
+//! With `off` the time to add to X's clock to read Y's, a segment from X to Y gives
+//! `d = t_Y(rx) - t_X(tx) = wire + off`, and one from Y to X gives `e = t_X(rx) - t_Y(tx) =
+//! wire - off`. Wire times are never negative, so `-min(e) <= off <= min(d)`: the estimate is
+//! the middle of that interval and the uncertainty its half width (the method of NTP, with the
+//! fastest packet of each direction). It assumes the fastest packets of the two directions took
+//! as long (a link slower one way biases the estimate by half the difference, within the stated
+//! uncertainty) and that the clocks do not drift apart during the recording. It needs data in
+//! both directions; with one direction only, the offset, and so the wire, is unknown.
+
+use crate::frame::{collect, strs, u64s};
+use crate::queries::scan::{events, scan};
+use crate::queries::select::Selection;
+use crate::queries::STAGE;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use tcptape_common::{Recording, Stage};
+
+/// A segment as both hosts name it: source, destination (address and port) and sequence.
+type SegmentKey = (String, u16, String, u16, u32);
+
+/// One host's data segments at the edge of the wire.
+#[derive(Debug, Default, Clone)]
+pub struct WireEdge {
+    /// Transmission times (`tx_driver`) per segment.
+    tx: HashMap<SegmentKey, Vec<u64>>,
+    /// Arrival times per segment: `rx_driver`, else `rx_netif`.
+    rx: HashMap<SegmentKey, Vec<u64>>,
+}
+
+impl WireEdge {
+    /// Reads the edge events of a host's recordings.
+    pub fn read(recs: &[Recording]) -> anyhow::Result<WireEdge> {
+        let files: Vec<PathBuf> = recs.iter().flat_map(|r| r.files()).collect();
+        let cols = [
+            "ts_ns", "kind", "saddr", "daddr", "sport", "dport", "seq", "len",
+        ];
+        let stages = [Stage::TxDriver, Stage::RxDriver, Stage::RxNetif];
+        let df = collect(events(
+            scan(&files)?,
+            &cols,
+            &stages,
+            &Selection::default(),
+        )?)?;
+        let (ts, seq, len) = (u64s(&df, "ts_ns")?, u64s(&df, "seq")?, u64s(&df, "len")?);
+        let (sport, dport) = (u64s(&df, "sport")?, u64s(&df, "dport")?);
+        let (saddr, daddr) = (strs(&df, "saddr")?, strs(&df, "daddr")?);
+        let stage = u64s(&df, STAGE)?;
+        let mut edge = WireEdge::default();
+        let mut netif: HashMap<SegmentKey, Vec<u64>> = HashMap::new();
+        for i in 0..df.height() {
+            let (Some(t), Some(s), Some(l)) = (ts[i], seq[i], len[i]) else {
+                continue;
+            };
+            let (Some(sa), Some(da), Some(sp), Some(dp)) =
+                (&saddr[i], &daddr[i], sport[i], dport[i])
+            else {
+                continue;
+            };
+            if l == 0 {
+                continue; // an ACK: its sequence number names no segment
+            }
+            let key = (sa.clone(), sp as u16, da.clone(), dp as u16, s as u32);
+            let code = stage[i].unwrap_or(0) as u8;
+            let into = if code == Stage::TxDriver.code() {
+                &mut edge.tx
+            } else if code == Stage::RxDriver.code() {
+                &mut edge.rx
+            } else {
+                &mut netif
+            };
+            into.entry(key).or_default().push(t);
+        }
+        for (key, times) in netif {
+            edge.rx.entry(key).or_insert(times);
+        }
+        Ok(edge)
+    }
+}
+
+/// Wire times of one direction, ns.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WireLatency {
+    /// Sending host.
+    pub from_host: String,
+    /// Receiving host.
+    pub to_host: String,
+    /// Segments joined (each seen once on both sides).
+    pub count: u64,
+    /// Median, ns (nearest rank, as every percentile of the report).
+    pub p50_ns: u64,
+    /// 90th percentile, ns.
+    pub p90_ns: u64,
+    /// 99th percentile, ns.
+    pub p99_ns: u64,
+    /// Smallest, ns.
+    pub min_ns: u64,
+    /// Largest, ns.
+    pub max_ns: u64,
+}
+
+/// Two hosts whose recordings share traffic.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HostPair {
+    /// The first host (by name).
+    pub host_a: String,
+    /// The second host.
+    pub host_b: String,
+    /// Segments from A joined to their arrival on B, and back.
+    pub segments_a_to_b: u64,
+    /// Segments from B joined to their arrival on A.
+    pub segments_b_to_a: u64,
+    /// Add to a monotonic time of A to read B's clock, ns (when both directions have data).
+    pub clock_offset_ns: Option<i64>,
+    /// Half width of the interval the offset is known to lie in, ns.
+    pub clock_offset_uncertainty_ns: Option<u64>,
+    /// The wire, each direction, after the offset correction.
+    pub wire: Vec<WireLatency>,
+    /// What could not be estimated, and why.
+    pub notes: Vec<String>,
+}
+
+/// `t_to(rx) - t_from(tx)` of every segment sent once by `from` and received once by `to`.
+fn one_way(from: &WireEdge, to: &WireEdge) -> Vec<i64> {
+    from.tx
+        .iter()
+        .filter(|(_, t)| t.len() == 1)
+        .filter_map(|(k, t)| match to.rx.get(k).map(Vec::as_slice) {
+            Some([r]) => Some(*r as i64 - t[0] as i64),
+            _ => None,
+        })
+        .collect()
+}
+
+fn wire(from: &str, to: &str, mut d: Vec<i64>) -> WireLatency {
+    d.sort_unstable();
+    let at = |q: f64| {
+        let i = ((d.len() as f64 * q).ceil() as usize).saturating_sub(1);
+        d.get(i).copied().unwrap_or(0).max(0) as u64
+    };
+    WireLatency {
+        from_host: from.to_string(),
+        to_host: to.to_string(),
+        count: d.len() as u64,
+        p50_ns: at(0.5),
+        p90_ns: at(0.9),
+        p99_ns: at(0.99),
+        min_ns: d.first().copied().unwrap_or(0).max(0) as u64,
+        max_ns: d.last().copied().unwrap_or(0).max(0) as u64,
+    }
+}
+
+/// The clock offset and the wire between two hosts; `None` when they share no segment.
+pub fn pair(a: (&str, &WireEdge), b: (&str, &WireEdge)) -> Option<HostPair> {
+    let (ab, ba) = (one_way(a.1, b.1), one_way(b.1, a.1));
+    if ab.is_empty() && ba.is_empty() {
+        return None;
+    }
+    let mut p = HostPair {
+        host_a: a.0.to_string(),
+        host_b: b.0.to_string(),
+        segments_a_to_b: ab.len() as u64,
+        segments_b_to_a: ba.len() as u64,
+        clock_offset_ns: None,
+        clock_offset_uncertainty_ns: None,
+        wire: Vec::new(),
+        notes: Vec::new(),
+    };
+    let (Some(&d_min), Some(&e_min)) = (ab.iter().min(), ba.iter().min()) else {
+        let (with, without) = if ab.is_empty() {
+            (b.0, a.0)
+        } else {
+            (a.0, b.0)
+        };
+        p.notes.push(format!(
+            "data went from {with} to {without} only: the clock offset, and so the wire, \
+             needs data segments in both directions"
+        ));
+        return Some(p);
+    };
+    let (lo, hi) = (-e_min, d_min);
+    if hi < lo {
+        p.notes.push(format!(
+            "the fastest segments disagree ({} ns apart): the clocks drifted during the \
+             recording, or the hosts' addresses are translated between them",
+            lo - hi
+        ));
+        return Some(p);
+    }
+    let off = lo + (hi - lo) / 2;
+    p.clock_offset_ns = Some(off);
+    p.clock_offset_uncertainty_ns = Some(((hi - lo) / 2) as u64);
+    p.wire
+        .push(wire(a.0, b.0, ab.iter().map(|d| d - off).collect()));
+    p.wire
+        .push(wire(b.0, a.0, ba.iter().map(|e| e + off).collect()));
+    Some(p)
+}
+
+/// Every pair of hosts that share segments, in host order.
+pub fn pairs(hosts: &[(String, WireEdge)]) -> Vec<HostPair> {
+    let mut out = Vec::new();
+    for (i, (na, ea)) in hosts.iter().enumerate() {
+        for (nb, eb) in &hosts[i + 1..] {
+            out.extend(pair((na, ea), (nb, eb)));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(from: &str, to: &str, seq: u32) -> SegmentKey {
+        (from.into(), 40000, to.into(), 80, seq)
+    }
+
+    /// Host A sends segments 0..n with the given wire times, B answers with its own; B's clock
+    /// reads `off` more than A's.
+    fn hosts(off: i64, there: &[i64], back: &[i64]) -> (WireEdge, WireEdge) {
+        let (mut a, mut b) = (WireEdge::default(), WireEdge::default());
+        for (i, w) in there.iter().enumerate() {
+            let t = 1_000_000 + i as i64 * 10_000;
+            a.tx.insert(key("a", "b", i as u32), vec![t as u64]);
+            b.rx.insert(key("a", "b", i as u32), vec![(t + w + off) as u64]);
+        }
+        for (i, w) in back.iter().enumerate() {
+            let t = 5_000_000 + i as i64 * 10_000;
+            b.tx.insert(key("b", "a", i as u32), vec![(t + off) as u64]);
+            a.rx.insert(key("b", "a", i as u32), vec![(t + w) as u64]);
+        }
+        (a, b)
+    }
+
+    #[test]
+    fn the_offset_lies_within_its_stated_uncertainty_and_no_wire_is_negative() {
+        for off in [-3_000_000_000i64, 0, 123_456_789] {
+            // Asymmetric: the fastest way there takes 40 µs, back 60 µs.
+            let (a, b) = hosts(off, &[40_000, 55_000, 90_000], &[60_000, 75_000]);
+            let p = pair(("a", &a), ("b", &b)).unwrap();
+            let (est, unc) = (
+                p.clock_offset_ns.unwrap(),
+                p.clock_offset_uncertainty_ns.unwrap(),
+            );
+            assert_eq!(unc, 50_000, "half of 40 + 60 µs");
+            assert!((est - off).unsigned_abs() <= unc, "{est} vs {off} ± {unc}");
+            assert_eq!(est - off, -10_000, "half the asymmetry");
+            assert_eq!(p.wire[0].min_ns, 50_000);
+            assert_eq!(p.wire[1].min_ns, 50_000);
+            assert_eq!((p.wire[0].count, p.wire[1].count), (3, 2));
+        }
+    }
+
+    #[test]
+    fn one_direction_or_no_common_segment_says_so() {
+        let (a, b) = hosts(7, &[40_000], &[]);
+        let p = pair(("a", &a), ("b", &b)).unwrap();
+        assert_eq!(p.clock_offset_ns, None);
+        assert!(p.wire.is_empty());
+        assert!(p.notes[0].contains("from a to b only"), "{:?}", p.notes);
+        assert!(pair(("a", &WireEdge::default()), ("b", &b)).is_none());
+    }
+
+    #[test]
+    fn a_segment_sent_twice_is_not_joined() {
+        let (mut a, b) = hosts(0, &[40_000, 50_000], &[60_000]);
+        a.tx.get_mut(&key("a", "b", 0)).unwrap().push(2_000_000);
+        let p = pair(("a", &a), ("b", &b)).unwrap();
+        assert_eq!(p.segments_a_to_b, 1);
+    }
+}
