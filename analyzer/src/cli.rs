@@ -61,7 +61,9 @@ pub enum ReportFormat {
 #[derive(Debug, Args)]
 pub struct ReportArgs {
     /// Recordings: `.parquet` files, segment directories, or glob patterns (quote them). Several
-    /// recordings of one host are analyzed together; each host gets its own report.
+    /// recordings of one host (host name and boot) are analyzed together; each host gets its own
+    /// report, and with several hosts a last section joins their segments: the clock offset
+    /// between them, estimated from the traffic, and the wire times.
     #[arg(value_name = "REC", required = true)]
     pub recs: Vec<String>,
     /// Output format.

@@ -82,3 +82,53 @@ fn slow_reader_sample_shows_the_reader_delay() {
         "median queue-to-read time {median} ns, expected about 20 ms"
     );
 }
+
+/// The two sides of one exchange between two guests (samples/make-two-host-samples.sh): each
+/// holds the applications' bytes, and together they are two hosts joined both ways.
+#[test]
+fn two_host_samples_are_two_hosts_joined_both_ways() {
+    let (a, b) = (sample("two-hosts-a.parquet"), sample("two-hosts-b.parquet"));
+    let (ra, rb) = (load(&a).expect("A opens"), load(&b).expect("B opens"));
+    assert_eq!((ra.lost(), rb.lost()), (0, 0));
+    assert_ne!(ra.meta.boot_id, rb.meta.boot_id);
+    // The guest's traffic program wrote 96 KiB to port 5001 and 20 requests of 1000 bytes.
+    let bytes = |r: &tcptape_e2e::recording::Loaded, kind: &str, port: u16| -> u64 {
+        r.of(kind)
+            .filter(|x| x.dport == Some(port) || x.sport == Some(port))
+            .map(|x| u64::from(x.len.unwrap_or(0)))
+            .sum()
+    };
+    assert_eq!(bytes(&ra, "tx_sendmsg", 5001), 98_304);
+    assert_eq!(bytes(&rb, "rx_app", 5001), 98_304);
+    assert_eq!(bytes(&ra, "tx_sendmsg", 5002), 20_000);
+    assert_eq!(bytes(&rb, "rx_app", 5002), 20_000);
+    let out = tcptape_e2e::analyzer::run(&[
+        "report",
+        "-q",
+        "--format",
+        "json",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let hosts: Vec<&str> = r["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["host"].as_str().unwrap())
+        .collect();
+    assert_eq!(hosts, ["host-a", "host-b"]);
+    let p = &r["between_hosts"][0];
+    assert!(p["segments_a_to_b"].as_u64() > Some(50), "{p}");
+    assert!(p["segments_b_to_a"].as_u64() > Some(10), "{p}");
+    assert!(p["clock_offset_ns"].is_i64(), "{p}");
+    // The fastest segment of each direction sets the bounds: no wire time below zero.
+    for w in p["wire"].as_array().unwrap() {
+        assert!(w["min_ns"].as_u64() > Some(0), "{w}");
+    }
+}
