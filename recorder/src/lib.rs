@@ -6,7 +6,8 @@
 //! writes finished segments with the [`segment_writer`].
 //!
 //! A live recording ([`capture`]) first checks the host ([`preflight`]), validates the
-//! [`filters`] and the [`stage_selection`], loads the eBPF object with them ([`loader`]) and
+//! [`filters`] and the [`stage_selection`], loads the eBPF object with them and the addresses of
+//! the kernel variables its programs read ([`loader`], [`kernel_symbols`]) and
 //! attaches each stage by the first mechanism that works ([`attach_plan`]), then gives up the
 //! capabilities it no longer needs ([`least_privilege`]) and lowers its CPU priority
 //! ([`cpu_priority`]); `check` ([`check_command`]) shows that plan ([`plan_report`]). The metadata gets the host's drop-reason names ([`drop_reasons`]) and its
@@ -28,6 +29,7 @@ pub mod drop_reasons;
 pub mod environment;
 pub mod exit_code;
 pub mod filters;
+pub mod kernel_symbols;
 pub mod least_privilege;
 pub mod listening_sockets;
 pub mod loader;

@@ -157,6 +157,7 @@ impl AyaLoader {
         let npids = f.pids.len() as u32;
         let nnetns = f.netns.len() as u32;
         let nifindex = f.ifaces.len() as u32;
+        let (page_offset_base_at, vmemmap_base_at) = crate::kernel_symbols::page_bases();
         let ebpf = EbpfLoader::new()
             .btf(Some(&btf))
             .map_max_entries(names::RINGS, possible_cpus()?)
@@ -176,6 +177,8 @@ impl AyaLoader {
             .override_global("targ_stages", &f.stages.mask(), true)
             .override_global("targ_sample", &cfg.sample, true)
             .override_global("wake_bytes", &cfg.rings.wake_bytes(), true)
+            .override_global("targ_page_offset_base_at", &page_offset_base_at, true)
+            .override_global("targ_vmemmap_base_at", &vmemmap_base_at, true)
             .load(tcptape_ebpf::object())
             .map_err(|e| format!("cannot load the eBPF object: {e}"))?;
         let mut loader = AyaLoader {

@@ -9,7 +9,9 @@ crosses the link (no IPv6, static neighbours), so the NIC's packet counts are th
 
 Checks, per host:
 * bytes written (tx_sendmsg) and read (rx_app) per connection = the applications' own counts;
-* tx_driver packets = the NIC's transmitted packets (/proc/net/dev), one event per wire packet;
+* tx_driver and rx_driver events = the NIC's transmitted and received packets (/proc/net/dev),
+  one event per wire packet (virtio-net leaves the headers of a full-size frame in a page
+  fragment: read there);
 * on A, every skb the qdisc took has its dequeue (or its drop), the qdisc stage is the netem
   delay D (+-5 %), and the retransmitted segments equal TcpRetransSegs (short by at most 1 %:
   docs/recorder.md);
@@ -117,6 +119,10 @@ def check_host(c, args, role, results):
                 f"{counts.get('tx_driver', 0)} events, /proc/net/dev {tx_pkts} packets "
                 f"(rx: {after[0] - before[0]} packets, rx_driver {counts.get('rx_driver', 0)}, "
                 f"rx_netif {counts.get('rx_netif', 0)} events)")
+        rx_pkts = after[0] - before[0]
+        c.check(f"{host}: rx_driver events = {dev} received packets",
+                counts.get("rx_driver", 0) == rx_pkts,
+                f"{counts.get('rx_driver', 0)} events, /proc/net/dev {rx_pkts} packets")
     else:
         c.check(f"{host}: /proc/net/dev snapshots", False, "missing")
 

@@ -352,6 +352,39 @@ static __always_inline __u32 ipv6_ext_len(unsigned char *nh, __u8 next)
 	return next == IPPROTO_TCP ? off : 0;
 }
 
+/* Where the kernel keeps the bases of its direct map and of its page array (x86-64, randomized at
+ * boot): the addresses of `page_offset_base` and `vmemmap_base`, from /proc/kallsyms; 0 when
+ * unknown, and then headers in page fragments are not read. */
+const volatile __u64 targ_page_offset_base_at = 0;
+const volatile __u64 targ_vmemmap_base_at = 0;
+
+#define PAGE_SHIFT_X86 12
+#define STRUCT_PAGE_SHIFT 6 /* sizeof(struct page) = 64 on x86-64 */
+
+/* The first bytes of an skb's first page fragment, when its linear data holds none of the packet
+ * (virtio-net leaves the headers of a frame it did not copy in a page for GRO to pull): NULL when
+ * there is no page fragment or where it is cannot be known. */
+static __always_inline unsigned char *frag0_data(struct sk_buff *skb)
+{
+	if (!targ_page_offset_base_at || !targ_vmemmap_base_at)
+		return NULL;
+	unsigned char *head = BPF_CORE_READ(skb, head);
+	__u32 end = BPF_CORE_READ(skb, end);
+	struct skb_shared_info *sh = (void *)(head + end);
+	if (!BPF_CORE_READ(sh, nr_frags))
+		return NULL;
+	struct skb_frag_bytes f;
+	if (bpf_probe_read_kernel(&f, sizeof(f), &sh->frags[0]) || (f.page & 1) || !f.page)
+		return NULL;
+	__u64 page_offset_base, vmemmap_base;
+	if (bpf_probe_read_kernel(&page_offset_base, 8, (void *)targ_page_offset_base_at) ||
+	    bpf_probe_read_kernel(&vmemmap_base, 8, (void *)targ_vmemmap_base_at) ||
+	    f.page < vmemmap_base)
+		return NULL;
+	__u64 pfn = (f.page - vmemmap_base) >> STRUCT_PAGE_SHIFT;
+	return (unsigned char *)(page_offset_base + (pfn << PAGE_SHIFT_X86) + f.offset);
+}
+
 /* Parses the IP and TCP headers of a packet: flow, sequence number and TCP payload length.
  * False when the packet is not TCP over IPv4/IPv6 or the headers cannot be read. */
 static __always_inline bool packet_read(struct packet *p, struct sk_buff *skb, enum hdr_base base,
@@ -368,6 +401,20 @@ static __always_inline bool packet_read(struct packet *p, struct sk_buff *skb, e
 		if (off == (__u16)~0U)
 			return false;
 		nh = head + off;
+	}
+	/* Bytes of skb->len before the network header. */
+	__u32 before = (__u32)(nh - data);
+	if (base == BASE_DATA) {
+		__u32 len = RD(direct, skb, len), frags = RD(direct, skb, data_len);
+		if (frags && len - frags < sizeof(struct iphdr)) {
+			/* Headers in a page fragment: only when none is in the linear data. */
+			if (len != frags)
+				return false;
+			nh = frag0_data(skb);
+			if (!nh)
+				return false;
+			before = 0;
+		}
 	}
 	struct flow *f = &p->flow;
 	/* One read for the common case, the network header without options and the TCP header
@@ -411,7 +458,7 @@ static __always_inline bool packet_read(struct packet *p, struct sk_buff *skb, e
 	f->dport = bpf_ntohs(th.dest);
 	p->seq = bpf_ntohl(th.seq);
 	/* Payload = skb bytes after the TCP header; skb->len counts from skb->data. */
-	__u32 hdr = (__u32)(nh - data) + ip_len + th.doff * 4;
+	__u32 hdr = before + ip_len + th.doff * 4;
 	__u32 len = RD(direct, skb, len);
 	p->len = len > hdr ? len - hdr : 0;
 	return true;

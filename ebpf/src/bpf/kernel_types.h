@@ -55,6 +55,15 @@ enum {
 	BPF_RB_PROD_POS = 3,
 };
 
+/* One page fragment: a page (or, low bit set, a net_iov), its length and offset. The same 16
+ * bytes as struct bio_vec (6.1) and struct skb_frag (netmem, 6.12+); read whole, as bytes, so it
+ * is declared before the CO-RE records below (a relocation on it would find no kernel type). */
+struct skb_frag_bytes {
+	__u64 page;
+	__u32 len;
+	__u32 offset;
+};
+
 #pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
 
 struct ns_common {
@@ -149,6 +158,8 @@ struct sk_buff {
 	struct net_device *dev;
 	char cb[48];
 	unsigned int len;
+	unsigned int data_len; /* bytes in page fragments, not in the linear data */
+	unsigned int end;      /* offset of skb_shared_info from head (64-bit kernels) */
 	int skb_iif;
 	__be16 protocol;
 	__u16 transport_header;
@@ -156,6 +167,11 @@ struct sk_buff {
 	__u16 mac_header;
 	unsigned char *head;
 	unsigned char *data;
+};
+
+struct skb_shared_info {
+	__u8 nr_frags;
+	struct skb_frag_bytes frags[1];
 };
 
 struct tcp_skb_cb {
