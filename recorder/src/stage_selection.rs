@@ -5,7 +5,8 @@
 //! exception. They admit a flow from whichever of its events carries the pid or the interface
 //! (a socket call, a packet), and the events of the kept stages pass because their flow was
 //! admitted. So with either filter every stage is attached, and the kernel drops the events of
-//! stages not kept after the filters have seen them (`targ_stages` in `capture.bpf.h`).
+//! stages not kept after the filters have seen them (`targ_stages` in `capture.bpf.h`). Likewise
+//! `tx_done` attaches `tx_driver`, whose program notes what the driver was handed.
 
 use std::collections::BTreeSet;
 use tcptape_common::stage::Path;
@@ -80,10 +81,12 @@ impl StageSelection {
     }
 
     /// What to do with `stage` when the flow-admitting filters (`--pid`, `--iface`) are on or not.
+    /// `tx_done` records the completion of what `tx_driver` saw handed to the driver, so it needs
+    /// that program attached.
     pub fn use_of(&self, stage: Stage, flow_filters: bool) -> StageUse {
         if self.keeps(stage) {
             StageUse::Keep
-        } else if flow_filters {
+        } else if flow_filters || (stage == Stage::TxDriver && self.keeps(Stage::TxDone)) {
             StageUse::FilterOnly
         } else {
             StageUse::Skip
@@ -156,5 +159,9 @@ mod tests {
         assert_eq!(s.use_of(Stage::State, true), StageUse::Keep);
         assert_eq!(s.use_of(Stage::RxApp, false), StageUse::Skip);
         assert_eq!(s.use_of(Stage::RxApp, true), StageUse::FilterOnly);
+        let done = StageSelection::new(&[vec![Stage::TxDone]]);
+        assert_eq!(done.use_of(Stage::TxDriver, false), StageUse::FilterOnly);
+        assert_eq!(done.use_of(Stage::TxDone, false), StageUse::Keep);
+        assert_eq!(done.use_of(Stage::TxQdiscDeq, false), StageUse::Skip);
     }
 }

@@ -9,6 +9,7 @@ crosses the link (no IPv6, static neighbours), so the NIC's packet counts are th
 
 Checks, per host:
 * bytes written (tx_sendmsg) and read (rx_app) per connection = the applications' own counts;
+* every tx_driver packet has its tx_done (the driver's completion), and no other packet has one;
 * tx_driver and rx_driver events = the NIC's transmitted and received packets (/proc/net/dev),
   one event per wire packet (virtio-net leaves the headers of a full-size frame in a page
   fragment: read there);
@@ -119,6 +120,21 @@ def check_host(c, args, role, results):
                 f"{counts.get('tx_driver', 0)} events, /proc/net/dev {tx_pkts} packets "
                 f"(rx: {after[0] - before[0]} packets, rx_driver {counts.get('rx_driver', 0)}, "
                 f"rx_netif {counts.get('rx_netif', 0)} events)")
+        # The driver's completion of each of them: tx_done, one per tx_driver skb.
+        (sent, done, orphans) = db.execute(
+            """
+            WITH x AS (SELECT skb, ts_ns, seq FROM ev WHERE kind = 'tx_driver'),
+                 d AS (SELECT skb, ts_ns, seq FROM ev WHERE kind = 'tx_done')
+            SELECT (SELECT count(*) FROM x),
+                   (SELECT count(*) FROM x WHERE EXISTS (SELECT 1 FROM d WHERE d.skb = x.skb
+                      AND d.seq = x.seq AND d.ts_ns >= x.ts_ns)),
+                   (SELECT count(*) FROM d WHERE NOT EXISTS (SELECT 1 FROM x WHERE x.skb = d.skb
+                      AND x.seq = d.seq AND x.ts_ns <= d.ts_ns))
+            """).fetchone()
+        c.check(f"{host}: every packet handed to the driver has its tx_done, and nothing else",
+                sent > 0 and done == sent and orphans == 0,
+                f"{sent} tx_driver, {done} of them completed (tx_done), {orphans} tx_done of no "
+                f"tx_driver packet")
         rx_pkts = after[0] - before[0]
         c.check(f"{host}: rx_driver events = {dev} received packets",
                 counts.get("rx_driver", 0) == rx_pkts,

@@ -182,6 +182,22 @@ static __always_inline void set_in_softirq(__u32 on)
 		*v = on;
 }
 
+/* Skbs handed to a driver (tx_driver) and not yet freed: the device they came in on (0 for a
+ * locally made one) and their TCP sequence, so that tx_done records the driver's completion of
+ * exactly these, not the free of a GSO skb the stack replaced by its segments, nor of an skb that
+ * veth or loopback handed to the receive path. See on_tx_done. */
+struct tx_sent {
+	__s32 iif;
+	__u32 seq;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct tx_sent);
+} TX_SENT SEC(".maps");
+
 static __always_inline bool in_softirq_now(void)
 {
 	__u32 zero = 0;
@@ -845,14 +861,25 @@ static __always_inline void event_tcp_cb(struct tcptape_event *e, struct sk_buff
 /* ---- One handler per stage; the flavors in tcptape.bpf.c only extract their arguments. ---- */
 
 /* A packet at a hop of the RX or TX path. */
-static __always_inline int on_packet(__u8 kind, struct sk_buff *skb, enum hdr_base base,
-				     bool direct)
+/* A packet stage's event; with `seq`, only if the packet's sequence number is that one. */
+static __always_inline int on_packet_seq(__u8 kind, struct sk_buff *skb, enum hdr_base base,
+					 bool direct, const __u32 *seq)
 {
 	if (!skb)
 		return 0;
 	struct packet p = {};
 	if (!packet_read(&p, skb, base, direct))
 		return 0;
+	if (seq && p.seq != *seq)
+		return 0;
+	/* What the driver is handed, for tx_done (only when tx_done is recorded: targ_stages is
+	 * constant, so the verifier drops this otherwise). */
+	if (kind == ST_TX_DRIVER && (targ_stages & (1U << ST_TX_DONE)) && port_match(&p.flow) &&
+	    addr_match(&p.flow)) {
+		__u64 key = (__u64)skb;
+		struct tx_sent sent = { .iif = RD(direct, skb, skb_iif), .seq = p.seq };
+		bpf_map_update_elem(&TX_SENT, &key, &sent, BPF_ANY);
+	}
 	struct net_device *dev = RD(direct, skb, dev);
 	/* A transmitted packet's socket, for the pid filter (received packets have none yet). */
 	struct sock *owner = targ_npids ? RD(direct, skb, sk) : NULL;
@@ -872,6 +899,12 @@ static __always_inline int on_packet(__u8 kind, struct sk_buff *skb, enum hdr_ba
 	return event_submit(e);
 }
 
+static __always_inline int on_packet(__u8 kind, struct sk_buff *skb, enum hdr_base base,
+				     bool direct)
+{
+	return on_packet_seq(kind, skb, base, direct, NULL);
+}
+
 /* Most skbs one dequeue hands on at once (a bulk dequeue chains them through skb->next); the
  * kernel's own limits are BQL's byte budget and 8 for qdiscs that cannot bulk. */
 #define DEQ_MAX 16
@@ -889,16 +922,27 @@ static __always_inline int on_dequeue(struct sk_buff *skb, int packets, bool dir
 	return 0;
 }
 
-/* tx_done: a transmitted skb freed after completion. Only skbs still owned by a TCP socket
- * (transmit clones) qualify; received skbs are orphaned before they are freed. */
+/* tx_done: the driver's completion of an skb it was handed (consume_skb once the device has
+ * sent it): one event per wire packet with software GSO, per TSO skb with TSO. Only skbs seen at
+ * tx_driver qualify, still as they were there: received since (veth and loopback hand the
+ * sender's skb to the receive path, which sets skb_iif) or another packet at the same address
+ * (another sequence number) do not. */
 static __always_inline int on_tx_done(struct sk_buff *skb, bool direct)
 {
 	if (!skb)
 		return 0;
-	struct sock *sk = RD(direct, skb, sk);
-	if (!sk || sk_protocol_of(sk, direct) != IPPROTO_TCP)
+	__u16 proto = bpf_ntohs(RD(direct, skb, protocol));
+	if (proto != ETH_P_IP && proto != ETH_P_IPV6)
 		return 0;
-	return on_packet(ST_TX_DONE, skb, BASE_NETWORK, direct);
+	__u64 key = (__u64)skb;
+	struct tx_sent *found = bpf_map_lookup_elem(&TX_SENT, &key);
+	if (!found)
+		return 0;
+	struct tx_sent sent = *found;
+	bpf_map_delete_elem(&TX_SENT, &key);
+	if (RD(direct, skb, skb_iif) != sent.iif)
+		return 0;
+	return on_packet_seq(ST_TX_DONE, skb, BASE_NETWORK, direct, &sent.seq);
 }
 
 /* The event of a socket stage: the flow from the socket, the filters and sampling decided on
