@@ -11,6 +11,6 @@ root="$(dirname "$here")"
 target="${CARGO_TARGET_DIR:-$root/target}"
 "$root/tests/vm/run.sh" 6.12 --two-hosts
 for h in a b; do
-    install -m 644 "$target/vm/run-6.12-two-hosts/results-$h/rec.parquet" "$here/two-hosts-$h.parquet"
+    install -m 644 "$target/vm/run-6.12-two-hosts/socket/results-$h/rec.parquet" "$here/two-hosts-$h.parquet"
 done
 ls -l "$here"/two-hosts-*.parquet

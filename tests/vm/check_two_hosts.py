@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Host-side checks of a two-host VM run (tests/vm/run.sh SERIES --two-hosts).
 
-Guest A sends (a request/response client, then a bulk transfer) through a netem qdisc (delay D,
+Run once per NIC setup (`--setup socket`: a qemu socket netdev, no offloads, software GSO after
+the qdisc; `--setup tap`: taps on a bridge, TSO on). Guest A sends (a request/response client,
+then a bulk transfer) through a netem qdisc (delay D,
 some loss) on its virtio-net NIC; guest B serves. Each recorded its own side with
 tcptape-record and counted, around the traffic, what its own kernel counted (/proc/net/dev,
 tc -s qdisc, /proc/net/snmp) and what its applications wrote and read. Only the test's TCP
@@ -34,6 +36,7 @@ import subprocess
 import sys
 
 import duckdb
+import pyarrow.parquet as pq
 
 from check import Checks, ms, parquet_source, read_kv, read_text, snmp_counter
 
@@ -88,6 +91,12 @@ def check_host(c, args, role, results):
             json.dumps(traffic_outputs(results)))
     c.check(f"{host}: the test link's NIC is virtio_net", env.get("driver") == "virtio_net",
             env.get("driver", "?"))
+    # The NIC setup the test asked for, as the recording's environment says.
+    env_meta = json.loads(pq.read_metadata(rec).metadata[b"tcptape.environment"])
+    nic = next((i for i in env_meta["interfaces"] if i["name"] == env.get("dev")), {})
+    want_tso = args.setup == "tap"
+    c.check(f"{host}: the test NIC has TSO {'on' if want_tso else 'off'} ({args.setup} link)",
+            nic.get("tso") is want_tso, json.dumps(nic))
     apps = traffic_outputs(results)
     db = duckdb.connect()
     db.execute(f"CREATE VIEW ev AS SELECT * FROM read_parquet('{parquet_source(rec)}')")
@@ -141,6 +150,15 @@ def check_host(c, args, role, results):
                 f"{counts.get('rx_driver', 0)} events, /proc/net/dev {rx_pkts} packets")
     else:
         c.check(f"{host}: /proc/net/dev snapshots", False, "missing")
+
+    (biggest,) = db.execute("SELECT max(len) FROM ev WHERE kind = 'tx_driver'").fetchone()
+    if args.setup == "tap":
+        if role == "a":
+            c.check(f"{host}: the driver is handed multi-segment (TSO) skbs",
+                    (biggest or 0) > 1448, f"largest tx_driver payload {biggest} bytes")
+    else:
+        c.check(f"{host}: the driver is handed wire-sized skbs (software GSO)",
+                0 < (biggest or 0) <= 1448, f"largest tx_driver payload {biggest} bytes")
 
     if role == "a":
         d_ns = int(env["delay_ms"]) * 1_000_000
@@ -250,11 +268,14 @@ def main():
     p.add_argument("--a", required=True)
     p.add_argument("--b", required=True)
     p.add_argument("--analyzer", required=True)
+    p.add_argument("--setup", choices=["socket", "tap"], default="socket",
+                   help="the test link: socket netdev (no offloads) or taps (TSO on)")
     p.add_argument("--series", required=True)
     p.add_argument("--package", default="")
     p.add_argument("--boot-secs", default="?")
     args = p.parse_args()
-    print(f"two hosts, Debian {args.series} ({args.package}), VMs {args.boot_secs}s")
+    print(f"two hosts, {args.setup} link, Debian {args.series} ({args.package}), "
+          f"VMs {args.boot_secs}s")
     c = Checks()
     for role, results in (("a", args.a), ("b", args.b)):
         check_host(c, args, role, results)
