@@ -17,6 +17,7 @@
 
 use crate::clone_link;
 use crate::frame::{collect, u64s};
+use crate::gso_link;
 use crate::hop_table::{options, packet_ids, Flows, HopTable};
 use crate::queries::{journey_rank, stage_of_rank};
 use crate::segment::{segment, Segments};
@@ -209,8 +210,11 @@ pub struct Journeys {
     flow: Vec<u32>,
     /// Per journey: the `tx_tcp_xmit` journey a clone was joined to, or `NONE`.
     xmit_of: Vec<u32>,
-    /// Per journey: a `tx_tcp_xmit` joined to a clone, whose journey it now leads.
+    /// Per journey: a `tx_tcp_xmit` joined to a clone, or a GSO skb joined to its segments,
+    /// whose journey it now leads.
     absorbed: Vec<bool>,
+    /// Per journey: the skb a software-GSO segment was cut from, or `NONE`.
+    gso_parent: Vec<u32>,
     /// Per journey: the time of the write its data came from.
     send_ts: Vec<Option<u64>>,
     /// Per journey: spans the recorded stages of its path.
@@ -268,12 +272,14 @@ impl Journeys {
             flow,
             xmit_of: vec![NONE; n],
             absorbed: vec![false; n],
+            gso_parent: vec![NONE; n],
             send_ts: vec![None; n],
             complete: vec![false; n],
             stages,
             counts: JourneyCounts::default(),
         };
         j.join_clones(max_gap_ns);
+        j.join_segments(max_gap_ns);
         let writes = writes()?;
         let matched = j.match_writes(&writes, max_gap_ns)?;
         let b = bounds(&j.stages);
@@ -355,11 +361,31 @@ impl Journeys {
         }
     }
 
-    /// The first hop of journey `k`: a joined clone's starts at its `tx_tcp_xmit`.
+    /// The first hop of journey `k`: a joined clone's starts at its `tx_tcp_xmit`, a GSO
+    /// segment's where the skb it was cut from starts.
     pub fn first_hop(&self, k: usize) -> FirstHop {
+        if self.gso_parent[k] != NONE {
+            return self.first_hop(self.gso_parent[k] as usize);
+        }
         match self.xmit_of[k] {
             NONE => self.own_first_hop(k),
             x => self.own_first_hop(x as usize),
+        }
+    }
+
+    /// The journey of the skb GSO cut segment `k` from, when joined.
+    pub fn gso_parent(&self, k: usize) -> Option<usize> {
+        (self.gso_parent[k] != NONE).then_some(self.gso_parent[k] as usize)
+    }
+
+    /// The last hop (time, stage code, CPU) of the skb a GSO segment was cut from.
+    fn gso_parent_end(&self, k: usize) -> Option<(u64, u8, u16)> {
+        match self.gso_parent[k] {
+            NONE => None,
+            p => {
+                let at = self.last_pos(p as usize);
+                Some((self.seg.ts[at], self.seg.stage[at], self.seg.cpu[at]))
+            }
         }
     }
 
@@ -429,6 +455,14 @@ impl Journeys {
                 out.push(Stage::TxSendmsg.code(), code, dt, f.ts, f.cpu, self.flow(k));
             }
         }
+        // A GSO segment: from the last hop of the skb it was cut from to its own first.
+        for k in 0..self.len() {
+            if let Some((pt, pstage, _)) = self.gso_parent_end(k) {
+                let f = self.own_first_hop(k);
+                let dt = f.ts as i64 - pt as i64;
+                out.push(pstage, f.stage.code(), dt, f.ts, f.cpu, self.flow(k));
+            }
+        }
         for k in 0..self.len() {
             if let Some((xt, _)) = self.xmit(k) {
                 let f = self.own_first_hop(k);
@@ -495,6 +529,45 @@ impl Journeys {
         for (c, x) in clone_link::link(alone, clones, horizon_ns) {
             self.xmit_of[c] = x as u32;
             self.absorbed[x] = true;
+        }
+    }
+
+    /// Joins the segments software GSO cut after the qdisc to their skb ([`crate::gso_link`]):
+    /// journeys that start at `tx_driver` to journeys that ended on TX before it.
+    fn join_segments(&mut self, horizon_ns: u64) {
+        let driver = journey_rank(Stage::TxDriver).unwrap_or(u8::MAX);
+        let segments: Vec<gso_link::Segment> = (0..self.len())
+            .filter(|&k| self.seg.rank[self.first_pos(k)] == driver)
+            .filter_map(|k| {
+                self.flows.flow(self.flow[k])?;
+                Some(gso_link::Segment {
+                    idx: k,
+                    ts: self.seg.ts[self.first_pos(k)],
+                    flow: self.flow[k],
+                    seq: self.head.seq[k]?,
+                })
+            })
+            .collect();
+        if segments.is_empty() {
+            return;
+        }
+        // Shown journeys only: a tx_tcp_xmit joined to its clone goes on as the clone's.
+        let parents: Vec<gso_link::Parent> = (0..self.len())
+            .filter(|&k| self.shown(k) && self.seg.rank[self.last_pos(k)] < driver)
+            .filter_map(|k| {
+                self.flows.flow(self.flow[k])?;
+                Some(gso_link::Parent {
+                    idx: k,
+                    end_ts: self.seg.ts[self.last_pos(k)],
+                    flow: self.flow[k],
+                    seq: self.head.seq[k]?,
+                    len: self.head.len[k]?,
+                })
+            })
+            .collect();
+        for (seg, parent) in gso_link::link(parents, &segments, horizon_ns) {
+            self.gso_parent[seg] = parent as u32;
+            self.absorbed[parent] = true;
         }
     }
 

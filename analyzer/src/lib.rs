@@ -17,6 +17,7 @@ pub mod diff;
 pub mod exit_code;
 pub mod export;
 pub mod frame;
+pub mod gso_link;
 pub mod hop_table;
 pub mod info;
 pub mod inputs;

@@ -105,16 +105,19 @@ pub struct Packet {
     pub complete: bool,
 }
 
-/// Every journey as a [`Packet`], in the order of their first hop's time.
+/// Every journey as a [`Packet`], in the order of their first hop's time. A segment that software
+/// GSO cut after the qdisc starts with the hops of the skb it was cut from.
 pub fn packets(j: &Journeys) -> anyhow::Result<Vec<Packet>> {
     let mut out: Vec<Packet> = Vec::new();
     for k in (0..j.len()).filter(|&k| j.shown(k)) {
         let flow = j.flows.flow(j.flow(k)).cloned();
-        let range = j.seg.range(k);
-        let first = j.own_first_hop(k);
-        let mut hops = Vec::with_capacity(range.len() + 2);
+        // The journeys whose hops this packet shows: the GSO parent first, when there is one.
+        let parts: Vec<usize> = j.gso_parent(k).into_iter().chain([k]).collect();
+        let root = parts[0];
+        let first = j.own_first_hop(root);
+        let mut hops = Vec::new();
         let mut first_dt = None;
-        let xmit = j.xmit(k);
+        let xmit = j.xmit(root);
         if let Some(w) = j.send_ts(k) {
             hops.push(Hop {
                 stage: Stage::TxSendmsg,
@@ -137,17 +140,19 @@ pub fn packets(j: &Journeys) -> anyhow::Result<Vec<Packet>> {
         }
         let mut prev: Option<u64> = None;
         let s = &j.seg;
-        for p in range {
-            let Some(stage) = Stage::from_code(s.stage[p]) else {
-                continue;
-            };
-            hops.push(Hop {
-                stage,
-                ts_ns: s.ts[p],
-                cpu: Some(s.cpu[p] as u64),
-                dt_ns: prev.map_or(first_dt, |t| Some(s.ts[p] as i64 - t as i64)),
-            });
-            prev = Some(s.ts[p]);
+        for part in parts {
+            for p in s.range(part) {
+                let Some(stage) = Stage::from_code(s.stage[p]) else {
+                    continue;
+                };
+                hops.push(Hop {
+                    stage,
+                    ts_ns: s.ts[p],
+                    cpu: Some(s.cpu[p] as u64),
+                    dt_ns: prev.map_or(first_dt, |t| Some(s.ts[p] as i64 - t as i64)),
+                });
+                prev = Some(s.ts[p]);
+            }
         }
         out.push(Packet {
             jid: k as u64 + 1,

@@ -3,11 +3,11 @@
 //! Hop events are ordered by packet id and time; a new journey starts at the first event of a
 //! packet id, and again when the id is evidently reused: the stage order goes backwards (the
 //! kernel freed the skb and allocated the same address for another packet), the previous event
-//! was the TX completion (`tx_done`: the skb was freed), more than the allowed gap passed, or a
-//! TX stage is followed by an RX stage of another packet. On veth and loopback the sender's skb
-//! itself is received, so its TX hops go on as RX hops of the same packet (same ports in the same
-//! direction, same sequence number); on a NIC a transmitted skb is freed and its memory soon
-//! carries a received packet, typically an ACK of the other direction, which is a new journey.
+//! was the TX completion (`tx_done`: the skb was freed), more than the allowed gap passed, or the
+//! next hop is of another packet (other ports in the packet's direction, or another sequence
+//! number). On veth and loopback the sender's skb itself is received, so its TX hops go on as RX
+//! hops of the same packet; on a NIC a transmitted skb is freed and its memory soon carries a
+//! received packet (typically an ACK of the other direction) or another transmitted one.
 //! A stage seen twice in a row (stacked devices, partial reads) keeps its first occurrence.
 //!
 //! The order is found by a radix sort of the packet id's top 33 bits with the row number, which
@@ -17,24 +17,32 @@
 //! passes of a sort of the whole id, and nothing but row numbers moves.
 
 use crate::hop_table::HopTable;
-use crate::queries::journey_rank;
 use crate::radix::radix_sort_spread;
 use tcptape_common::Stage;
 
-/// True when row `r`, an RX hop after the TX hop `p` of the same packet id, can be that very
-/// packet: its ports in the packet's direction (socket stages name them from the receiving
-/// socket's side, reversed) and sequence number agree wherever both rows know them.
+/// True for the receive path's socket stages, which name the ports from the receiving socket's
+/// side (the packet's reverse); older and synthetic recordings may have them either way.
+fn socket_side(h: &HopTable, i: usize) -> bool {
+    h.stage[i] == Stage::RxTcpEst.code() || h.stage[i] == Stage::RxApp.code()
+}
+
+/// True when row `r`, a later hop of the packet id of row `p`, can be that very packet: its ports
+/// in the packet's direction and its sequence number agree wherever both rows know them. (On
+/// veth and loopback the sender's skb itself is received and keeps both; a freed skb's memory
+/// soon holds another packet: an ACK of the other direction, or another segment.)
 fn same_packet(h: &HopTable, p: usize, r: usize) -> bool {
-    let socket_side = h.stage[r] == Stage::RxTcpEst.code() || h.stage[r] == Stage::RxApp.code();
-    let (sp, dp) = if socket_side {
-        (h.dport[r], h.sport[r])
-    } else {
-        (h.sport[r], h.dport[r])
+    let agree = |a: Option<u16>, b: Option<u16>| a.is_none() || b.is_none() || a == b;
+    let ports = |(a, b): (Option<u16>, Option<u16>), (c, d): (Option<u16>, Option<u16>)| {
+        agree(a, c) && agree(b, d)
     };
-    let agree = |a: Option<u32>, b: Option<u32>| a.is_none() || b.is_none() || a == b;
-    agree(h.sport[p].map(u32::from), sp.map(u32::from))
-        && agree(h.dport[p].map(u32::from), dp.map(u32::from))
-        && agree(h.seq[p], h.seq[r])
+    let (pp, rp) = ((h.sport[p], h.dport[p]), (h.sport[r], h.dport[r]));
+    let ports_agree = if socket_side(h, p) != socket_side(h, r) {
+        ports(pp, (rp.1, rp.0)) || ports(pp, rp)
+    } else {
+        ports(pp, rp)
+    };
+    let seq_agrees = h.seq[p].is_none() || h.seq[r].is_none() || h.seq[p] == h.seq[r];
+    ports_agree && seq_agrees
 }
 
 /// The journeys of a [`HopTable`]: its rows without repeated stages, journey by journey, each
@@ -111,7 +119,6 @@ pub fn segment(h: &HopTable, ids: Vec<(u64, u32)>, max_gap_ns: u64) -> Segments 
     }
 
     let tx_done = Stage::TxDone.code();
-    let rx0 = journey_rank(Stage::RxDriver).expect("a hop stage");
     let n = order.len();
     let mut seg = Segments {
         rows: Vec::with_capacity(n),
@@ -132,7 +139,7 @@ pub fn segment(h: &HopTable, ids: Vec<(u64, u32)>, max_gap_ns: u64) -> Segments 
                     || ts[r] as i64 - ts[p] as i64 > max_gap_ns as i64
                     || stage[p] == tx_done
                     || rank[r] < rank[p]
-                    || (rank[p] < rx0 && rank[r] >= rx0 && !same_packet(h, p, r))
+                    || !same_packet(h, p, r)
             }
         };
         let repeat = !new && prev.is_some_and(|(_, p)| stage[p] == stage[r]);
@@ -156,6 +163,7 @@ pub fn segment(h: &HopTable, ids: Vec<(u64, u32)>, max_gap_ns: u64) -> Segments 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::queries::journey_rank;
 
     /// A hop: time, stage, ports and sequence number.
     type Hop = (u64, Stage, u16, u16, u32);
@@ -209,5 +217,21 @@ mod tests {
             (900, Stage::RxDriver, 40000, 80, 9000),
         ];
         assert_eq!(journeys_of_one_skb(&hops), 2);
+    }
+
+    #[test]
+    fn a_later_tx_hop_of_another_segment_starts_a_new_journey() {
+        // A GSO skb freed after segmentation: its memory is handed to the driver later as
+        // another segment, which is not this packet's continuation.
+        let hops = [
+            (10, Stage::TxDevQueue, 5002, 40000, 1000),
+            (1_500, Stage::TxDriver, 5002, 40000, 7000),
+        ];
+        assert_eq!(journeys_of_one_skb(&hops), 2);
+        let same = [
+            (10, Stage::TxDevQueue, 5002, 40000, 1000),
+            (20, Stage::TxDriver, 5002, 40000, 1000),
+        ];
+        assert_eq!(journeys_of_one_skb(&same), 1);
     }
 }

@@ -209,6 +209,14 @@ def check_host(c, args, role, results):
              if s["from"].startswith("tx_") and s["to"].startswith("rx_")]
     c.check(f"{host}: no stage joins a transmitted packet to a received one", not cross,
             ", ".join(cross) or "none")
+    # Every packet the driver was handed continues a journey that began earlier on TX: with
+    # software GSO the segments (new skbs) join the skb they were cut from.
+    into_driver = sum(x["count"] for x in rep.get("stages", [])
+                      if x["to"] == "tx_driver" and x["from"].startswith("tx_"))
+    driver = sum(x["events"] for x in rep.get("stages_recorded", []) if x["stage"] == "tx_driver")
+    c.check(f"{host}: every tx_driver hop follows an earlier TX hop of its packet",
+            driver > 0 and into_driver == driver,
+            f"{into_driver} pairs into tx_driver, {driver} tx_driver events")
     conns = rep.get("connections", [])
     for name, app in apps.items():
         port = port_of[name]
