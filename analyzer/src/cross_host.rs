@@ -28,6 +28,16 @@ use tcptape_common::{Recording, Stage};
 /// A segment as both hosts name it: source, destination (address and port) and sequence.
 type SegmentKey = (String, u16, String, u16, u32);
 
+/// A flow in the packets' direction: source and destination address and port.
+type FlowKey = (String, u16, String, u16);
+
+/// An application's write or read: time, first sequence number, bytes.
+type AppCall = (u64, u32, u32);
+
+fn flow_of(k: &SegmentKey) -> FlowKey {
+    (k.0.clone(), k.1, k.2.clone(), k.3)
+}
+
 /// One host's data segments at the edge of the wire.
 #[derive(Debug, Default, Clone)]
 pub struct WireEdge {
@@ -35,6 +45,10 @@ pub struct WireEdge {
     tx: HashMap<SegmentKey, Vec<u64>>,
     /// Arrival times per segment: `rx_driver`, else `rx_netif`.
     rx: HashMap<SegmentKey, Vec<u64>>,
+    /// The application's writes (`tx_sendmsg`) per flow, in time order.
+    writes: HashMap<FlowKey, Vec<AppCall>>,
+    /// The application's reads (`rx_app`) per flow in the packets' direction, in time order.
+    reads: HashMap<FlowKey, Vec<AppCall>>,
 }
 
 impl WireEdge {
@@ -44,7 +58,13 @@ impl WireEdge {
         let cols = [
             "ts_ns", "kind", "saddr", "daddr", "sport", "dport", "seq", "len",
         ];
-        let stages = [Stage::TxDriver, Stage::RxDriver, Stage::RxNetif];
+        let stages = [
+            Stage::TxDriver,
+            Stage::RxDriver,
+            Stage::RxNetif,
+            Stage::TxSendmsg,
+            Stage::RxApp,
+        ];
         let df = collect(events(
             scan(&files)?,
             &cols,
@@ -69,8 +89,20 @@ impl WireEdge {
             if l == 0 {
                 continue; // an ACK: its sequence number names no segment
             }
-            let key = (sa.clone(), sp as u16, da.clone(), dp as u16, s as u32);
             let code = stage[i].unwrap_or(0) as u8;
+            let call = (t, s as u32, l as u32);
+            if code == Stage::TxSendmsg.code() {
+                let flow = (sa.clone(), sp as u16, da.clone(), dp as u16);
+                edge.writes.entry(flow).or_default().push(call);
+                continue;
+            }
+            if code == Stage::RxApp.code() {
+                // The reading socket names itself first: the packets came the other way.
+                let flow = (da.clone(), dp as u16, sa.clone(), sp as u16);
+                edge.reads.entry(flow).or_default().push(call);
+                continue;
+            }
+            let key = (sa.clone(), sp as u16, da.clone(), dp as u16, s as u32);
             let into = if code == Stage::TxDriver.code() {
                 &mut edge.tx
             } else if code == Stage::RxDriver.code() {
@@ -82,6 +114,9 @@ impl WireEdge {
         }
         for (key, times) in netif {
             edge.rx.entry(key).or_insert(times);
+        }
+        for calls in edge.writes.values_mut().chain(edge.reads.values_mut()) {
+            calls.sort_unstable();
         }
         Ok(edge)
     }
@@ -125,18 +160,57 @@ pub struct HostPair {
     pub clock_offset_uncertainty_ns: Option<u64>,
     /// The wire, each direction, after the offset correction.
     pub wire: Vec<WireLatency>,
+    /// From the write on one host to the read on the other of each joined segment's first byte
+    /// (`tx_sendmsg` → `rx_app`), each direction, after the offset correction.
+    pub end_to_end: Vec<WireLatency>,
     /// What could not be estimated, and why.
     pub notes: Vec<String>,
 }
 
-/// `t_to(rx) - t_from(tx)` of every segment sent once by `from` and received once by `to`.
-fn one_way(from: &WireEdge, to: &WireEdge) -> Vec<i64> {
+/// Every segment sent once by `from` and received once by `to`: (segment, sent, received).
+fn joined<'a>(from: &'a WireEdge, to: &'a WireEdge) -> Vec<(&'a SegmentKey, u64, u64)> {
     from.tx
         .iter()
-        .filter(|(_, t)| t.len() == 1)
-        .filter_map(|(k, t)| match to.rx.get(k).map(Vec::as_slice) {
-            Some([r]) => Some(*r as i64 - t[0] as i64),
-            _ => None,
+        .filter_map(
+            |(k, t)| match (t.as_slice(), to.rx.get(k).map(Vec::as_slice)) {
+                ([t], Some([r])) => Some((k, *t, *r)),
+                _ => None,
+            },
+        )
+        .collect()
+}
+
+/// `t_to(rx) - t_from(tx)` of every joined segment.
+fn one_way(from: &WireEdge, to: &WireEdge) -> Vec<i64> {
+    joined(from, to)
+        .into_iter()
+        .map(|(_, t, r)| r as i64 - t as i64)
+        .collect()
+}
+
+/// The call of `calls` (time order) whose bytes hold `seq`: the latest at or before `t` (a
+/// write), or the earliest at or after it (a read).
+fn holding(calls: &[AppCall], seq: u32, t: u64, before: bool) -> Option<u64> {
+    let holds = |c: &&AppCall| seq.wrapping_sub(c.1) < c.2;
+    if before {
+        let at = calls.partition_point(|c| c.0 <= t);
+        calls[..at].iter().rev().find(holds).map(|c| c.0)
+    } else {
+        let from = calls.partition_point(|c| c.0 < t);
+        calls[from..].iter().find(holds).map(|c| c.0)
+    }
+}
+
+/// `tx_sendmsg` on `from` → `rx_app` on `to` of each joined segment's first byte, with `off`
+/// added to `from`'s clock to read `to`'s.
+fn app_to_app(from: &WireEdge, to: &WireEdge, off: i64) -> Vec<i64> {
+    joined(from, to)
+        .into_iter()
+        .filter_map(|(k, t, r)| {
+            let flow = flow_of(k);
+            let w = holding(from.writes.get(&flow)?, k.4, t, true)?;
+            let a = holding(to.reads.get(&flow)?, k.4, r, false)?;
+            Some(a as i64 - off - w as i64)
         })
         .collect()
 }
@@ -173,6 +247,7 @@ pub fn pair(a: (&str, &WireEdge), b: (&str, &WireEdge)) -> Option<HostPair> {
         clock_offset_ns: None,
         clock_offset_uncertainty_ns: None,
         wire: Vec::new(),
+        end_to_end: Vec::new(),
         notes: Vec::new(),
     };
     let (Some(&d_min), Some(&e_min)) = (ab.iter().min(), ba.iter().min()) else {
@@ -203,6 +278,12 @@ pub fn pair(a: (&str, &WireEdge), b: (&str, &WireEdge)) -> Option<HostPair> {
         .push(wire(a.0, b.0, ab.iter().map(|d| d - off).collect()));
     p.wire
         .push(wire(b.0, a.0, ba.iter().map(|e| e + off).collect()));
+    for (x, y, o) in [(a, b, off), (b, a, -off)] {
+        let spans = app_to_app(x.1, y.1, o);
+        if !spans.is_empty() {
+            p.end_to_end.push(wire(x.0, y.0, spans));
+        }
+    }
     Some(p)
 }
 
@@ -269,6 +350,23 @@ mod tests {
         assert!(p.wire.is_empty());
         assert!(p.notes[0].contains("from a to b only"), "{:?}", p.notes);
         assert!(pair(("a", &WireEdge::default()), ("b", &b)).is_none());
+    }
+
+    #[test]
+    fn a_segment_spans_from_its_write_to_its_read() {
+        let off = 1_000_000_000;
+        let (mut a, mut b) = hosts(off, &[40_000, 40_000], &[40_000]);
+        let flow: FlowKey = ("a".into(), 40000, "b".into(), 80);
+        // One write of both segments (seq 0 and 1, one byte each) 0.5 ms before the first is
+        // sent (at 1 ms); one read of both on B, 30 ms after the second arrived (B's clock).
+        a.writes.insert(flow.clone(), vec![(500_000, 0, 2)]);
+        let second_rx = b.rx[&key("a", "b", 1)][0];
+        b.reads.insert(flow, vec![(second_rx + 30_000_000, 0, 2)]);
+        let p = pair(("a", &a), ("b", &b)).unwrap();
+        let e2e = &p.end_to_end[0];
+        assert_eq!((e2e.from_host.as_str(), e2e.count), ("a", 2));
+        // The second was sent at 1.01 ms and took 40 µs: read at 31.05 ms, written at 0.5 ms.
+        assert_eq!((e2e.min_ns, e2e.max_ns), (30_550_000, 30_550_000));
     }
 
     #[test]

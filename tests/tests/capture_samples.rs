@@ -131,4 +131,18 @@ fn two_host_samples_are_two_hosts_joined_both_ways() {
     for w in p["wire"].as_array().unwrap() {
         assert!(w["min_ns"].as_u64() > Some(0), "{w}");
     }
+    // A's data went through A's netem (20 ms delay): no write on A reaches its read on B sooner,
+    // on the aligned clocks, up to the offset's uncertainty.
+    let unc = p["clock_offset_uncertainty_ns"].as_u64().unwrap();
+    let a_to_b = p["end_to_end"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["from_host"] == "host-a")
+        .expect("A to B end to end");
+    assert!(a_to_b["count"].as_u64() > Some(50), "{a_to_b}");
+    assert!(
+        a_to_b["min_ns"].as_u64().unwrap() + unc >= 20_000_000,
+        "{a_to_b}"
+    );
 }

@@ -24,7 +24,8 @@ Checks, per host:
 
 And over both: `tcptape report A B` keeps the hosts apart, joins their segments, and its clock
 offset estimate (± its uncertainty) overlaps the interval the guests measured themselves on the
-control link (timestamp exchanges: B's clock read between A's send and A's receipt).
+control link (timestamp exchanges: B's clock read between A's send and A's receipt); every
+segment's span from A's write to B's read is at least A's netem delay.
 
 Exits 0 when every check passes. Needs duckdb (the harness installs it into a venv).
 """
@@ -269,6 +270,14 @@ def check_between(c, args):
     for w in p["wire"]:
         print(f"    wire {w['from_host']} -> {w['to_host']}: {w['count']} segments, min "
               f"{ms(w['min_ns'])}, p50 {ms(w['p50_ns'])}, max {ms(w['max_ns'])}")
+    # Every segment from A went through A's netem delay D: from A's write to B's read, at least
+    # D, on the aligned clocks (the offset's uncertainty may take away up to its width).
+    d_ns = int(read_kv(os.path.join(args.a, "env"))["delay_ms"]) * 1_000_000
+    a_to_b = [e for e in p.get("end_to_end", []) if e["from_host"] == "host-a"]
+    c.check("both hosts: every write on A to its read on B takes at least the netem delay",
+            len(a_to_b) == 1 and a_to_b[0]["count"] > 50
+            and a_to_b[0]["min_ns"] + (unc or 0) >= d_ns,
+            f"{a_to_b}; netem delay {ms(d_ns)}, offset uncertainty {ms(unc)}")
 
 
 def main():

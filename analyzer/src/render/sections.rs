@@ -463,6 +463,19 @@ pub fn between_hosts(pairs: &[crate::cross_host::HostPair]) -> Vec<Block> {
         text.extend(p.notes.iter().map(|n| format!("  {n}")));
         for w in &p.wire {
             rows.push(vec![
+                "wire".into(),
+                pair(&w.from_host, &w.to_host),
+                w.count.to_string(),
+                ns(w.min_ns as f64),
+                ns(w.p50_ns as f64),
+                ns(w.p90_ns as f64),
+                ns(w.p99_ns as f64),
+                ns(w.max_ns as f64),
+            ]);
+        }
+        for w in &p.end_to_end {
+            rows.push(vec![
+                "tx_sendmsg → rx_app".into(),
                 pair(&w.from_host, &w.to_host),
                 w.count.to_string(),
                 ns(w.min_ns as f64),
@@ -476,12 +489,13 @@ pub fn between_hosts(pairs: &[crate::cross_host::HostPair]) -> Vec<Block> {
     b.push(Block::Text(text));
     if !rows.is_empty() {
         b.push(Block::Heading(
-            "Wire: tx_driver on one host → rx_driver (or rx_netif) on the other, clocks aligned"
-                .into(),
+            "Wire (tx_driver → rx_driver or rx_netif) and end to end, clocks aligned".into(),
         ));
         let n = rows.len();
         b.push(table(
-            &["hosts", "segments", "min", "p50", "p90", "p99", "max"],
+            &[
+                "span", "hosts", "segments", "min", "p50", "p90", "p99", "max",
+            ],
             rows,
             n,
         ));
