@@ -18,9 +18,9 @@ use tcptape_common::Stage;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Mechanism {
-    /// BTF-typed function entry (BPF trampoline).
+    /// BTF-typed function entry (BPF trampoline), and its return (fexit).
     Fentry,
-    /// Function entry through a kprobe.
+    /// Function entry through a kprobe, and its return (kretprobe).
     Kprobe,
     /// BTF-typed tracepoint.
     TpBtf,
@@ -156,8 +156,11 @@ pub const PLAN: &[StagePlan] = &[
     StagePlan {
         stage: Stage::TxSendmsg,
         options: &[
-            opt!(Fentry: hook!("tx_sendmsg__fentry__tcp_sendmsg", "tcp_sendmsg")),
-            opt!(Kprobe: hook!("tx_sendmsg__kprobe__tcp_sendmsg", "tcp_sendmsg")),
+            // Entry opens a call, return ends it with the bytes written (fexit, kretprobe).
+            opt!(Fentry: hook!("tx_sendmsg__fentry__tcp_sendmsg", "tcp_sendmsg"),
+                         hook!("tx_sendmsg__fentry__tcp_sendmsg_return", "tcp_sendmsg")),
+            opt!(Kprobe: hook!("tx_sendmsg__kprobe__tcp_sendmsg", "tcp_sendmsg"),
+                         hook!("tx_sendmsg__kprobe__tcp_sendmsg_return", "tcp_sendmsg")),
             // The first opens a call, the second ends it with the bytes written (Linux 6.4+).
             opt!(TpBtf: hook!("tx_sendmsg__tp_btf__tcp_sendmsg_locked", "tcp_sendmsg_locked"),
                         hook!("tx_sendmsg__tp_btf__sock_send_length", "sock_send_length")),
@@ -723,6 +726,7 @@ mod tests {
             let name = def
                 .strip_prefix("int BPF_PROG(")
                 .or_else(|| def.strip_prefix("int BPF_KPROBE("))
+                .or_else(|| def.strip_prefix("int BPF_KRETPROBE("))
                 .or_else(|| def.strip_prefix("int "))
                 .unwrap_or_else(|| panic!("unexpected program line: {def}"));
             let end = name.find([',', '(', ')']).unwrap();

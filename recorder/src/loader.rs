@@ -6,7 +6,7 @@ use crate::filters::KernelFilters;
 use crate::listening_sockets::{self, Listener};
 use crate::ring_reader::RingReader;
 use aya::maps::{ArrayOfMaps, HashMap, MapData, PerCpuArray};
-use aya::programs::{BtfTracePoint, FEntry, KProbe, Program, ProgramError, TracePoint};
+use aya::programs::{BtfTracePoint, FEntry, FExit, KProbe, Program, ProgramError, TracePoint};
 use aya::{Btf, Ebpf, EbpfLoader};
 use tcptape_ebpf::names;
 
@@ -332,6 +332,10 @@ impl ProgramLoader for AyaLoader {
             .ok_or_else(|| format!("program {} is missing from the eBPF object", hook.program))?;
         let target = hook.target;
         match mechanism {
+            // A function's return is hooked by the same mechanism as its entry.
+            Mechanism::Fentry if matches!(prog, Program::FExit(_)) => {
+                load_attach!(prog, FExit, |p| p.load(target, btf), |q| q.attach())
+            }
             Mechanism::Fentry => {
                 load_attach!(prog, FEntry, |p| p.load(target, btf), |q| q.attach())
             }
@@ -365,6 +369,7 @@ impl ProgramLoader for AyaLoader {
         };
         let _ = match p {
             Program::FEntry(p) => p.unload(),
+            Program::FExit(p) => p.unload(),
             Program::KProbe(p) => p.unload(),
             Program::BtfTracePoint(p) => p.unload(),
             Program::TracePoint(p) => p.unload(),

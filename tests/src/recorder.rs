@@ -153,11 +153,26 @@ pub fn record_during_in(
 /// [`record_during_in`] into a temporary file (`args` without `-o`), loaded once the recorder
 /// has stopped.
 pub fn record_to_temp(ns: Option<&str>, args: &[&str], during: impl FnOnce()) -> Loaded {
+    record_to_temp_with_env(ns, args, &[], during)
+}
+
+/// [`record_to_temp`] with extra environment for the recorder (`TCPTAPE_DISABLE_MECHANISMS`, to
+/// record through another flavor of the hooks).
+pub fn record_to_temp_with_env(
+    ns: Option<&str>,
+    args: &[&str],
+    env: &[(&str, &str)],
+    during: impl FnOnce(),
+) -> Loaded {
     let dir = tempfile::tempdir().expect("temporary directory");
     let out = dir.path().join("rec.parquet");
     let mut all = vec!["-o", out.to_str().expect("a UTF-8 temporary path")];
     all.extend_from_slice(args);
-    record_during_in(ns, &all, |_| during());
+    let rec = RecorderProcess::start_in(ns, &all, env).expect("recorder starts");
+    during();
+    std::thread::sleep(Duration::from_millis(200));
+    let (code, log) = rec.stop(libc::SIGINT).expect("recorder stops");
+    assert_eq!(code, 0, "{log}");
     load(&out).expect("recording")
 }
 

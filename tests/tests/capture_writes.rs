@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tcptape_e2e::netns::{spawn_in, Pair};
-use tcptape_e2e::recorder::record_to_temp;
+use tcptape_e2e::recorder::{record_to_temp, record_to_temp_with_env};
 use tcptape_e2e::{should_run, traffic};
 
 /// What one writer thread did: calls that wrote something, and the bytes they returned.
@@ -127,16 +127,13 @@ fn writers(pair: &Pair, port: u16, threads: usize, writes: usize, size: usize) -
     .expect("writers")
 }
 
-#[test]
-fn each_write_call_is_one_event_with_the_bytes_it_wrote() {
-    if !should_run("each_write_call_is_one_event_with_the_bytes_it_wrote") {
-        return;
-    }
-    let port = 45_611u16;
+/// Three connections' worth of blocking writes through the flavor of `tx_sendmsg` that the
+/// recorder picks with `env`, checked against what the writers did.
+fn writes_are_exact_through(env: &[(&str, &str)], flavor: &str, port: u16) {
     let pair = Pair::new().expect("network namespaces");
     let l = traffic::listen_in(&pair.b, &pair.addr_b, port).expect("listen");
     let mut flows = Vec::new();
-    let r = record_to_temp(None, &["-p", &port.to_string()], || {
+    let r = record_to_temp_with_env(None, &["-p", &port.to_string()], env, || {
         // A reader that sleeps 3 ms after every 64 KiB read: the writers block midway.
         let rx =
             std::thread::spawn(move || traffic::receive(l, 2, 64 << 10, Duration::from_millis(3)));
@@ -147,6 +144,13 @@ fn each_write_call_is_one_event_with_the_bytes_it_wrote() {
         let written: u64 = flows.iter().map(|(_, w)| w.bytes).sum();
         assert_eq!(read, written, "the reader read what was written");
     });
+    let plan = r
+        .meta
+        .attach_plan
+        .iter()
+        .find(|s| s.stage == "tx_sendmsg")
+        .expect("tx_sendmsg in the plan");
+    assert_eq!(plan.chosen.as_deref(), Some(flavor), "{plan:?}");
     assert_eq!(r.stage_lost("tx_sendmsg"), 0, "tx_sendmsg events were lost");
     for (local, w) in &flows {
         let events: Vec<_> = r
@@ -163,4 +167,105 @@ fn each_write_call_is_one_event_with_the_bytes_it_wrote() {
             .iter()
             .all(|x| x.pid == Some(std::process::id()) && x.seq.is_some()));
     }
+}
+
+#[test]
+fn each_write_call_is_one_event_with_the_bytes_it_wrote() {
+    if !should_run("each_write_call_is_one_event_with_the_bytes_it_wrote") {
+        return;
+    }
+    writes_are_exact_through(&[], "tp_btf", 45_611);
+}
+
+/// The classic tracepoint records name no socket at the start of a call: the end
+/// (`sock_send_length`) does, and says where the bytes went.
+#[test]
+fn each_write_call_is_one_event_through_the_classic_tracepoints_too() {
+    if !should_run("each_write_call_is_one_event_through_the_classic_tracepoints_too") {
+        return;
+    }
+    writes_are_exact_through(
+        &[("TCPTAPE_DISABLE_MECHANISMS", "fentry,kprobe,tp_btf")],
+        "tracepoint",
+        45_613,
+    );
+}
+
+/// Writes `total` bytes on a non-blocking socket in `size`-byte calls, waiting for room between
+/// them: a call may write part of what it asked for. Returns the calls that wrote something,
+/// the bytes written, and how many calls wrote less than they asked for.
+fn write_nonblocking(s: &TcpStream, total: usize, size: usize) -> Result<(Written, u64), String> {
+    s.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let buf = vec![0x24u8; size];
+    let (mut w, mut partial, mut left) = (Written::default(), 0u64, total);
+    let mut s = s;
+    while left > 0 {
+        let want = left.min(size);
+        match s.write(&buf[..want]) {
+            Ok(n) => {
+                w.calls += 1;
+                w.bytes += n as u64;
+                partial += u64::from(n < want);
+                left -= n;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                let mut fd = libc::pollfd {
+                    fd: s.as_raw_fd(),
+                    events: libc::POLLOUT,
+                    revents: 0,
+                };
+                // SAFETY: one valid pollfd.
+                unsafe { libc::poll(&mut fd, 1, 1000) };
+            }
+            Err(e) => return Err(format!("write: {e}")),
+        }
+    }
+    s.set_nonblocking(false).map_err(|e| e.to_string())?;
+    Ok((w, partial))
+}
+
+#[test]
+fn a_partial_write_is_recorded_with_the_bytes_it_wrote() {
+    if !should_run("a_partial_write_is_recorded_with_the_bytes_it_wrote") {
+        return;
+    }
+    let port = 45_612u16;
+    let pair = Pair::new().expect("network namespaces");
+    let l = traffic::listen_in(&pair.b, &pair.addr_b, port).expect("listen");
+    let mut result = None;
+    let r = record_to_temp(None, &["-p", &port.to_string()], || {
+        let rx =
+            std::thread::spawn(move || traffic::receive(l, 1, 64 << 10, Duration::from_millis(2)));
+        let addr = pair.addr_b.clone();
+        let done = spawn_in(&pair.a, move || {
+            let s = traffic::connect(&addr, port)?;
+            small_send_buffer(&s);
+            let local = s.local_addr().map_err(|e| e.to_string())?.port();
+            let (w, partial) = write_nonblocking(&s, 4 << 20, 256 << 10)?;
+            s.shutdown(std::net::Shutdown::Write)
+                .map_err(|e| e.to_string())?;
+            let mut sink = [0u8; 64];
+            let mut s = &s;
+            while std::io::Read::read(&mut s, &mut sink).map_err(|e| e.to_string())? > 0 {}
+            Ok((local, w, partial))
+        })
+        .join()
+        .unwrap()
+        .expect("writer");
+        assert_eq!(rx.join().unwrap().expect("receive"), 4 << 20);
+        result = Some(done);
+    });
+    let (local, w, partial) = result.expect("the writer ran");
+    // A 256 KiB call on a 64 KiB send buffer writes part of it: the case this test is about.
+    assert!(partial > 0, "no write was partial ({w:?})");
+    assert_eq!(r.stage_lost("tx_sendmsg"), 0);
+    let events: Vec<_> = r
+        .of("tx_sendmsg")
+        .filter(|x| x.sport == Some(local) && x.dport == Some(port))
+        .collect();
+    let recorded = Written {
+        calls: events.len() as u64,
+        bytes: events.iter().map(|x| u64::from(x.len.unwrap_or(0))).sum(),
+    };
+    assert_eq!(recorded, w, "{partial} partial writes");
 }

@@ -3,8 +3,8 @@
 
 Run once per NIC setup (`--setup socket`: a qemu socket netdev, no offloads, software GSO after
 the qdisc; `--setup tap`: taps on a bridge, TSO on). Guest A sends (a request/response client,
-then a bulk transfer) through a netem qdisc (delay D,
-some loss) on its virtio-net NIC; guest B serves. Each recorded its own side with
+then a bulk transfer) through a netem qdisc (delay D) on its virtio-net NIC; guest B serves, and
+drops every Nth packet of the bulk transfer as it arrives (tc gact, deterministic). Each recorded its own side with
 tcptape-record and counted, around the traffic, what its own kernel counted (/proc/net/dev,
 tc -s qdisc, /proc/net/snmp) and what its applications wrote and read. Only the test's TCP
 crosses the link (no IPv6, static neighbours), so the NIC's packet counts are the recorder's.
@@ -33,6 +33,7 @@ Exits 0 when every check passes. Needs duckdb (the harness installs it into a ve
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -161,6 +162,20 @@ def check_host(c, args, role, results):
         c.check(f"{host}: the driver is handed wire-sized skbs (software GSO)",
                 0 < (biggest or 0) <= 1448, f"largest tx_driver payload {biggest} bytes")
 
+    if role == "b":
+        # B's drops of A's bulk packets (tc gact): the recorder's drop events = tc's own count.
+        def gact_dropped(which):
+            text = read_text(os.path.join(results, f"filter-{which}.txt")) or ""
+            m = re.search(r"\(dropped (\d+),", text)
+            return int(m.group(1)) if m else None
+        b_drop, a_drop = gact_dropped("before"), gact_dropped("after")
+        (drops,) = db.execute(
+            "SELECT count(*) FROM ev WHERE kind = 'drop' AND dport = 5001").fetchone()
+        c.check(f"{host}: drop events = the packets tc dropped on arrival",
+                b_drop is not None and a_drop is not None and a_drop - b_drop > 0
+                and drops == a_drop - b_drop,
+                f"{drops} drop events; tc gact dropped {a_drop} - {b_drop}")
+
     if role == "a":
         d_ns = int(env["delay_ms"]) * 1_000_000
         n, med, lo, hi = db.execute(
@@ -178,7 +193,7 @@ def check_host(c, args, role, results):
                 f"{n} enqueue->dequeue pairs, median {ms(med)} (min {ms(lo)}, max {ms(hi)}), "
                 f"netem delay {ms(d_ns)}")
         # Every skb the qdisc took left it (a dequeue, bulk dequeues included) or was dropped
-        # there (netem's loss).
+        # there.
         enq, left, dropped = db.execute(
             """
             WITH q AS (

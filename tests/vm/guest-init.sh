@@ -110,11 +110,12 @@ record() {
   done
   date +%s > $d/traffic-start
   rc=0
-  # Phase 1, link 2 (netem loss): an unpaced bulk transfer. It keeps the VM's one CPU busy, so
+  # Phase 1, link 2 (netem loss): an unpaced bulk transfer, non-blocking. It keeps the VM's one CPU busy, so
   # it runs alone: a busy CPU dequeues late and would blur the delay measured in phase 2.
   $IP netns exec B traffic sink 5003 > $d/traffic-sink2.out 2>&1 &
   s3=$!
-  $IP netns exec A traffic bulk 10.11.2.2 5003 "$LOSS_BYTES" > $d/traffic-bulk2.out 2>&1 &
+  # Non-blocking 64 KiB writes: some write part of what they ask for (tx_sendmsg must say so).
+  $IP netns exec A traffic bulk-nb 10.11.2.2 5003 "$LOSS_BYTES" > $d/traffic-bulk2.out 2>&1 &
   c3=$!
   for p in $c3 $s3; do wait $p || rc=1; done
   # Phase 2, link 1 (netem delay): a paced bulk transfer and the request/response exchange.

@@ -17,7 +17,8 @@
 # Environment (all optional):
 #   CARGO_TARGET_DIR         cargo's target directory (default: target/); the cache is in its vm/
 #   TCPTAPE_VM_DELAY_MS      netem delay on the sender (default 100; 20 with --two-hosts)
-#   TCPTAPE_VM_LOSS_PCT      netem loss on the second link (default 3; 8 on the link with --two-hosts)
+#   TCPTAPE_VM_LOSS_PCT      netem loss on the second link (default 3; with --two-hosts, the
+#                            receiver drops every 12th bulk packet instead: deterministic)
 #   TCPTAPE_VM_TIMEOUT       time limit of the VM in seconds (default 240)
 #   TCPTAPE_VM_CPUS          virtual CPUs of the VM (default 1); with more, the checks also want
 #                            a ring buffer per CPU and events recorded on more than one
@@ -53,8 +54,7 @@ RUN=$VM/run-$SERIES${TWO_HOSTS:+-two-hosts}
 # Two hosts under TCG move about 15 KB/s through a delaying netem: a shorter delay, less data.
 DELAY_MS=${TCPTAPE_VM_DELAY_MS:-${TWO_HOSTS:+20}}
 DELAY_MS=${DELAY_MS:-100}
-LOSS_PCT=${TCPTAPE_VM_LOSS_PCT:-${TWO_HOSTS:+8}}
-LOSS_PCT=${LOSS_PCT:-3}
+LOSS_PCT=${TCPTAPE_VM_LOSS_PCT:-3}
 TIMEOUT=${TCPTAPE_VM_TIMEOUT:-240}
 CPUS=${TCPTAPE_VM_CPUS:-1}
 
@@ -211,7 +211,9 @@ add_file() {
   esac
   echo "$base" >> "$R/lib/vmmods/order"
 }
-for m in virtio_pci virtio_blk veth sch_netem ${TWO_HOSTS:+virtio_net}; do add_module "$m"; done
+for m in virtio_pci virtio_blk veth sch_netem ${TWO_HOSTS:+virtio_net sch_ingress cls_u32 act_gact}; do
+  add_module "$m"
+done
 echo "modules: $(tr '\n' ' ' < "$R/lib/vmmods/order")"
 
 cat > "$R/etc/vmtest.conf" <<EOF
@@ -229,7 +231,7 @@ GUEST_LIMIT_SECS=$((TIMEOUT > 90 ? TIMEOUT - 45 : TIMEOUT / 2))
 NOFENTRY_ARGS="$NOFENTRY_ARGS"
 EOF
 if [ -n "$TWO_HOSTS" ]; then
-  printf 'BULK_BYTES=98304\nRR_COUNT=20\n' >> "$R/etc/vmtest.conf"
+  printf 'BULK_BYTES=98304\nRR_COUNT=20\nDROP_EVERY=12\n' >> "$R/etc/vmtest.conf"
   cp "$HERE/two-hosts-init.sh" "$R/init"
 else
   cp "$HERE/guest-init.sh" "$R/init"

@@ -16,6 +16,8 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdbool.h>
@@ -184,6 +186,7 @@ static void usage(void)
 {
 	fprintf(stderr, "usage: traffic sink PORT\n"
 			"       traffic bulk ADDR PORT BYTES [RATE]\n"
+			"       traffic bulk-nb ADDR PORT BYTES    non-blocking, 64 KiB calls\n"
 			"       traffic rr-server PORT REQ RESP DELAY_MS\n"
 			"       traffic rr-client ADDR PORT COUNT REQ RESP\n"
 			"       traffic clock-server PORT\n"
@@ -221,6 +224,35 @@ int main(int argc, char **argv)
 		printf("bulk: sent %lu bytes, read %lu bytes, pid %d\n", sent, got, (int)getpid());
 		if (sent != bytes)
 			return 1;
+	} else if (!strcmp(mode, "bulk-nb") && argc == 5) {
+		/* Non-blocking writes of up to CHUNK bytes, waiting for room between them: a call may
+		 * write less than it asked for. Counts the calls that wrote and those that wrote part. */
+		unsigned long bytes = num(argv[4], "byte count"), calls = 0, partial = 0;
+		int s = connect_to(argv[2], argv[3]);
+		if (fcntl(s, F_SETFL, fcntl(s, F_GETFL) | O_NONBLOCK) < 0)
+			die("fcntl");
+		while (sent < bytes) {
+			size_t want = bytes - sent < CHUNK ? bytes - sent : CHUNK;
+			ssize_t w = write(s, buf, want);
+			if (w < 0 && (errno == EAGAIN || errno == EINTR)) {
+				struct pollfd p = { .fd = s, .events = POLLOUT };
+				poll(&p, 1, 1000);
+				continue;
+			}
+			if (w < 0)
+				die("write");
+			calls++;
+			partial += (size_t)w < want;
+			sent += (unsigned long)w;
+		}
+		if (fcntl(s, F_SETFL, fcntl(s, F_GETFL) & ~O_NONBLOCK) < 0)
+			die("fcntl");
+		if (shutdown(s, SHUT_WR) < 0)
+			die("shutdown");
+		got = read_to_eof(s);
+		close(s);
+		printf("bulk-nb: sent %lu bytes, read %lu bytes, calls %lu, partial %lu, pid %d\n", sent,
+		       got, calls, partial, (int)getpid());
 	} else if (!strcmp(mode, "rr-server") && argc == 6) {
 		unsigned long req = num(argv[3], "request size"), resp = num(argv[4], "response size");
 		unsigned long delay = num(argv[5], "delay");

@@ -66,14 +66,21 @@ $IP addr add 10.12.0.$ME/24 dev $DEV
 $IP addr add 10.13.0.$ME/24 dev $CTL
 $IP neigh replace 10.12.0.$PEER lladdr 52:54:00:12:00:0$PEER dev $DEV nud permanent
 $IP neigh replace 10.13.0.$PEER lladdr 52:54:00:13:00:0$PEER dev $CTL nud permanent
+# A delays what it sends; B drops every DROP_EVERY-th packet of the bulk transfer as it
+# arrives (tc gact, deterministic: a random loss can miss a short transfer altogether), so A
+# retransmits.
 if [ "$ROLE" = a ]; then
-  $TC qdisc add dev $DEV root netem delay "${DELAY_MS}ms" loss "${LOSS_PCT}%" limit 100000 \
-    || say "ERROR: netem failed"
+  $TC qdisc add dev $DEV root netem delay "${DELAY_MS}ms" limit 100000 || say "ERROR: netem failed"
+else
+  $TC qdisc add dev $DEV clsact || say "ERROR: clsact failed"
+  $TC filter add dev $DEV ingress protocol ip u32 match ip protocol 6 0xff \
+    match ip dport 5001 0xffff action gact ok random determ drop "$DROP_EVERY" \
+    || say "ERROR: the drop filter failed"
 fi
 {
   echo "role=$ROLE"
   echo "delay_ms=$DELAY_MS"
-  echo "loss_pct=$LOSS_PCT"
+  echo "drop_every=$DROP_EVERY"
   echo "dev=$DEV"
   echo "ifindex=$(cat /sys/class/net/$DEV/ifindex)"
   echo "netns=$(stat -L -c %i /proc/self/ns/net)"
@@ -84,6 +91,7 @@ fi
 counters() {
   cat /proc/net/dev > $OUT/netdev-$1
   $TC -s qdisc show dev $DEV > $OUT/qdisc-$1.txt 2>&1
+  $TC -s filter show dev $DEV ingress > $OUT/filter-$1.txt 2>&1
   cat /proc/net/snmp > $OUT/snmp-$1
 }
 

@@ -145,9 +145,10 @@ static __always_inline __u64 listen_key(__u32 netns, __u16 port)
 	return ((__u64)netns << 16) | port;
 }
 
-/* A sendmsg call in progress on a thread, from its first tcp_sendmsg_locked event (which fires
- * once per skb the call fills, and again after the call slept for memory, possibly on another
- * CPU) to sock_send_length, which ends the call with what it wrote. Keyed by thread: one thread
+/* A sendmsg call in progress on a thread, from its start (tcp_sendmsg's entry, or the first
+ * tcp_sendmsg_locked event, which fires once per skb the call fills and again after the call
+ * slept for memory, possibly on another CPU) to its end (tcp_sendmsg's return, or
+ * sock_send_length), which says what it wrote. Keyed by thread: one thread
  * makes one call at a time, and several writers on one socket are several threads. */
 struct sendmsg_call {
 	__u64 sk;
@@ -1043,9 +1044,10 @@ static __always_inline int on_rx_app(struct sk_buff *skb, int len, bool direct)
 }
 
 /* tx_sendmsg: the application hands `len` bytes to TCP; seq is where they start. `ts_ns`, when
- * not 0, is when the call started (the event is written when it ends). */
+ * not 0, is when the call started (the event is written when it ends); without `seq`, the
+ * socket's write_seq then less `len` (`at_end`) or now. */
 static __always_inline int on_sendmsg(struct sock *sk, enum cookie_src src, __u32 len, bool direct,
-				      __u64 ts_ns, const __u32 *seq)
+				      __u64 ts_ns, const __u32 *seq, bool at_end)
 {
 	struct tcptape_event *e = sock_event(ST_TX_SENDMSG, sk, src, true, direct);
 	if (!e)
@@ -1058,7 +1060,7 @@ static __always_inline int on_sendmsg(struct sock *sk, enum cookie_src src, __u3
 	} else {
 		struct tcp_sock *tp = tcp_sock_of(sk, direct);
 		if (tp) {
-			e->seq = RD(direct, tp, write_seq);
+			e->seq = RD(direct, tp, write_seq) - (at_end ? len : 0);
 			e->valid |= V_SEQ;
 		}
 	}
@@ -1067,10 +1069,11 @@ static __always_inline int on_sendmsg(struct sock *sk, enum cookie_src src, __u3
 	return event_submit(e);
 }
 
-/* The first tcp_sendmsg_locked event of a call (no call of this thread on this socket and message
- * is open) opens it: its start time and sequence are kept until sock_send_length ends it. With
- * `--pid`, a matching caller marks its socket at once, so the packets the call sends are kept. */
-static __always_inline int on_sendmsg_locked(struct sock *sk, __u64 msg, bool direct)
+/* Opens a call: the first event of it on this thread (tcp_sendmsg's entry, or the first
+ * tcp_sendmsg_locked of a call, which fires again for every skb the call fills and after it
+ * slept) keeps its start time and sequence until the call ends. With `--pid`, a matching caller
+ * marks its socket at once, so the packets the call sends are kept. */
+static __always_inline int on_sendmsg_open(struct sock *sk, __u64 msg, bool direct)
 {
 	__u64 tid = bpf_get_current_pid_tgid();
 	struct sendmsg_call *open = bpf_map_lookup_elem(&SENDMSG_CALLS, &tid);
@@ -1087,7 +1090,7 @@ static __always_inline int on_sendmsg_locked(struct sock *sk, __u64 msg, bool di
 		call.has_seq = 1;
 	}
 	bpf_map_update_elem(&SENDMSG_CALLS, &tid, &call, BPF_ANY);
-	if (targ_npids) {
+	if (targ_npids && sk) {
 		struct scope sc = {};
 		scope_read(&sc, NULL, NULL, true, direct);
 		if (pid_verdict(&sc) > 0) {
@@ -1099,19 +1102,45 @@ static __always_inline int on_sendmsg_locked(struct sock *sk, __u64 msg, bool di
 	return 0;
 }
 
-/* sock_send_length: the call ends having written `ret` bytes (an error or 0: nothing). One event
- * per call, with the bytes the application was told were written. */
-static __always_inline int on_send_length(struct sock *sk, enum cookie_src src, int ret, bool direct)
+/* Takes this thread's open call off the table: true (with `*call`) when there was one. */
+static __always_inline bool sendmsg_close(struct sendmsg_call *call)
 {
 	__u64 tid = bpf_get_current_pid_tgid();
 	struct sendmsg_call *open = bpf_map_lookup_elem(&SENDMSG_CALLS, &tid);
 	if (!open)
-		return 0;
-	struct sendmsg_call call = *open;
+		return false;
+	*call = *open;
 	bpf_map_delete_elem(&SENDMSG_CALLS, &tid);
-	if (call.sk != (__u64)sk || ret <= 0)
+	return true;
+}
+
+/* Ends this thread's open call on `sk` having written `ret` bytes (an error or 0: nothing): one
+ * event per call, with the bytes the application was told were written. A call opened without
+ * its socket (the classic tcp_sendmsg_locked record names none) takes this one, and its bytes
+ * are taken to end at the socket's write_seq (exact unless another thread wrote meanwhile). */
+static __always_inline int on_sendmsg_return(struct sock *sk, enum cookie_src src, int ret)
+{
+	struct sendmsg_call call;
+	if (!sendmsg_close(&call) || (call.sk && call.sk != (__u64)sk) || ret <= 0)
 		return 0;
-	return on_sendmsg(sk, src, ret, direct, call.ts_ns, call.has_seq ? &call.seq : NULL);
+	return on_sendmsg(sk, src, ret, false, call.ts_ns, call.has_seq ? &call.seq : NULL, true);
+}
+
+/* The same where the end does not name the socket (kretprobe): the call's own, read without
+ * helpers that need a typed pointer. */
+static __always_inline int on_sendmsg_return_any(int ret)
+{
+	struct sendmsg_call call;
+	if (!sendmsg_close(&call) || ret <= 0)
+		return 0;
+	return on_sendmsg((struct sock *)call.sk, COOKIE_READ, ret, false, call.ts_ns,
+			  call.has_seq ? &call.seq : NULL, true);
+}
+
+/* sock_send_length: the end of a call through the socket layer (all TCP sends go through it). */
+static __always_inline int on_send_length(struct sock *sk, enum cookie_src src, int ret, bool direct)
+{
+	return on_sendmsg_return(sk, src, ret);
 }
 
 static __always_inline int on_cong_state(struct sock *sk, enum cookie_src src, __u8 ca_state)

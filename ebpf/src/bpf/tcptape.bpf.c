@@ -146,16 +146,31 @@ int rx_app__tracepoint__skb_copy_datagram_iovec(
 
 /* ---------------------------------------------------------------- TX ---------------------- */
 
+/* tcp_sendmsg: its entry opens the call, its return ends it with the bytes written (a write on a
+ * non-blocking socket may write less than it asked for). */
 SEC("fentry/tcp_sendmsg")
 int BPF_PROG(tx_sendmsg__fentry__tcp_sendmsg, struct sock *sk, struct msghdr *msg, __u64 size)
 {
-	return on_sendmsg(sk, COOKIE_HELPER, size, false, 0, NULL);
+	return on_sendmsg_open(sk, 0, false);
+}
+
+SEC("fexit/tcp_sendmsg")
+int BPF_PROG(tx_sendmsg__fentry__tcp_sendmsg_return, struct sock *sk, struct msghdr *msg,
+	     __u64 size, int ret)
+{
+	return on_sendmsg_return(sk, COOKIE_HELPER, ret);
 }
 
 SEC("kprobe/tcp_sendmsg")
 int BPF_KPROBE(tx_sendmsg__kprobe__tcp_sendmsg, struct sock *sk, struct msghdr *msg, __u64 size)
 {
-	return on_sendmsg(sk, COOKIE_READ, size, false, 0, NULL);
+	return on_sendmsg_open(sk, 0, false);
+}
+
+SEC("kretprobe/tcp_sendmsg")
+int BPF_KRETPROBE(tx_sendmsg__kprobe__tcp_sendmsg_return, int ret)
+{
+	return on_sendmsg_return_any(ret);
 }
 
 /* tcp_sendmsg_locked fires once per skb the loop fills and again after the call slept: the first
@@ -164,7 +179,7 @@ SEC("tp_btf/tcp_sendmsg_locked")
 int BPF_PROG(tx_sendmsg__tp_btf__tcp_sendmsg_locked, struct sock *sk, struct msghdr *msg,
 	     struct sk_buff *skb, int size_goal)
 {
-	return on_sendmsg_locked(sk, (__u64)msg, true);
+	return on_sendmsg_open(sk, (__u64)msg, true);
 }
 
 SEC("tp_btf/sock_send_length")
@@ -173,13 +188,12 @@ int BPF_PROG(tx_sendmsg__tp_btf__sock_send_length, struct sock *sk, int ret, int
 	return on_send_length(sk, COOKIE_HELPER, ret, true);
 }
 
+/* The classic record names no socket (its skb, the write queue's tail, has none either): the
+ * call opens without one, and sock_send_length, which names it, ends it. */
 SEC("tracepoint/tcp/tcp_sendmsg_locked")
 int tx_sendmsg__tracepoint__tcp_sendmsg_locked(struct trace_event_raw_tcp_sendmsg_locked *ctx)
 {
-	struct sk_buff *skb = (struct sk_buff *)ctx->skb_addr;
-	if (!skb)
-		return 0;
-	return on_sendmsg_locked(BPF_CORE_READ(skb, sk), 0, false);
+	return on_sendmsg_open(NULL, 0, false);
 }
 
 SEC("tracepoint/sock/sock_send_length")
