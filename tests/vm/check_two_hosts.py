@@ -96,9 +96,10 @@ def check_host(c, args, role, results):
     # The NIC setup the test asked for, as the recording's environment says.
     env_meta = json.loads(pq.read_metadata(rec).metadata[b"tcptape.environment"])
     nic = next((i for i in env_meta["interfaces"] if i["name"] == env.get("dev")), {})
-    want_tso = args.setup == "tap"
-    c.check(f"{host}: the test NIC has TSO {'on' if want_tso else 'off'} ({args.setup} link)",
-            nic.get("tso") is want_tso, json.dumps(nic))
+    want_tso, want_gro = args.setup == "tap", args.setup != "nogro"
+    c.check(f"{host}: the test NIC has TSO {'on' if want_tso else 'off'} and GRO "
+            f"{'on' if want_gro else 'off'} ({args.setup} link)",
+            nic.get("tso") is want_tso and nic.get("gro") is want_gro, json.dumps(nic))
     apps = traffic_outputs(results)
     db = duckdb.connect()
     db.execute(f"CREATE VIEW ev AS SELECT * FROM read_parquet('{parquet_source(rec)}')")
@@ -146,6 +147,21 @@ def check_host(c, args, role, results):
                 sent > 0 and done == sent and orphans == 0,
                 f"{sent} tx_driver, {done} of them completed (tx_done), {orphans} tx_done of no "
                 f"tx_driver packet")
+        if args.setup == "nogro":
+            # Without GRO every frame goes up the stack alone: one rx_netif per rx_driver.
+            c.check(f"{host}: without GRO, rx_netif events = rx_driver events",
+                    counts.get("rx_netif", 0) == counts.get("rx_driver", 0) > 0,
+                    f"rx_driver {counts.get('rx_driver', 0)}, rx_netif {counts.get('rx_netif', 0)}")
+        if args.setup == "socket":
+            # Software GSO: the qdisc's own count of packets sent is of wire packets too.
+            def tc_sent(which):
+                m = re.search(r"Sent \d+ bytes (\d+) pkt",
+                              read_text(os.path.join(results, f"qdisc-{which}.txt")) or "")
+                return int(m.group(1)) if m else None
+            tb, ta = tc_sent("before"), tc_sent("after")
+            c.check(f"{host}: tx_driver events = the packets tc says the qdisc sent",
+                    tb is not None and ta is not None and counts.get("tx_driver", 0) == ta - tb,
+                    f"{counts.get('tx_driver', 0)} events, tc -s qdisc: {ta} - {tb}")
         rx_pkts = after[0] - before[0]
         c.check(f"{host}: rx_driver events = {dev} received packets",
                 counts.get("rx_driver", 0) == rx_pkts,
@@ -233,6 +249,14 @@ def check_host(c, args, role, results):
     c.check(f"{host}: every tx_driver hop follows an earlier TX hop of its packet",
             driver > 0 and into_driver == driver,
             f"{into_driver} pairs into tx_driver, {driver} tx_driver events")
+    # No hop of any journey comes before the previous one (GSO segments and GRO merges
+    # included): every dt_ns of `tcptape replay --journeys` is >= 0.
+    rp = subprocess.run([args.analyzer, "replay", "--journeys", "--format", "jsonl", rec],
+                        capture_output=True, text=True)
+    hops = [h for line in rp.stdout.splitlines() for h in json.loads(line).get("hops", [])]
+    negative = [h for h in hops if h.get("dt_ns", 0) < 0]
+    c.check(f"{host}: no journey has a negative hop", rp.returncode == 0 and hops and not negative,
+            f"{len(hops)} hops, {len(negative)} negative: {negative[:3]}")
     conns = rep.get("connections", [])
     for name, app in apps.items():
         port = port_of[name]
@@ -300,8 +324,9 @@ def main():
     p.add_argument("--a", required=True)
     p.add_argument("--b", required=True)
     p.add_argument("--analyzer", required=True)
-    p.add_argument("--setup", choices=["socket", "tap"], default="socket",
-                   help="the test link: socket netdev (no offloads) or taps (TSO on)")
+    p.add_argument("--setup", choices=["socket", "tap", "nogro"], default="socket",
+                   help="the test link: socket netdev (no offloads), taps (TSO on), or the "
+                        "socket netdev with GRO off")
     p.add_argument("--series", required=True)
     p.add_argument("--package", default="")
     p.add_argument("--boot-secs", default="?")

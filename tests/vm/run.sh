@@ -66,7 +66,7 @@ cleanup() { rm -rf "$WORK"; }
 trap cleanup EXIT
 
 # --- tools -------------------------------------------------------------------------------------
-NEED_PKGS="qemu-system-x86 busybox-static cpio xz-utils kmod iproute2 gcc libc6-dev binutils"
+NEED_PKGS="qemu-system-x86 busybox-static cpio xz-utils kmod iproute2 gcc libc6-dev binutils ethtool"
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && [ "${TCPTAPE_VM_NO_APT:-}" != 1 ]; then
   step "apt-get update and install: $NEED_PKGS"
   export DEBIAN_FRONTEND=noninteractive
@@ -177,6 +177,12 @@ copy_libs() { # the shared libraries of a binary, per ldd
   done
 }
 for b in /usr/sbin/ip /usr/sbin/tc; do cp "$b" "$R/usr/sbin/"; copy_libs "$b"; done
+if [ -n "$TWO_HOSTS" ]; then
+  # To turn GRO off on the receiver (one of the setups).
+  [ -x /usr/sbin/ethtool ] || fail "/usr/sbin/ethtool is missing (Debian package ethtool)"
+  cp /usr/sbin/ethtool "$R/usr/sbin/"
+  copy_libs /usr/sbin/ethtool
+fi
 objcopy --strip-debug "$RECORDER" "$R/usr/bin/tcptape-record" # smaller initramfs, quicker boot
 copy_libs "$RECORDER"
 cp "$VM/traffic" "$R/usr/bin/traffic"

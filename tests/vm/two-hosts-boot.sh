@@ -4,7 +4,9 @@
 #   socket  the test link is a qemu socket netdev: virtio-net without offloads (no SG, TSO or
 #           checksum offload), so TCP's multi-MSS skbs are segmented in software after the qdisc;
 #   tap     the test link is two taps on a bridge in a network namespace of their own, with
-#           vnet_hdr: TSO, GSO and checksum offload on, and TSO frames cross whole (as with LRO).
+#           vnet_hdr: TSO, GSO and checksum offload on, and TSO frames cross whole (as with LRO);
+#   nogro   the socket link with GRO turned off on both guests (ethtool -K DEV gro off): every
+#           frame goes up the stack as it came.
 # The control link is a socket netdev in both. Uses run.sh's variables and functions (RUN,
 # VMLINUZ, TIMEOUT, CPUS, WORK, step, fail, ...). Exits through run.sh's `exit`.
 
@@ -18,7 +20,7 @@ fi
 NS=tcptape-vm$$
 trap 'ip netns del "$NS" 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
-run_setup() { # socket|tap
+run_setup() { # socket|tap|nogro
   local setup=$1 dir=$RUN/$1 in_ns=() link_port ctl_port rc_a rc_b qa qb boot_start
   mkdir -p "$dir"
   # Ports for the socket links between the two qemus: A listens, B connects.
@@ -45,7 +47,7 @@ run_setup() { # socket|tap
     truncate -s 256M "$dir/out-$1.img"
     "${in_ns[@]}" timeout --foreground -k 10 "$TIMEOUT" qemu-system-x86_64 -accel tcg -cpu max \
       -m 1024 -smp "$CPUS" -kernel "$VMLINUZ" -initrd "$RUN/initramfs.gz" \
-      -append "console=ttyS0 quiet panic=-1 oops=panic tcptape.role=$1" \
+      -append "console=ttyS0 quiet panic=-1 oops=panic tcptape.role=$1 tcptape.setup=$setup" \
       -drive "file=$dir/out-$1.img,format=raw,if=virtio" \
       -netdev "$test_nic" -device "virtio-net-pci,netdev=n0,mac=52:54:00:12:00:0$3" \
       -netdev "socket,id=n1,$2=127.0.0.1:$ctl_port" \
@@ -107,7 +109,7 @@ run_setup() { # socket|tap
 }
 
 FAILED=
-for setup in socket tap; do
+for setup in socket tap nogro; do
   run_setup "$setup" || FAILED="$FAILED $setup"
 done
 TOTAL=$(($(date +%s) - START))
@@ -115,4 +117,4 @@ if [ -n "$FAILED" ]; then
   echo "vm $SERIES two hosts ($KVER): FAILED after ${TOTAL}s:$FAILED" >&2
   exit 1
 fi
-echo "vm $SERIES two hosts ($KVER): all checks passed in both setups in ${TOTAL}s"
+echo "vm $SERIES two hosts ($KVER): all checks passed in every setup in ${TOTAL}s"

@@ -65,6 +65,10 @@ $IP link set $CTL up
 $IP addr add 10.12.0.$ME/24 dev $DEV
 $IP addr add 10.13.0.$ME/24 dev $CTL
 $IP neigh replace 10.12.0.$PEER lladdr 52:54:00:12:00:0$PEER dev $DEV nud permanent
+SETUP=$(sed -n 's/.*tcptape\.setup=\([a-z]*\).*/\1/p' /proc/cmdline)
+if [ "$SETUP" = nogro ]; then
+  ethtool -K $DEV gro off || say "ERROR: ethtool -K $DEV gro off failed"
+fi
 $IP neigh replace 10.13.0.$PEER lladdr 52:54:00:13:00:0$PEER dev $CTL nud permanent
 # A delays what it sends; B drops every DROP_EVERY-th packet of the bulk transfer as it
 # arrives (tc gact, deterministic: a random loss can miss a short transfer altogether), so A
@@ -79,6 +83,7 @@ else
 fi
 {
   echo "role=$ROLE"
+  echo "setup=$SETUP"
   echo "delay_ms=$DELAY_MS"
   echo "drop_every=$DROP_EVERY"
   echo "dev=$DEV"

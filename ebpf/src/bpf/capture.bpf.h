@@ -421,17 +421,15 @@ static __always_inline bool packet_read(struct packet *p, struct sk_buff *skb, e
 	}
 	/* Bytes of skb->len before the network header. */
 	__u32 before = (__u32)(nh - data);
-	if (base == BASE_DATA) {
-		__u32 len = RD(direct, skb, len), frags = RD(direct, skb, data_len);
-		if (frags && len - frags < sizeof(struct iphdr)) {
-			/* Headers in a page fragment: only when none is in the linear data. */
-			if (len != frags)
-				return false;
-			nh = frag0_data(skb);
-			if (!nh)
-				return false;
-			before = 0;
-		}
+	__u32 all = RD(direct, skb, len), frags = RD(direct, skb, data_len);
+	if (frags && all - frags < before + sizeof(struct iphdr)) {
+		/* Headers in a page fragment (a driver left them there for GRO or IP to pull): only
+		 * when the linear data ends where the network header starts. */
+		if (all - frags != before)
+			return false;
+		nh = frag0_data(skb);
+		if (!nh)
+			return false;
 	}
 	struct flow *f = &p->flow;
 	/* One read for the common case, the network header without options and the TCP header
@@ -476,8 +474,7 @@ static __always_inline bool packet_read(struct packet *p, struct sk_buff *skb, e
 	p->seq = bpf_ntohl(th.seq);
 	/* Payload = skb bytes after the TCP header; skb->len counts from skb->data. */
 	__u32 hdr = before + ip_len + th.doff * 4;
-	__u32 len = RD(direct, skb, len);
-	p->len = len > hdr ? len - hdr : 0;
+	p->len = all > hdr ? all - hdr : 0;
 	return true;
 }
 
