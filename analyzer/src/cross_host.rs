@@ -17,6 +17,7 @@
 //! both directions; with one direction only, the offset, and so the wire, is unknown.
 
 use crate::frame::{collect, strs, u64s};
+use crate::latency_stats::Stats;
 use crate::queries::scan::{events, scan};
 use crate::queries::select::Selection;
 use crate::queries::STAGE;
@@ -217,19 +218,18 @@ fn app_to_app(from: &WireEdge, to: &WireEdge, off: i64) -> Vec<i64> {
 
 fn wire(from: &str, to: &str, mut d: Vec<i64>) -> WireLatency {
     d.sort_unstable();
-    let at = |q: f64| {
-        let i = ((d.len() as f64 * q).ceil() as usize).saturating_sub(1);
-        d.get(i).copied().unwrap_or(0).max(0) as u64
-    };
+    // The report's percentile rule (nearest rank), as every stage's figures.
+    let st = Stats::of_sorted(&d, &[0.5, 0.9, 0.99]);
+    let ns = |v: i64| v.max(0) as u64;
     WireLatency {
         from_host: from.to_string(),
         to_host: to.to_string(),
-        count: d.len() as u64,
-        p50_ns: at(0.5),
-        p90_ns: at(0.9),
-        p99_ns: at(0.99),
-        min_ns: d.first().copied().unwrap_or(0).max(0) as u64,
-        max_ns: d.last().copied().unwrap_or(0).max(0) as u64,
+        count: st.count,
+        p50_ns: ns(st.quantiles_ns[0]),
+        p90_ns: ns(st.quantiles_ns[1]),
+        p99_ns: ns(st.quantiles_ns[2]),
+        min_ns: ns(d.first().copied().unwrap_or(0)),
+        max_ns: ns(st.max_ns),
     }
 }
 

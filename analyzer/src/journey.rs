@@ -364,8 +364,8 @@ impl Journeys {
     /// The first hop of journey `k`: a joined clone's starts at its `tx_tcp_xmit`, a GSO
     /// segment's where the skb it was cut from starts.
     pub fn first_hop(&self, k: usize) -> FirstHop {
-        if self.gso_parent[k] != NONE {
-            return self.first_hop(self.gso_parent[k] as usize);
+        if let Some(p) = self.gso_parent(k) {
+            return self.first_hop(p);
         }
         match self.xmit_of[k] {
             NONE => self.own_first_hop(k),
@@ -378,15 +378,10 @@ impl Journeys {
         (self.gso_parent[k] != NONE).then_some(self.gso_parent[k] as usize)
     }
 
-    /// The last hop (time, stage code, CPU) of the skb a GSO segment was cut from.
-    fn gso_parent_end(&self, k: usize) -> Option<(u64, u8, u16)> {
-        match self.gso_parent[k] {
-            NONE => None,
-            p => {
-                let at = self.last_pos(p as usize);
-                Some((self.seg.ts[at], self.seg.stage[at], self.seg.cpu[at]))
-            }
-        }
+    /// The last hop (time, stage code) of the skb a GSO segment was cut from.
+    fn gso_parent_end(&self, k: usize) -> Option<(u64, u8)> {
+        let at = self.last_pos(self.gso_parent(k)?);
+        Some((self.seg.ts[at], self.seg.stage[at]))
     }
 
     /// The `tx_tcp_xmit` (time, CPU) a clone's journey was joined to.
@@ -457,7 +452,7 @@ impl Journeys {
         }
         // A GSO segment: from the last hop of the skb it was cut from to its own first.
         for k in 0..self.len() {
-            if let Some((pt, pstage, _)) = self.gso_parent_end(k) {
+            if let Some((pt, pstage)) = self.gso_parent_end(k) {
                 let f = self.own_first_hop(k);
                 let dt = f.ts as i64 - pt as i64;
                 out.push(pstage, f.stage.code(), dt, f.ts, f.cpu, self.flow(k));
