@@ -183,6 +183,13 @@ static __always_inline void set_in_softirq(__u32 on)
 		*v = on;
 }
 
+static __always_inline bool in_softirq_now(void)
+{
+	__u32 zero = 0;
+	__u32 *v = bpf_map_lookup_elem(&IN_SOFTIRQ, &zero);
+	return v && *v;
+}
+
 /* Skbs handed to a driver (tx_driver) and not yet freed: the device they came in on (0 for a
  * locally made one) and their TCP sequence, so that tx_done records the driver's completion of
  * exactly these, not the free of a GSO skb the stack replaced by its segments, nor of an skb that
@@ -198,13 +205,6 @@ struct {
 	__type(key, __u64);
 	__type(value, struct tx_sent);
 } TX_SENT SEC(".maps");
-
-static __always_inline bool in_softirq_now(void)
-{
-	__u32 zero = 0;
-	__u32 *v = bpf_map_lookup_elem(&IN_SOFTIRQ, &zero);
-	return v && *v;
-}
 
 /* Per socket, the kernel's count of retransmitted segments (tcp_sock.total_retrans) at its last
  * retransmit event, and which connection the socket then had: a socket freed and another one
@@ -626,6 +626,14 @@ static __always_inline bool to_listener(__u8 kind, const struct flow *f, const s
 	return bpf_map_lookup_elem(&LISTEN_PORTS, &key) != NULL;
 }
 
+/* True when the current task is one `--pid` names (and not serving a softirq). */
+static __always_inline bool task_is_targeted(bool direct)
+{
+	struct scope sc = {};
+	scope_read(&sc, NULL, NULL, true, direct);
+	return pid_verdict(&sc) > 0;
+}
+
 /* The pid and interface filters: an event that matches one admits its flow; one that carries
  * neither passes in an admitted flow, and otherwise when its socket or a listening port of a
  * `--pid` process admits it. */
@@ -858,8 +866,7 @@ static __always_inline void event_tcp_cb(struct tcptape_event *e, struct sk_buff
 
 /* ---- One handler per stage; the flavors in tcptape.bpf.c only extract their arguments. ---- */
 
-/* A packet at a hop of the RX or TX path. */
-/* A packet stage's event; with `seq`, only if the packet's sequence number is that one. */
+/* A packet at a hop of the RX or TX path; with `seq`, only if its sequence number is that one. */
 static __always_inline int on_packet_seq(__u8 kind, struct sk_buff *skb, enum hdr_base base,
 					 bool direct, const __u32 *seq)
 {
@@ -1087,14 +1094,10 @@ static __always_inline int on_sendmsg_open(struct sock *sk, __u64 msg, bool dire
 		call.has_seq = 1;
 	}
 	bpf_map_update_elem(&SENDMSG_CALLS, &tid, &call, BPF_ANY);
-	if (targ_npids && sk) {
-		struct scope sc = {};
-		scope_read(&sc, NULL, NULL, true, direct);
-		if (pid_verdict(&sc) > 0) {
-			__u64 key = (__u64)sk;
-			__u8 one = 1;
-			bpf_map_update_elem(&SOCK_MARKS, &key, &one, BPF_ANY);
-		}
+	if (targ_npids && sk && task_is_targeted(direct)) {
+		__u64 key = (__u64)sk;
+		__u8 one = 1;
+		bpf_map_update_elem(&SOCK_MARKS, &key, &one, BPF_ANY);
 	}
 	return 0;
 }
@@ -1134,12 +1137,6 @@ static __always_inline int on_sendmsg_return_any(int ret)
 			  call.has_seq ? &call.seq : NULL, true);
 }
 
-/* sock_send_length: the end of a call through the socket layer (all TCP sends go through it). */
-static __always_inline int on_send_length(struct sock *sk, enum cookie_src src, int ret, bool direct)
-{
-	return on_sendmsg_return(sk, src, ret);
-}
-
 static __always_inline int on_cong_state(struct sock *sk, enum cookie_src src, __u8 ca_state)
 {
 	struct tcptape_event *e = sock_event(ST_CONG_STATE, sk, src, false, false);
@@ -1174,10 +1171,8 @@ static __always_inline void listener_track(struct sock *sk, int oldstate, int ne
 		bpf_map_delete_elem(&LISTEN_PORTS, &key);
 		return;
 	}
-	struct scope sc = {};
-	scope_read(&sc, NULL, NULL, true, false);
 	__u8 one = 1;
-	if (pid_verdict(&sc) > 0)
+	if (task_is_targeted(false))
 		bpf_map_update_elem(&LISTEN_PORTS, &key, &one, BPF_ANY);
 }
 

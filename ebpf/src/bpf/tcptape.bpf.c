@@ -185,7 +185,7 @@ int BPF_PROG(tx_sendmsg__tp_btf__tcp_sendmsg_locked, struct sock *sk, struct msg
 SEC("tp_btf/sock_send_length")
 int BPF_PROG(tx_sendmsg__tp_btf__sock_send_length, struct sock *sk, int ret, int flags)
 {
-	return on_send_length(sk, COOKIE_HELPER, ret, true);
+	return on_sendmsg_return(sk, COOKIE_HELPER, ret);
 }
 
 /* The classic record names no socket (its skb, the write queue's tail, has none either): the
@@ -201,7 +201,7 @@ int tx_sendmsg__tracepoint__sock_send_length(struct trace_event_raw_sock_msg_len
 {
 	if (ctx->protocol != IPPROTO_TCP)
 		return 0;
-	return on_send_length((struct sock *)ctx->sk, COOKIE_READ, ctx->ret, false);
+	return on_sendmsg_return((struct sock *)ctx->sk, COOKIE_READ, ctx->ret);
 }
 
 SEC("fentry/__tcp_transmit_skb")
