@@ -45,7 +45,7 @@ run_setup() { # socket|tap|nogro
       test_nic="socket,id=n0,$2=127.0.0.1:$link_port"
     fi
     truncate -s 256M "$dir/out-$1.img"
-    "${in_ns[@]}" timeout --foreground -k 10 "$TIMEOUT" qemu-system-x86_64 -accel tcg -cpu max \
+    "${in_ns[@]}" timeout --foreground -k 10 "$TIMEOUT" qemu-system-x86_64 -accel tcg,thread=single -cpu max \
       -m 1024 -smp "$CPUS" -kernel "$VMLINUZ" -initrd "$RUN/initramfs.gz" \
       -append "console=ttyS0 quiet panic=-1 oops=panic tcptape.role=$1 tcptape.setup=$setup" \
       -drive "file=$dir/out-$1.img,format=raw,if=virtio" \
