@@ -298,6 +298,76 @@ pub fn pairs(hosts: &[(String, WireEdge)]) -> Vec<HostPair> {
     out
 }
 
+/// How a host's clock is read on the first host's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClockAlignment {
+    /// The first host itself.
+    Reference,
+    /// From the traffic: the offsets of [`pair`] along a chain of hosts that share traffic.
+    Traffic,
+    /// No chain of shared traffic: the recordings' wall clocks (each host's NTP, as good as it
+    /// is).
+    WallClock,
+}
+
+impl ClockAlignment {
+    /// The name used in outputs.
+    pub fn name(self) -> &'static str {
+        match self {
+            ClockAlignment::Reference => "reference",
+            ClockAlignment::Traffic => "traffic",
+            ClockAlignment::WallClock => "wall clock",
+        }
+    }
+}
+
+/// For every host (in the order of `hosts`), what to add to a time of its monotonic clock to
+/// read the first host's, and how that is known. Offsets come from `pairs` (host names as in
+/// `hosts`), chained through hosts in between; a host with no such chain falls back to the
+/// difference of the recordings' wall clocks (`mono_to_wall_ns` of each host).
+pub fn to_first_host(
+    names: &[String],
+    mono_to_wall_ns: &[i64],
+    pairs: &[HostPair],
+) -> Vec<(i64, ClockAlignment)> {
+    let mut out: Vec<Option<(i64, ClockAlignment)>> = vec![None; names.len()];
+    if out.is_empty() {
+        return Vec::new();
+    }
+    out[0] = Some((0, ClockAlignment::Reference));
+    let index = |n: &str| names.iter().position(|h| h == n);
+    // off: add to A's time to read B's. With to[i] the shift of host i onto the first host's
+    // clock: to[b] = to[a] - off and to[a] = to[b] + off.
+    loop {
+        let mut grew = false;
+        for p in pairs {
+            let (Some(off), Some(a), Some(b)) =
+                (p.clock_offset_ns, index(&p.host_a), index(&p.host_b))
+            else {
+                continue;
+            };
+            match (out[a], out[b]) {
+                (Some((ta, _)), None) => out[b] = Some((ta - off, ClockAlignment::Traffic)),
+                (None, Some((tb, _))) => out[a] = Some((tb + off, ClockAlignment::Traffic)),
+                _ => continue,
+            }
+            grew = true;
+        }
+        if !grew {
+            break;
+        }
+    }
+    out.into_iter()
+        .enumerate()
+        .map(|(i, o)| {
+            o.unwrap_or((
+                mono_to_wall_ns[i] - mono_to_wall_ns[0],
+                ClockAlignment::WallClock,
+            ))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -367,6 +437,34 @@ mod tests {
         assert_eq!((e2e.from_host.as_str(), e2e.count), ("a", 2));
         // The second was sent at 1.01 ms and took 40 µs: read at 31.05 ms, written at 0.5 ms.
         assert_eq!((e2e.min_ns, e2e.max_ns), (30_550_000, 30_550_000));
+    }
+
+    #[test]
+    fn clocks_chain_through_hosts_and_fall_back_to_the_wall_clock() {
+        let names: Vec<String> = ["a", "b", "c", "d"].map(String::from).into();
+        let p = |a: &str, b: &str, off: Option<i64>| HostPair {
+            host_a: a.into(),
+            host_b: b.into(),
+            segments_a_to_b: 1,
+            segments_b_to_a: 1,
+            clock_offset_ns: off,
+            clock_offset_uncertainty_ns: off.map(|_| 10),
+            wire: Vec::new(),
+            end_to_end: Vec::new(),
+            notes: Vec::new(),
+        };
+        // b reads a + 100; c reads b - 30 (so a + 70); d shares nothing with a known offset.
+        let pairs = [
+            p("b", "c", Some(-30)),
+            p("a", "b", Some(100)),
+            p("c", "d", None),
+        ];
+        let to = to_first_host(&names, &[1_000, 1_500, 0, 2_000], &pairs);
+        assert_eq!(to[0], (0, ClockAlignment::Reference));
+        assert_eq!(to[1], (-100, ClockAlignment::Traffic));
+        assert_eq!(to[2], (-70, ClockAlignment::Traffic));
+        // d: wall = mono + 2000, a: wall = mono + 1000, so a's clock reads d's + 1000.
+        assert_eq!(to[3], (1_000, ClockAlignment::WallClock));
     }
 
     #[test]

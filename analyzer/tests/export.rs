@@ -101,6 +101,7 @@ fn check_format(t: &Value) {
                             .insert((e["pid"].as_u64().unwrap(), e["tid"].as_u64().unwrap()));
                     }
                     "process_sort_index" => assert!(e["args"]["sort_index"].is_u64()),
+                    "process_labels" => assert!(e["args"]["labels"].is_string()),
                     other => panic!("unexpected metadata {other}"),
                 }
             }
@@ -318,5 +319,134 @@ fn a_closed_stderr_does_not_fail_an_export() {
         run(&export_args(&missing, &trace)),
         Some(2),
         "a missing input with a closed stderr"
+    );
+}
+
+/// The bundled recordings of two hosts (a transfer each way between two guests).
+fn two_host_samples() -> [PathBuf; 2] {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples");
+    [
+        dir.join("two-hosts-a.parquet"),
+        dir.join("two-hosts-b.parquet"),
+    ]
+}
+
+/// Where each data segment left one host (`tx_driver`) or reached the other (`rx_driver`, the
+/// first hop of a receiver's journey) on the trace, by (sending host, seq).
+fn edge_times(t: &Value, stage: &str, first_hop: bool) -> BTreeMap<(bool, u64), Vec<i64>> {
+    let mut out: BTreeMap<(bool, u64), Vec<i64>> = BTreeMap::new();
+    let evs = events(t);
+    for e in evs.iter().filter(|e| e["cat"] == "journey") {
+        let Some(seq) = e["args"]["seq"].as_u64() else {
+            continue;
+        };
+        let (pid, tid, t0, t1) = (
+            &e["pid"],
+            &e["tid"],
+            ns(&e["ts"]),
+            ns(&e["ts"]) + ns(&e["dur"]),
+        );
+        // The stage slices of this journey: on its track, within its span.
+        let hop = evs.iter().filter(|s| {
+            s["cat"] == "stage" && &s["pid"] == pid && &s["tid"] == tid && {
+                let ts = ns(&s["ts"]);
+                ts >= t0 && ts <= t1
+            }
+        });
+        let at = if first_hop {
+            hop.filter(|s| s["args"]["from"] == stage && ns(&s["ts"]) == t0)
+                .map(|s| ns(&s["ts"]))
+                .next()
+        } else {
+            hop.filter(|s| s["args"]["to"] == stage)
+                .map(|s| ns(&s["ts"]) + ns(&s["dur"]))
+                .next()
+        };
+        if let Some(at) = at {
+            // Host A's flows have pids below a million.
+            let on_a = pid.as_u64().unwrap() < 1_000_000;
+            out.entry((on_a, seq)).or_default().push(at);
+        }
+    }
+    out
+}
+
+#[test]
+fn two_hosts_share_one_time_line_aligned_by_the_traffic() {
+    let [a, b] = two_host_samples();
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("two.json");
+    let out = tcptape(&[
+        "export",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "--limit",
+        "0",
+        "-o",
+        trace.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let t = read_trace(&trace);
+    check_format(&t);
+    check_nesting(&t);
+    let hosts = t["otherData"]["hosts"].as_array().unwrap();
+    assert_eq!(hosts.len(), 2);
+    assert_eq!(
+        (hosts[0]["host"].as_str(), hosts[1]["host"].as_str()),
+        (Some("host-a"), Some("host-b"))
+    );
+    assert_eq!(hosts[1]["clock"], "traffic");
+    // Every process is named after its host.
+    for e in events(&t).iter().filter(|e| e["name"] == "process_name") {
+        let host = if e["pid"].as_u64().unwrap() < 1_000_000 {
+            "host-a"
+        } else {
+            "host-b"
+        };
+        assert!(e["args"]["name"].as_str().unwrap().starts_with(host), "{e}");
+    }
+    // The report's wire, A to B.
+    let rep = tcptape(&[
+        "report",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "--format",
+        "json",
+        "-q",
+    ]);
+    assert!(rep.status.success());
+    let rep: Value = serde_json::from_slice(&rep.stdout).unwrap();
+    let wire = &rep["between_hosts"][0]["wire"][0];
+    assert_eq!(
+        (wire["from_host"].as_str(), wire["to_host"].as_str()),
+        (Some("host-a"), Some("host-b"))
+    );
+    // On the trace, each segment sent once by A and received once by B arrives after it left,
+    // and the fastest took exactly the report's shortest wire time.
+    let sent = edge_times(&t, "tx_driver", false);
+    let arrived = edge_times(&t, "rx_driver", true);
+    let mut wires = Vec::new();
+    for ((on_a, seq), tx) in &sent {
+        if let (true, [tx], Some([rx])) = (
+            *on_a,
+            tx.as_slice(),
+            arrived.get(&(false, *seq)).map(Vec::as_slice),
+        ) {
+            wires.push(rx - tx);
+        }
+    }
+    assert!(wires.len() >= 20, "only {} segments joined", wires.len());
+    assert!(
+        wires.iter().all(|&w| w >= 0),
+        "a segment arrived before it left: {wires:?}"
+    );
+    assert_eq!(
+        *wires.iter().min().unwrap(),
+        wire["min_ns"].as_i64().unwrap(),
+        "the trace's fastest segment is the report's"
     );
 }

@@ -2,6 +2,11 @@
 //! chrome://tracing open, built from the report's journeys ([`crate::per_packet`]) so that every
 //! stage slice lasts the stage delta the report aggregates.
 //!
+//! Several hosts: `tcptape export A.parquet B.parquet -o trace.json` puts every host's journeys
+//! on one time line, each host's clock read on the first host's through the offset estimated
+//! from the traffic between them ([`crate::cross_host`]); each host's flows are grouped and
+//! named after it.
+//!
 //! Large recordings: `--limit` keeps the first N journeys (in time order) and `--sample` one in
 //! N, so the file stays loadable (a browser handles a few hundred thousand events).
 
@@ -9,13 +14,20 @@ pub mod perfetto;
 pub mod trace_writer;
 pub mod tracks;
 
+use crate::cross_host::{self, ClockAlignment};
 use crate::exit_code;
+use crate::per_packet::Packet;
+use crate::queries::select::Selection;
 use crate::replay::filter::EventFilter;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
+use perfetto::Written;
+use serde_json::json;
 use std::io::Write;
 use std::path::PathBuf;
 use tcptape_common::Recording;
+use trace_writer::TraceWriter;
+use tracks::Tracks;
 
 /// Export formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -27,16 +39,18 @@ pub enum ExportFormat {
 /// Options of `export`.
 #[derive(Debug, Args)]
 pub struct ExportArgs {
-    /// The recording.
-    #[arg(value_name = "REC")]
-    pub rec: PathBuf,
+    /// The recording (a file or a directory recording), or the recordings of several hosts
+    /// (shown on one time line: clocks aligned from the traffic between the hosts, else from
+    /// their wall clocks). Glob patterns are expanded.
+    #[arg(value_name = "REC", required = true)]
+    pub recs: Vec<String>,
     /// Trace format.
     #[arg(long, value_enum, default_value_t = ExportFormat::Perfetto)]
     pub format: ExportFormat,
     /// Write the trace to this file (`-`: standard output).
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: PathBuf,
-    /// Export at most this many journeys, the first in time order (0: all). The TCP events
+    /// Export at most this many journeys of each host, the first in time order (0: all). The TCP events
     /// (retransmits, drops, cwnd) are kept for the time those journeys cover.
     #[arg(long, value_name = "N", default_value_t = 20_000)]
     pub limit: usize,
@@ -51,53 +65,142 @@ pub struct ExportArgs {
     pub max_hop_gap: std::time::Duration,
 }
 
-/// Runs `export`.
-pub fn run(args: &ExportArgs, out: &mut impl Write) -> anyhow::Result<i32> {
-    let rec = Recording::open(&args.rec)?;
-    let start = rec.meta().start_ns;
+/// One host's journeys, selected, sampled and limited.
+struct HostJourneys {
+    all: Vec<Packet>,
+    sel: Selection,
+    keep: Vec<usize>,
+    window: Option<(u64, u64)>,
+    limited: bool,
+}
+
+fn host_journeys(args: &ExportArgs, recs: &[Recording]) -> anyhow::Result<HostJourneys> {
+    let start = recs.iter().map(|r| r.meta().start_ns).min().unwrap_or(0);
     let sel = args.filter.selection(start)?;
-    let j = crate::per_packet::journeys(
-        std::slice::from_ref(&rec),
-        &sel,
-        args.max_hop_gap.as_nanos() as u64,
-    )?;
+    let j = crate::per_packet::journeys(recs, &sel, args.max_hop_gap.as_nanos() as u64)?;
     let mut all = crate::per_packet::packets(&j)?;
     drop(j);
     if !sel.stages.is_empty() {
         all.retain(|p| p.hops.iter().any(|h| sel.stages.contains(&h.stage)));
     }
-    let total = all.len() as u64;
-    let mut kept: Vec<&crate::per_packet::Packet> = all
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| (*i as u64).is_multiple_of(args.sample))
-        .map(|(_, p)| p)
+    let mut keep: Vec<usize> = (0..all.len())
+        .filter(|i| (*i as u64).is_multiple_of(args.sample))
         .collect();
-    let limited = args.limit > 0 && kept.len() > args.limit;
+    let limited = args.limit > 0 && keep.len() > args.limit;
     if limited {
-        kept.truncate(args.limit);
+        keep.truncate(args.limit);
     }
     // With a limit, TCP events are kept for the time the exported journeys cover.
     let window = limited.then(|| {
-        let a = kept.iter().map(|p| p.hops[0].ts_ns).min().unwrap_or(start);
+        let kept = keep.iter().map(|&i| &all[i]);
+        let a = kept.clone().map(|p| p.hops[0].ts_ns).min().unwrap_or(start);
         let b = kept
-            .iter()
             .map(|p| p.hops[p.hops.len() - 1].ts_ns)
             .max()
             .unwrap_or(start);
         (a, b)
     });
+    Ok(HostJourneys {
+        all,
+        sel,
+        keep,
+        window,
+        limited,
+    })
+}
+
+/// Where each host's clock reads 0 on the trace: the first host's start, every other host's
+/// clock read on the first host's.
+fn origins(hosts: &[(String, Vec<Recording>)]) -> anyhow::Result<Vec<(i64, &'static str)>> {
+    let start0 = hosts[0]
+        .1
+        .iter()
+        .map(|r| r.meta().start_ns)
+        .min()
+        .unwrap_or(0) as i64;
+    if hosts.len() == 1 {
+        return Ok(vec![(start0, ClockAlignment::Reference.name())]);
+    }
+    let edges = hosts
+        .iter()
+        .map(|(h, recs)| Ok((h.clone(), cross_host::WireEdge::read(recs)?)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let pairs = cross_host::pairs(&edges);
+    let names: Vec<String> = hosts.iter().map(|(h, _)| h.clone()).collect();
+    let walls: Vec<i64> = hosts
+        .iter()
+        .map(|(_, recs)| recs[0].meta().mono_to_wall_ns)
+        .collect();
+    let to_first = cross_host::to_first_host(&names, &walls, &pairs);
+    for ((h, _), (_, how)) in hosts.iter().zip(&to_first) {
+        if *how == ClockAlignment::WallClock {
+            tcptape_common::note!(
+                "tcptape: {h} shares no traffic in both directions with {}: its clock is \
+                 aligned by the wall clocks of the recordings",
+                names[0]
+            );
+        }
+    }
+    // t on host i reads t + shift on the first host: its 0 is the first host's start − shift.
+    Ok(to_first
+        .into_iter()
+        .map(|(shift, how)| (start0 - shift, how.name()))
+        .collect())
+}
+
+/// Runs `export`.
+pub fn run(args: &ExportArgs, out: &mut impl Write) -> anyhow::Result<i32> {
+    let paths = crate::inputs::expand(&args.recs)?;
+    let hosts = crate::inputs::open_by_host(&paths)?;
+    let origins = origins(&hosts)?;
+    let journeys = hosts
+        .iter()
+        .map(|(_, recs)| host_journeys(args, recs))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let write = |out: &mut dyn Write| -> anyhow::Result<Written> {
+        let mut w = TraceWriter::new(out)?;
+        let mut written = Written::default();
+        let mut facts = Vec::new();
+        for (i, (((host, recs), hj), (origin, clock))) in
+            hosts.iter().zip(&journeys).zip(&origins).enumerate()
+        {
+            let kept: Vec<&Packet> = hj.keep.iter().map(|&k| &hj.all[k]).collect();
+            let part = perfetto::HostPart {
+                host: (hosts.len() > 1).then_some(host.as_str()),
+                recs,
+                sel: &hj.sel,
+                packets: &kept,
+                journeys_total: hj.all.len() as u64,
+                window: hj.window,
+                origin_ns: *origin,
+            };
+            // Hosts' pids stay apart (and sorted by host) with a million flows to each.
+            let mut tracks = Tracks::after(i as u64 * 1_000_000);
+            perfetto::write_host(&mut w, &mut tracks, &part, &mut written)?;
+            facts.push(perfetto::host_facts(recs, *origin, clock));
+        }
+        written.events = w.events;
+        w.finish(json!({
+            "tool": "tcptape",
+            "hosts": facts,
+            "note": "ts are µs since the first host's start; other hosts' clocks are read on \
+                     the first host's; stage slices last the report's stage deltas",
+            "journeys_total": written.journeys_total,
+            "journeys_exported": written.journeys,
+        }))?;
+        Ok(written)
+    };
     let written = if args.output.as_os_str() == "-" {
-        let w = std::io::BufWriter::with_capacity(1 << 16, out);
-        perfetto::write(&rec, &sel, &kept, total, window, w)?
+        let mut w = std::io::BufWriter::with_capacity(1 << 16, out);
+        write(&mut w)?
     } else {
         let path = &args.output;
         let f = std::fs::File::create(path)
             .with_context(|| format!("{}: cannot create", path.display()))?;
-        let w = std::io::BufWriter::with_capacity(1 << 16, f);
-        perfetto::write(&rec, &sel, &kept, total, window, w)
-            .with_context(|| format!("{}: cannot write", path.display()))?
+        let mut w = std::io::BufWriter::with_capacity(1 << 16, f);
+        write(&mut w).with_context(|| format!("{}: cannot write", path.display()))?
     };
+    let limited = journeys.iter().any(|j| j.limited);
     tcptape_common::note!(
         "tcptape: exported {} of {} journeys ({} stage slices, {} retransmit/drop events, {} \
          counter points){}",

@@ -53,24 +53,38 @@ fn flow_of_record(r: &Record) -> Option<Flow> {
     })
 }
 
-/// Writes the trace of `packets` (already limited and sampled) and of the TCP events of the
-/// same flows between `window` (ns, inclusive), streaming the TCP events from `rec`.
-pub fn write(
-    rec: &Recording,
-    sel: &Selection,
-    packets: &[&Packet],
-    journeys_total: u64,
-    window: Option<(u64, u64)>,
-    out: impl Write,
-) -> anyhow::Result<Written> {
-    let start = rec.meta().start_ns as i64;
-    let rel = |ts: u64| ts as i64 - start;
-    let mut w = TraceWriter::new(out)?;
-    let mut tracks = Tracks::default();
-    let mut written = Written {
-        journeys_total,
-        ..Written::default()
-    };
+/// One host's part of a trace.
+pub struct HostPart<'a> {
+    /// The host's name, shown before each of its flows; `None` for a trace of one host.
+    pub host: Option<&'a str>,
+    /// The host's recordings, whose TCP events are streamed.
+    pub recs: &'a [Recording],
+    /// Which events.
+    pub sel: &'a Selection,
+    /// The host's journeys to write (already limited and sampled).
+    pub packets: &'a [&'a Packet],
+    /// Journeys of the host after the selection.
+    pub journeys_total: u64,
+    /// With a limit, TCP events are kept between these times (ns, inclusive, host clock).
+    pub window: Option<(u64, u64)>,
+    /// Subtract from a time of this host's clock to get the trace's time (ns).
+    pub origin_ns: i64,
+}
+
+/// Writes one host's journeys and the TCP events of their flows, streaming the TCP events from
+/// its recordings. Each flow is a process of the trace; with several hosts, a host's flows are
+/// sorted together and carry the host's name and label.
+pub fn write_host<W: Write>(
+    w: &mut TraceWriter<W>,
+    tracks: &mut Tracks,
+    part: &HostPart,
+    written: &mut Written,
+) -> anyhow::Result<()> {
+    let rel = |ts: u64| ts as i64 - part.origin_ns;
+    written.journeys_total += part.journeys_total;
+    let packets = part.packets;
+    let sel = part.sel;
+    let window = part.window;
     for p in packets {
         let (pid, new) = tracks.pid(&p.flow);
         if new {
@@ -78,8 +92,14 @@ pub fn write(
                 "process_name",
                 pid,
                 None,
-                json!({ "name": format!("flow {}", flow_name(&p.flow)) }),
+                json!({ "name": match part.host {
+                    Some(h) => format!("{h} · flow {}", flow_name(&p.flow)),
+                    None => format!("flow {}", flow_name(&p.flow)),
+                } }),
             )?;
+            if let Some(h) = part.host {
+                w.metadata("process_labels", pid, None, json!({ "labels": h }))?;
+            }
             w.metadata(
                 "process_sort_index",
                 pid,
@@ -152,7 +172,7 @@ pub fn write(
         Stage::TcpSample,
         Stage::RxTcpEst,
     ];
-    for batch in rec.batches(None) {
+    for batch in part.recs.iter().flat_map(|rec| rec.batches(None)) {
         for r in Record::from_batch(&batch?).map_err(|e| anyhow::anyhow!("{e}"))? {
             if !kinds.iter().any(|k| k.name() == r.kind) || !matches(sel, &r) {
                 continue;
@@ -186,17 +206,18 @@ pub fn write(
         }
     }
     written.events = w.events;
-    let meta = rec.meta();
-    w.finish(json!({
-        "tool": "tcptape",
-        "recording": rec.path.display().to_string(),
-        "host": meta.hostname,
-        "kernel": meta.kernel_release,
-        "start_mono_ns": meta.start_ns,
-        "mono_to_wall_ns": meta.mono_to_wall_ns,
-        "note": "ts are µs since start_mono_ns; stage slices last the report's stage deltas",
-        "journeys_total": written.journeys_total,
-        "journeys_exported": written.journeys,
-    }))?;
-    Ok(written)
+    Ok(())
+}
+
+/// What `otherData` says of one host: its recordings and how its clock maps to the trace's.
+pub fn host_facts(recs: &[Recording], origin_ns: i64, clock: &str) -> Value {
+    let meta = recs.first().map(|r| r.meta());
+    json!({
+        "host": meta.as_ref().map(|m| m.hostname.clone()),
+        "kernel": meta.as_ref().map(|m| m.kernel_release.clone()),
+        "recordings": recs.iter().map(|r| r.path.display().to_string()).collect::<Vec<_>>(),
+        "trace_zero_mono_ns": origin_ns,
+        "mono_to_wall_ns": meta.as_ref().map(|m| m.mono_to_wall_ns),
+        "clock": clock,
+    })
 }

@@ -26,7 +26,9 @@ pub struct FlowTrack {
 #[derive(Debug, Default)]
 pub struct Tracks {
     by_flow: HashMap<Option<Flow>, u64>,
-    /// Every flow track, by pid − 1.
+    /// The pid of the first flow, less one (the pids of several hosts' tracks must not meet).
+    pid_base: u64,
+    /// Every flow track, by pid − 1 − `pid_base`.
     pub flows: Vec<FlowTrack>,
 }
 
@@ -40,6 +42,14 @@ fn reverse(f: &Flow) -> Flow {
 }
 
 impl Tracks {
+    /// Tracks whose pids start after `pid_base`.
+    pub fn after(pid_base: u64) -> Tracks {
+        Tracks {
+            pid_base,
+            ..Tracks::default()
+        }
+    }
+
     /// The pid of a flow (or of its reverse), created when new; the bool is true when new.
     pub fn pid(&mut self, flow: &Option<Flow>) -> (u64, bool) {
         if let Some(&p) = self.by_flow.get(flow) {
@@ -50,7 +60,7 @@ impl Tracks {
                 return (p, false);
             }
         }
-        let pid = self.flows.len() as u64 + 1;
+        let pid = self.pid_base + self.flows.len() as u64 + 1;
         self.by_flow.insert(flow.clone(), pid);
         self.flows.push(FlowTrack {
             pid,
@@ -72,7 +82,7 @@ impl Tracks {
     /// The lane (thread id) for a journey of `pid` spanning `[start, end]`; the bool is true
     /// when the lane is new.
     pub fn lane(&mut self, pid: u64, start: i64, end: i64) -> (u64, bool) {
-        let lanes = &mut self.flows[pid as usize - 1].lanes;
+        let lanes = &mut self.flows[(pid - self.pid_base) as usize - 1].lanes;
         match lanes.iter().position(|&e| e <= start) {
             Some(i) => {
                 lanes[i] = end;
@@ -102,5 +112,8 @@ mod tests {
         assert_eq!(t.lane(1, 100, 120), (2, false));
         assert_eq!(t.lane(1, 130, 140), (2, false));
         assert_eq!(t.lane(1, 151, 200), (2, false));
+        let mut second_host = Tracks::after(1_000_000);
+        assert_eq!(second_host.pid(&Some(f)), (1_000_001, true));
+        assert_eq!(second_host.lane(1_000_001, 0, 10), (2, true));
     }
 }
