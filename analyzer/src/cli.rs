@@ -20,7 +20,9 @@ pub const EXIT_CODES_HELP: &str = "Exit codes:
   0  success (diff: no regression)
   1  diff: a regression was found
   2  bad arguments or unusable input (not Parquet, truncated, not a tcptape recording,
-     newer schema version, empty); the message names the file and the problem";
+     newer schema version, empty); the message names the file and the problem
+  3  diff: no regression found, but a stage that matters could not be decided (too few
+     packets for any test, or recorded on one side only); --allow-undecided makes it 0";
 
 /// The analyzer's commands.
 #[derive(Debug, Subcommand)]

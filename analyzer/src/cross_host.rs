@@ -166,11 +166,29 @@ pub struct HostPair {
     pub end_to_end: Vec<WireLatency>,
     /// What could not be estimated, and why.
     pub notes: Vec<String>,
+    /// The figures behind `wire` and `end_to_end`, in send order (for `diff`).
+    #[serde(skip)]
+    pub samples: Vec<BetweenSamples>,
 }
 
-/// Every segment sent once by `from` and received once by `to`: (segment, sent, received).
+/// The per-segment times behind one row of [`HostPair::wire`] or [`HostPair::end_to_end`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct BetweenSamples {
+    /// Sending host.
+    pub from_host: String,
+    /// Receiving host.
+    pub to_host: String,
+    /// `true`: write → read (`tx_sendmsg` → `rx_app`); `false`: the wire.
+    pub end_to_end: bool,
+    /// ns, in the order the segments were sent.
+    pub ns: Vec<i64>,
+}
+
+/// Every segment sent once by `from` and received once by `to`: (segment, sent, received), in
+/// send order.
 fn joined<'a>(from: &'a WireEdge, to: &'a WireEdge) -> Vec<(&'a SegmentKey, u64, u64)> {
-    from.tx
+    let mut out: Vec<_> = from
+        .tx
         .iter()
         .filter_map(
             |(k, t)| match (t.as_slice(), to.rx.get(k).map(Vec::as_slice)) {
@@ -178,7 +196,9 @@ fn joined<'a>(from: &'a WireEdge, to: &'a WireEdge) -> Vec<(&'a SegmentKey, u64,
                 _ => None,
             },
         )
-        .collect()
+        .collect();
+    out.sort_unstable_by_key(|&(k, t, _)| (t, k.4));
+    out
 }
 
 /// `t_to(rx) - t_from(tx)` of every joined segment.
@@ -216,7 +236,8 @@ fn app_to_app(from: &WireEdge, to: &WireEdge, off: i64) -> Vec<i64> {
         .collect()
 }
 
-fn wire(from: &str, to: &str, mut d: Vec<i64>) -> WireLatency {
+fn wire(from: &str, to: &str, d: &[i64]) -> WireLatency {
+    let mut d = d.to_vec();
     d.sort_unstable();
     // The report's percentile rule (nearest rank), as every stage's figures.
     let st = Stats::of_sorted(&d, &[0.5, 0.9, 0.99]);
@@ -249,6 +270,7 @@ pub fn pair(a: (&str, &WireEdge), b: (&str, &WireEdge)) -> Option<HostPair> {
         wire: Vec::new(),
         end_to_end: Vec::new(),
         notes: Vec::new(),
+        samples: Vec::new(),
     };
     let (Some(&d_min), Some(&e_min)) = (ab.iter().min(), ba.iter().min()) else {
         let (with, without) = if ab.is_empty() {
@@ -274,14 +296,26 @@ pub fn pair(a: (&str, &WireEdge), b: (&str, &WireEdge)) -> Option<HostPair> {
     let off = lo + (hi - lo) / 2;
     p.clock_offset_ns = Some(off);
     p.clock_offset_uncertainty_ns = Some(((hi - lo) / 2) as u64);
-    p.wire
-        .push(wire(a.0, b.0, ab.iter().map(|d| d - off).collect()));
-    p.wire
-        .push(wire(b.0, a.0, ba.iter().map(|e| e + off).collect()));
+    let mut add = |from: &str, to: &str, end_to_end: bool, ns: Vec<i64>| {
+        let row = wire(from, to, &ns);
+        if end_to_end {
+            p.end_to_end.push(row);
+        } else {
+            p.wire.push(row);
+        }
+        p.samples.push(BetweenSamples {
+            from_host: from.to_string(),
+            to_host: to.to_string(),
+            end_to_end,
+            ns,
+        });
+    };
+    add(a.0, b.0, false, ab.iter().map(|d| d - off).collect());
+    add(b.0, a.0, false, ba.iter().map(|e| e + off).collect());
     for (x, y, o) in [(a, b, off), (b, a, -off)] {
         let spans = app_to_app(x.1, y.1, o);
         if !spans.is_empty() {
-            p.end_to_end.push(wire(x.0, y.0, spans));
+            add(x.0, y.0, true, spans);
         }
     }
     Some(p)
@@ -452,6 +486,7 @@ mod tests {
             wire: Vec::new(),
             end_to_end: Vec::new(),
             notes: Vec::new(),
+            samples: Vec::new(),
         };
         // b reads a + 100; c reads b - 30 (so a + 70); d shares nothing with a known offset.
         let pairs = [

@@ -6,3 +6,6 @@ pub const OK: i32 = 0;
 pub const REGRESSION: i32 = 1;
 /// Bad arguments or unusable input (not Parquet, truncated, foreign, newer schema, ...).
 pub const INPUT: i32 = 2;
+/// `diff`: no regression found, but a stage that matters could not be decided (too few packets,
+/// or recorded on one side only); `--allow-undecided` makes it 0.
+pub const UNDECIDED: i32 = 3;

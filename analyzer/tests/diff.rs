@@ -55,7 +55,7 @@ fn diff_json(base: &Path, cand: &Path, extra: &[&str]) -> (i32, Value) {
     let out = tcptape(&args);
     let code = out.status.code().expect("exit code");
     assert!(
-        code == 0 || code == 1,
+        (0..=3).contains(&code) && code != 2,
         "tcptape {args:?} exited {code}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
@@ -288,7 +288,16 @@ fn environment_differences_and_one_sided_stages_are_stated_not_fatal() {
         .filter(|(_, v)| v != "one_side_only")
         .count();
     assert!(compared >= 8);
-    assert!(code == 0 || code == 1);
+    // The pairs of one side are frequent there: no test can tell whether the path that replaced
+    // them is slower, so the run is undecided (exit 3), each named, unless allowed.
+    assert_eq!(code, 3, "{}", d["undecided"]);
+    let undecided = d["undecided"].to_string();
+    for pair in ["rx_netif→rx_ip", "rx_tcp→rx_tcp_est", "rx_netif→rx_tcp_est"] {
+        assert!(undecided.contains(pair), "{pair} not undecided: {undecided}");
+    }
+    let (code, d) = diff_json(&base, &cand, &["--allow-undecided"]);
+    assert!(code == 0 || code == 1, "{code}");
+    assert!(!d["undecided"].as_array().unwrap().is_empty());
 
     let out = tcptape(&["diff", base.to_str().unwrap(), cand.to_str().unwrap()]);
     let text = String::from_utf8_lossy(&out.stdout);

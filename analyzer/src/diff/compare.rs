@@ -3,7 +3,10 @@
 
 use super::environment;
 use super::model::*;
-use super::stats::{blocks, mann_whitney, mean, nearest_rank, quantile_ci, z_of, MannWhitney};
+use super::stats::{
+    blocks, mann_whitney, mean, nearest_rank, permutation_mann_whitney, quantile_ci, smallest_p,
+    welch_log, z_of, PERMUTATIONS,
+};
 use super::threshold::{Limit, Metric, Threshold};
 use crate::model::{Report, StageLatency};
 use crate::per_packet::{self, Pair};
@@ -35,30 +38,58 @@ fn sorted(v: &[i64]) -> Vec<i64> {
     v
 }
 
-/// One recording, analyzed.
+/// One side of the comparison, analyzed: one recording, or several runs of one scenario.
 pub struct Side {
-    /// The recording.
-    pub rec: Recording,
-    /// Its report, as `tcptape report` builds it.
+    /// The recordings (one per run), in time order.
+    pub recs: Vec<Recording>,
+    /// Its report over every run, as `tcptape report` builds it.
     pub report: Report,
-    /// Stage delays per pair in time order, the packets behind `report.stages`.
+    /// Stage delays per pair in time order, the packets behind `report.stages` (runs one after
+    /// the other).
     pub stages: BTreeMap<Pair, Vec<i64>>,
     /// Whole-journey durations per pair in time order, behind `report.end_to_end`.
     pub end_to_end: BTreeMap<Pair, Vec<i64>>,
+    /// With several runs: each run's median per pair (stages, then whole journeys).
+    pub runs: Vec<[BTreeMap<Pair, i64>; 2]>,
 }
 
-/// Analyzes one recording for a comparison.
-pub fn load(rec: Recording, opts: &Options, steps: &Steps) -> anyhow::Result<Side> {
-    let recs = std::slice::from_ref(&rec);
-    let report = report::build(recs, opts, steps)?;
-    let j = per_packet::journeys(recs, &opts.selection, opts.max_hop_gap_ns)?;
-    let stages = per_packet::stage_samples(&j)?;
-    let end_to_end = per_packet::end_to_end_samples(&j)?;
+fn medians(m: &BTreeMap<Pair, Vec<i64>>) -> BTreeMap<Pair, i64> {
+    m.iter()
+        .filter_map(|(p, v)| Some((*p, nearest_rank(&sorted(v), 0.5)?)))
+        .collect()
+}
+
+/// Analyzes one side: its recordings are runs of one scenario on one host.
+pub fn load(recs: Vec<Recording>, opts: &Options, steps: &Steps) -> anyhow::Result<Side> {
+    let report = report::build(&recs, opts, steps)?;
+    let mut stages: BTreeMap<Pair, Vec<i64>> = BTreeMap::new();
+    let mut end_to_end: BTreeMap<Pair, Vec<i64>> = BTreeMap::new();
+    let mut runs = Vec::new();
+    for rec in &recs {
+        let j = per_packet::journeys(
+            std::slice::from_ref(rec),
+            &opts.selection,
+            opts.max_hop_gap_ns,
+        )?;
+        let (s, e) = (
+            per_packet::stage_samples(&j)?,
+            per_packet::end_to_end_samples(&j)?,
+        );
+        if recs.len() > 1 {
+            runs.push([medians(&s), medians(&e)]);
+        }
+        for (into, from) in [(&mut stages, s), (&mut end_to_end, e)] {
+            for (p, v) in from {
+                into.entry(p).or_default().extend(v);
+            }
+        }
+    }
     Ok(Side {
-        rec,
+        recs,
         report,
         stages,
         end_to_end,
+        runs,
     })
 }
 
@@ -86,84 +117,184 @@ fn changes(b: &StageLatency, c: &StageLatency) -> Changes {
     }
 }
 
-/// Compares rows of one kind (stages or whole journeys).
-fn rows(
-    base: &[StageLatency],
-    cand: &[StageLatency],
-    bs: &BTreeMap<Pair, Vec<i64>>,
-    cs: &BTreeMap<Pair, Vec<i64>>,
-    settings: &Settings,
-) -> Vec<StageDiff> {
+/// A pair recorded on one side only matters (is undecided, not just listed) from this many
+/// packets...
+pub const ONE_SIDE_MIN_PACKETS: u64 = 10;
+/// ...and this share of the side's most frequent pair.
+pub const ONE_SIDE_MIN_SHARE: f64 = 0.05;
+
+/// One row to compare: its name, each side's figures and the samples behind them.
+pub struct RowInput<'a> {
+    /// Earlier stage (or host and stage).
+    pub from: String,
+    /// Later stage.
+    pub to: String,
+    /// Base figures.
+    pub base: Option<StageLatency>,
+    /// Candidate figures.
+    pub cand: Option<StageLatency>,
+    /// Base samples, time order.
+    pub sb: &'a [i64],
+    /// Candidate samples, time order.
+    pub sc: &'a [i64],
+    /// Each run's median, base and candidate (empty with one run a side).
+    pub runs: [Vec<i64>; 2],
+}
+
+/// The rows of pairs of stages (whole journeys with `end_to_end`) of both sides.
+fn pair_rows<'a>(base: &'a Side, cand: &'a Side, end_to_end: bool) -> Vec<RowInput<'a>> {
+    let k = end_to_end as usize;
+    let (bl, cl, bs, cs) = if end_to_end {
+        (
+            &base.report.end_to_end,
+            &cand.report.end_to_end,
+            &base.end_to_end,
+            &cand.end_to_end,
+        )
+    } else {
+        (
+            &base.report.stages,
+            &cand.report.stages,
+            &base.stages,
+            &cand.stages,
+        )
+    };
     let find = |v: &[StageLatency], p: Pair| v.iter().find(|l| pair_of(l) == Some(p)).cloned();
-    let mut pairs: Vec<Pair> = base
+    let mut pairs: Vec<Pair> = bl
         .iter()
-        .chain(cand)
+        .chain(cl)
         .filter_map(pair_of)
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
     pairs.sort_by_key(order);
-    let tested = pairs
-        .iter()
-        .filter(|p| {
-            bs.get(p).map_or(0, Vec::len) >= MIN_PACKETS
-                && cs.get(p).map_or(0, Vec::len) >= MIN_PACKETS
-        })
-        .count()
-        .max(1);
-    let z = z_of(settings.confidence);
+    let run_medians =
+        |s: &Side, p: &Pair| s.runs.iter().filter_map(|r| r[k].get(p).copied()).collect();
     pairs
         .into_iter()
-        .map(|p| {
-            let (b, c) = (find(base, p), find(cand, p));
-            let empty = Vec::new();
-            let (sb, sc) = (bs.get(&p).unwrap_or(&empty), cs.get(&p).unwrap_or(&empty));
-            let ch = match (&b, &c) {
-                (Some(b), Some(c)) => Some(changes(b, c)),
-                _ => None,
-            };
-            let (test, test_blocks, verdict) = match &ch {
-                None => (None, None, Verdict::OneSideOnly),
-                Some(_) if sb.len() < MIN_PACKETS || sc.len() < MIN_PACKETS => {
-                    (None, None, Verdict::TooFewPackets)
-                }
-                Some(ch) => {
-                    let (mb, mc) = (block_medians(sb), block_medians(sc));
-                    let t = mann_whitney(&mb, &mc);
-                    (
-                        t,
-                        Some([mb.len(), mc.len()]),
-                        verdict(t, ch.p50_ns, tested, settings),
-                    )
-                }
-            };
-            let p50_ci = match (
-                quantile_ci(&sorted(sb), 0.5, z),
-                quantile_ci(&sorted(sc), 0.5, z),
-            ) {
-                (Some(x), Some(y)) => Some([x, y]),
-                _ => None,
-            };
-            StageDiff {
-                from: p.0.name().into(),
-                to: p.1.name().into(),
-                base: b,
-                cand: c,
-                changes: ch,
-                p50_ci_ns: p50_ci,
-                test,
-                test_blocks,
-                verdict,
-            }
+        .map(|p| RowInput {
+            from: p.0.name().into(),
+            to: p.1.name().into(),
+            base: find(bl, p),
+            cand: find(cl, p),
+            sb: bs.get(&p).map_or(&[][..], Vec::as_slice),
+            sc: cs.get(&p).map_or(&[][..], Vec::as_slice),
+            runs: [run_medians(base, &p), run_medians(cand, &p)],
         })
         .collect()
 }
 
-/// A shift is real when the test rejects "same distribution" at `alpha / tests` (Bonferroni:
-/// the chance of any false alarm over all pairs stays below `alpha`) and the median moved by
-/// at least the minimum effect, relative and absolute, in the direction the test found.
-fn verdict(t: Option<MannWhitney>, p50: Change, tests: usize, s: &Settings) -> Verdict {
-    let Some(t) = t else {
+/// Compares rows of one kind (stages, whole journeys, or the wire between hosts).
+pub fn rows(inputs: Vec<RowInput>, settings: &Settings) -> Vec<StageDiff> {
+    // Every pair recorded on both sides is tested (Bonferroni over them all).
+    let tested = inputs
+        .iter()
+        .filter(|r| r.base.is_some() && r.cand.is_some())
+        .count()
+        .max(1);
+    let level = settings.alpha / tested as f64;
+    let most = |side: usize| {
+        inputs
+            .iter()
+            .filter_map(|r| {
+                if side == 0 {
+                    r.base.as_ref()
+                } else {
+                    r.cand.as_ref()
+                }
+            })
+            .map(|l| l.count)
+            .max()
+            .unwrap_or(0)
+    };
+    let most = [most(0), most(1)];
+    let z = z_of(settings.confidence);
+    inputs
+        .into_iter()
+        .map(|r| {
+            let (sb, sc) = (r.sb, r.sc);
+            let ch = match (&r.base, &r.cand) {
+                (Some(b), Some(c)) => Some(changes(b, c)),
+                _ => None,
+            };
+            let mut row = StageDiff {
+                from: r.from,
+                to: r.to,
+                base: r.base,
+                cand: r.cand,
+                changes: ch,
+                p50_ci_ns: None,
+                test: None,
+                method: None,
+                runs_p50_ns: None,
+                runs_test: None,
+                test_blocks: None,
+                verdict: Verdict::NoChange,
+            };
+            row.verdict = match &ch {
+                None => {
+                    let (count, side) = match (&row.base, &row.cand) {
+                        (Some(b), _) => (b.count, 0),
+                        (_, Some(c)) => (c.count, 1),
+                        _ => (0, 0),
+                    };
+                    let matters = count >= ONE_SIDE_MIN_PACKETS
+                        && count as f64 >= ONE_SIDE_MIN_SHARE * most[side] as f64;
+                    if matters {
+                        Verdict::Undecided
+                    } else {
+                        Verdict::OneSideOnly
+                    }
+                }
+                Some(ch) if r.runs[0].len() >= 2 && r.runs[1].len() >= 2 => {
+                    // Runs: the change against how much the runs of each side differ.
+                    let w = welch_log(&r.runs[0], &r.runs[1]);
+                    row.method = Some("runs");
+                    row.runs_test = w;
+                    row.runs_p50_ns = Some(r.runs.clone());
+                    verdict_of(w.map(|w| (w.p_value, w.t)), ch.p50_ns, level, settings)
+                }
+                Some(ch) if sb.len() >= MIN_PACKETS && sc.len() >= MIN_PACKETS => {
+                    let (mb, mc) = (block_medians(sb), block_medians(sc));
+                    let t = mann_whitney(&mb, &mc);
+                    row.method = Some("time blocks");
+                    row.test = t;
+                    row.test_blocks = Some([mb.len(), mc.len()]);
+                    verdict_of(t.map(|t| (t.p_value, t.z)), ch.p50_ns, level, settings)
+                }
+                Some(ch) if smallest_p(sb.len(), sc.len()) < level => {
+                    // Too few for time blocks: each packet is one observation.
+                    let t = permutation_mann_whitney(sb, sc, PERMUTATIONS);
+                    row.method = Some("packets");
+                    row.test = t;
+                    verdict_of(t.map(|t| (t.p_value, t.z)), ch.p50_ns, level, settings)
+                }
+                Some(ch) if fails(ch.p50_ns, settings) => Verdict::Undecided,
+                Some(_) => Verdict::TooFewPackets,
+            };
+            if let (Some(x), Some(y)) = (
+                quantile_ci(&sorted(sb), 0.5, z),
+                quantile_ci(&sorted(sc), 0.5, z),
+            ) {
+                row.p50_ci_ns = Some([x, y]);
+            }
+            row
+        })
+        .collect()
+}
+
+/// A rise of the median that fails a build without `--fail-on`, if real.
+pub fn fails(p50: Change, s: &Settings) -> bool {
+    p50.rel.is_none_or(|rel| rel >= s.fail_effect) && p50.abs >= s.fail_shift_ns as f64
+}
+
+/// A shift is real when the test (p-value, and the sign of its statistic: positive when the
+/// candidate is slower) rejects "same distribution" at `level` (alpha over the pairs tested,
+/// Bonferroni: the chance of any false alarm over all pairs stays below alpha) and the median
+/// moved by at least the minimum effect, relative and absolute, in the direction the test
+/// found.
+fn verdict_of(t: Option<(f64, f64)>, p50: Change, level: f64, s: &Settings) -> Verdict {
+    let Some((p_value, stat)) = t else {
         // Every delay identical on both sides: a change is then exact, not noise.
         return if p50.abs == 0.0 {
             Verdict::NoChange
@@ -177,11 +308,10 @@ fn verdict(t: Option<MannWhitney>, p50: Change, tests: usize, s: &Settings) -> V
             Verdict::NoChange
         };
     };
-    let significant = t.p_value < s.alpha / tests as f64;
-    if !significant || !big_enough(p50, s) {
+    if p_value >= level || !big_enough(p50, s) {
         return Verdict::NoChange;
     }
-    match (t.z > 0.0, p50.abs > 0.0) {
+    match (stat > 0.0, p50.abs > 0.0) {
         (true, true) => Verdict::Slower,
         (false, false) => Verdict::Faster,
         // The median and the ranks disagree: the shape changed, not the location.
@@ -196,10 +326,16 @@ fn big_enough(p50: Change, s: &Settings) -> bool {
 
 fn side_summary(s: &Side) -> super::model::Side {
     let r = &s.report;
+    let paths: Vec<String> = s
+        .recs
+        .iter()
+        .map(|r| r.path.display().to_string())
+        .collect();
     super::model::Side {
-        path: s.rec.path.display().to_string(),
+        path: paths.first().cloned().unwrap_or_default(),
+        paths,
         host: r.host.clone(),
-        source: s.rec.meta().source,
+        source: s.recs.first().map(|r| r.meta().source).unwrap_or_default(),
         events: r.events,
         duration_ns: r.duration_ns,
         lost_events: r.lost_events,
@@ -330,12 +466,14 @@ fn latency_noise(t: &Threshold, sb: &[i64], sc: &[i64], s: &Settings) -> Option<
     })
 }
 
-/// Checks every threshold; an error for one whose scope matches no row of either recording.
+/// Checks every threshold; with `strict`, an error for one whose scope matches no row of
+/// either recording (one host of several may lack a pair another has).
 fn check_thresholds(
     ts: &[Threshold],
     d: &Diff,
     base: &Side,
     cand: &Side,
+    strict: bool,
 ) -> anyhow::Result<Vec<ThresholdCheck>> {
     let mut out = Vec::new();
     let mut to_test = Vec::new();
@@ -419,7 +557,7 @@ fn check_thresholds(
             }
         }
         anyhow::ensure!(
-            any,
+            any || !strict,
             "--fail-on '{}': no such pair of stages in either recording",
             t.text
         );
@@ -439,27 +577,70 @@ fn check_thresholds(
     Ok(out)
 }
 
-/// Compares `base` with `cand`.
+/// Why each undecided row matters. With `--fail-on`, only rows a threshold covers count.
+pub fn undecided(
+    stages: &[StageDiff],
+    end_to_end: &[StageDiff],
+    thresholds: &[ThresholdCheck],
+) -> Vec<String> {
+    stages
+        .iter()
+        .map(|r| (r, ""))
+        .chain(end_to_end.iter().map(|r| (r, "end to end ")))
+        .filter(|(r, what)| {
+            r.verdict == Verdict::Undecided
+                && (thresholds.is_empty()
+                    || thresholds
+                        .iter()
+                        .any(|t| t.row == format!("{what}{}", r.name())))
+        })
+        .map(|(r, what)| undecided_reason(r, what))
+        .collect()
+}
+
+/// One sentence on an undecided row.
+pub fn undecided_reason(r: &StageDiff, what: &str) -> String {
+    match (&r.base, &r.cand, &r.changes) {
+        (Some(b), Some(c), Some(ch)) => format!(
+            "{what}{}: median {} → {} ({}), but {} and {} packets are too few for any test at \
+             this level",
+            r.name(),
+            crate::units::ns(ch.p50_ns.base),
+            crate::units::ns(ch.p50_ns.cand),
+            super::render::percent(ch.p50_ns.rel),
+            b.count,
+            c.count
+        ),
+        (Some(b), None, _) => format!(
+            "{what}{}: {} packets in the base, none in the candidate",
+            r.name(),
+            b.count
+        ),
+        (None, Some(c), _) => format!(
+            "{what}{}: {} packets in the candidate, none in the base",
+            r.name(),
+            c.count
+        ),
+        _ => format!("{what}{}", r.name()),
+    }
+}
+
+/// Compares `base` with `cand`; with `strict`, a threshold that matches no row is an error.
 pub fn compare(
     base: &Side,
     cand: &Side,
     thresholds: &[Threshold],
     settings: Settings,
+    strict: bool,
 ) -> anyhow::Result<Diff> {
     let (b, c) = (&base.report, &cand.report);
-    let stages = rows(&b.stages, &c.stages, &base.stages, &cand.stages, &settings);
-    let end_to_end = rows(
-        &b.end_to_end,
-        &c.end_to_end,
-        &base.end_to_end,
-        &cand.end_to_end,
-        &settings,
-    );
+    let stages = rows(pair_rows(base, cand, false), &settings);
+    let end_to_end = rows(pair_rows(base, cand, true), &settings);
     let one_side = |want_base: bool| {
         stages
             .iter()
             .chain(&end_to_end)
-            .filter(|r| r.verdict == Verdict::OneSideOnly && r.base.is_some() == want_base)
+            .filter(|r| r.base.is_some() != r.cand.is_some() && r.base.is_some() == want_base)
             .map(StageDiff::name)
             .collect::<Vec<_>>()
     };
@@ -484,7 +665,7 @@ pub fn compare(
         schema: DIFF_SCHEMA,
         base: side_summary(base),
         cand: side_summary(cand),
-        environment: environment::differences(&base.rec.meta(), &cand.rec.meta()),
+        environment: environment::differences(&base.recs[0].meta(), &cand.recs[0].meta()),
         settings,
         stages,
         end_to_end,
@@ -495,8 +676,9 @@ pub fn compare(
         thresholds: Vec::new(),
         regressions: Vec::new(),
         regression: false,
+        undecided: Vec::new(),
     };
-    d.thresholds = check_thresholds(thresholds, &d, base, cand)?;
+    d.thresholds = check_thresholds(thresholds, &d, base, cand, strict)?;
     d.regressions = if thresholds.is_empty() {
         d.stages
             .iter()
@@ -504,10 +686,7 @@ pub fn compare(
             .chain(d.end_to_end.iter().map(|r| (r, "end to end ")))
             .filter(|(r, _)| {
                 r.verdict == Verdict::Slower
-                    && r.changes.is_some_and(|c| {
-                        c.p50_ns.rel.is_none_or(|rel| rel >= d.settings.fail_effect)
-                            && c.p50_ns.abs >= d.settings.fail_shift_ns as f64
-                    })
+                    && r.changes.is_some_and(|c| fails(c.p50_ns, &d.settings))
             })
             .map(|(r, what)| {
                 let ch = r.changes.expect("both sides").p50_ns;
@@ -538,5 +717,6 @@ pub fn compare(
             .collect()
     };
     d.regression = !d.regressions.is_empty();
+    d.undecided = undecided(&d.stages, &d.end_to_end, &d.thresholds);
     Ok(d)
 }

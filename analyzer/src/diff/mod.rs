@@ -1,14 +1,20 @@
 //! `tcptape diff BASE CAND`: the report's per-stage figures of two recordings side by side,
 //! a statistical verdict per pair of stages that tells a real shift from noise, thresholds for
-//! CI (`--fail-on`), and the exit code 1 on a regression.
+//! CI (`--fail-on`), the exit code 1 on a regression and 3 when a stage that matters cannot be
+//! decided.
 //!
-//! Both recordings go through [`crate::report::build`], so the figures are the ones
-//! `tcptape report` shows, and through [`crate::per_packet`] for the packets behind them, which
-//! the Mann–Whitney test ([`stats`]) compares. Differences of environment or attach plan are
-//! stated at the top ([`environment`]); they do not stop the comparison.
+//! Both sides go through [`crate::report::build`], so the figures are the ones `tcptape report`
+//! shows, and through [`crate::per_packet`] for the packets behind them, which the tests of
+//! [`stats`] compare: time blocks from 100 packets a side, a permutation test on the packets
+//! below that, the runs' medians when a side has several runs (`--base A1 A2 --candidate B1
+//! B2`). Recordings of several hosts are compared host by host, and the wire between them
+//! ([`hosts`]). Differences of environment or attach plan are stated at the top
+//! ([`environment`]); they do not stop the comparison.
 
 pub mod compare;
 pub mod environment;
+pub mod hosts;
+pub mod junit;
 pub mod model;
 pub mod render;
 pub mod stats;
@@ -22,7 +28,6 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use std::io::Write;
 use std::path::PathBuf;
-use tcptape_common::Recording;
 use threshold::Threshold;
 
 /// Output formats of `diff`.
@@ -32,8 +37,11 @@ pub enum DiffFormat {
     Table,
     /// JSON with a stable shape (`schema` 1).
     Json,
-    /// Markdown for a pull-request comment, the verdict first.
+    /// Markdown for a pull-request comment, the verdict first (GitHub's Markdown).
     Markdown,
+    /// JUnit XML: one test case per pair of stages (and per threshold), failed on a
+    /// regression, an error when undecided, so CI systems list them as tests.
+    Junit,
 }
 
 fn parse_fraction(s: &str) -> Result<f64, String> {
@@ -53,11 +61,28 @@ fn parse_fraction(s: &str) -> Result<f64, String> {
 #[derive(Debug, Args)]
 pub struct DiffArgs {
     /// The base recording (before the change).
-    #[arg(value_name = "BASE")]
-    pub base: PathBuf,
+    #[arg(
+        value_name = "BASE",
+        required_unless_present = "base_set",
+        conflicts_with = "base_set"
+    )]
+    pub base: Option<String>,
     /// The candidate recording (after the change).
-    #[arg(value_name = "CAND")]
-    pub cand: PathBuf,
+    #[arg(value_name = "CAND", required_unless_present = "base_set")]
+    pub cand: Option<String>,
+    /// Base recordings, instead of BASE: several runs of the scenario (each run a recording)
+    /// so that the verdict weighs the change against how much runs differ, and/or the
+    /// recordings of several hosts (compared host by host, and the wire between them). Glob
+    /// patterns are expanded.
+    #[arg(long = "base", id = "base_set", value_name = "REC", num_args = 1.., requires = "cand_set")]
+    pub base_set: Vec<String>,
+    /// Candidate recordings, with `--base`.
+    #[arg(long = "candidate", id = "cand_set", value_name = "REC", num_args = 1.., requires = "base_set")]
+    pub cand_set: Vec<String>,
+    /// A stage that matters but that no test can decide (too few packets, or recorded on one
+    /// side only) does not fail the run (exit 0 instead of 3).
+    #[arg(long)]
+    pub allow_undecided: bool,
     /// Fail (exit 1) when this threshold is crossed beyond noise: `[SCOPE:]METRIC>LIMIT` or
     /// `<LIMIT` (repeatable). SCOPE: `FROM->TO`, a stage (pairs ending there) or `e2e`; none =
     /// every row. METRIC: p50 p90 p99 p999 max mean count, or retransmit_rate, lost. LIMIT:
@@ -113,10 +138,22 @@ pub struct DiffArgs {
     pub quiet: bool,
 }
 
-/// Runs `diff`; the exit code is 1 on a regression.
+/// Runs `diff`; the exit code is 1 on a regression, 3 when undecided.
 pub fn run(args: &DiffArgs, out: &mut impl Write) -> anyhow::Result<i32> {
-    let base = Recording::open(&args.base)?;
-    let cand = Recording::open(&args.cand)?;
+    let (base, cand) = match (&args.base, &args.cand) {
+        (Some(b), Some(c)) => (vec![PathBuf::from(b)], vec![PathBuf::from(c)]),
+        (Some(_), None) | (None, Some(_)) if args.base_set.is_empty() => {
+            anyhow::bail!("diff needs BASE and CAND, or --base ... --candidate ...")
+        }
+        _ => (
+            crate::inputs::expand(&args.base_set)?,
+            crate::inputs::expand(&args.cand_set)?,
+        ),
+    };
+    let (base, cand) = (
+        hosts::hosts_or_runs(crate::inputs::open_by_host(&base)?),
+        hosts::hosts_or_runs(crate::inputs::open_by_host(&cand)?),
+    );
     let opts = Options {
         selection: Selection {
             ports: args.port.clone(),
@@ -126,10 +163,6 @@ pub fn run(args: &DiffArgs, out: &mut impl Write) -> anyhow::Result<i32> {
         max_hop_gap_ns: args.max_hop_gap.as_nanos() as u64,
         cdf: false,
     };
-    let steps = Steps::new(2 * report::STEPS, args.quiet);
-    let base = compare::load(base, &opts, &steps)?;
-    let cand = compare::load(cand, &opts, &steps)?;
-    drop(steps);
     let settings = model::Settings {
         alpha: args.alpha,
         min_effect: args.min_effect,
@@ -137,34 +170,78 @@ pub fn run(args: &DiffArgs, out: &mut impl Write) -> anyhow::Result<i32> {
         fail_effect: args.fail_effect,
         fail_shift_ns: args.fail_shift.as_nanos() as u64,
         confidence: args.confidence,
+        allow_undecided: args.allow_undecided,
     };
-    let d = compare::compare(&base, &cand, &args.fail_on, settings)?;
+    let outcome = if base.len() == 1 && cand.len() == 1 {
+        let steps = Steps::new(2 * report::STEPS, args.quiet);
+        let (b, c) = (base.into_iter().next(), cand.into_iter().next());
+        let b = compare::load(b.map(|h| h.1).unwrap_or_default(), &opts, &steps)?;
+        let c = compare::load(c.map(|h| h.1).unwrap_or_default(), &opts, &steps)?;
+        drop(steps);
+        let d = compare::compare(&b, &c, &args.fail_on, settings, true)?;
+        Outcome::One(Box::new(d))
+    } else {
+        Outcome::Hosts(hosts::compare(
+            base,
+            cand,
+            &opts,
+            &args.fail_on,
+            settings,
+            args.quiet,
+        )?)
+    };
     match &args.output {
-        None => write(args.format, &d, out)?,
+        None => write(args.format, &outcome, out)?,
         Some(path) => {
             let f = std::fs::File::create(path)
                 .with_context(|| format!("{}: cannot create", path.display()))?;
             let mut w = std::io::BufWriter::new(f);
-            write(args.format, &d, &mut w)?;
+            write(args.format, &outcome, &mut w)?;
             w.flush()
                 .with_context(|| format!("{}: cannot write", path.display()))?;
         }
     }
-    Ok(if d.regression {
+    let (regression, undecided) = match &outcome {
+        Outcome::One(d) => (d.regression, !d.undecided.is_empty()),
+        Outcome::Hosts(h) => (h.regression, !h.undecided.is_empty()),
+    };
+    Ok(if regression {
         exit_code::REGRESSION
+    } else if undecided && !args.allow_undecided {
+        exit_code::UNDECIDED
     } else {
         exit_code::OK
     })
 }
 
-fn write(format: DiffFormat, d: &model::Diff, out: &mut impl Write) -> anyhow::Result<()> {
-    match format {
-        DiffFormat::Json => {
+/// What a comparison found: of one host, or of several.
+pub enum Outcome {
+    /// One host on each side.
+    One(Box<model::Diff>),
+    /// Several hosts, compared host by host.
+    Hosts(hosts::HostsDiff),
+}
+
+fn write(format: DiffFormat, d: &Outcome, out: &mut impl Write) -> anyhow::Result<()> {
+    match (format, d) {
+        (DiffFormat::Json, Outcome::One(d)) => {
             serde_json::to_writer_pretty(&mut *out, d)?;
             writeln!(out)?;
         }
-        DiffFormat::Table => render::table(d, out)?,
-        DiffFormat::Markdown => render::markdown(d, out)?,
+        (DiffFormat::Json, Outcome::Hosts(h)) => {
+            serde_json::to_writer_pretty(&mut *out, h)?;
+            writeln!(out)?;
+        }
+        (DiffFormat::Table, Outcome::One(d)) => render::table(d, out)?,
+        (DiffFormat::Table, Outcome::Hosts(h)) => hosts::table(h, out)?,
+        (DiffFormat::Markdown, Outcome::One(d)) => render::markdown(d, out)?,
+        (DiffFormat::Markdown, Outcome::Hosts(h)) => hosts::markdown(h, out)?,
+        (DiffFormat::Junit, Outcome::One(d)) => junit::write(&[("", d.as_ref())], &[], out)?,
+        (DiffFormat::Junit, Outcome::Hosts(h)) => {
+            let per_host: Vec<(&str, &model::Diff)> =
+                h.hosts.iter().map(|d| (d.base.host.as_str(), d)).collect();
+            junit::write(&per_host, &h.between_hosts, out)?
+        }
     }
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! What `diff` finds, also its JSON shape (`schema` 1). Fields are only ever added.
 
-use super::stats::MannWhitney;
+use super::stats::{MannWhitney, Welch};
 use crate::model::StageLatency;
 use serde::Serialize;
 
@@ -10,8 +10,10 @@ pub const DIFF_SCHEMA: u32 = 1;
 /// One recording of the comparison.
 #[derive(Debug, Clone, Serialize)]
 pub struct Side {
-    /// Path given.
+    /// Path given (the first, with several runs).
     pub path: String,
+    /// Every recording of this side: one per run.
+    pub paths: Vec<String>,
     /// Host it was recorded on.
     pub host: String,
     /// `live` or `synth`.
@@ -72,9 +74,13 @@ pub enum Verdict {
     Faster,
     /// No shift beyond noise, or one smaller than the minimum effect.
     NoChange,
-    /// Too few packets on one side to tell.
+    /// Too few packets for any test to decide, and the medians do not suggest a regression
+    /// (or the pair is too rare on its side to matter).
     TooFewPackets,
-    /// The pair was recorded on one side only.
+    /// No test can decide, and the pair matters: its median rose by the failing amount, or it
+    /// was recorded on one side only with enough packets. Never a pass.
+    Undecided,
+    /// The pair was recorded on one side only, too rarely to matter.
     OneSideOnly,
 }
 
@@ -86,6 +92,7 @@ impl Verdict {
             Verdict::Faster => "faster",
             Verdict::NoChange => "no change",
             Verdict::TooFewPackets => "too few packets",
+            Verdict::Undecided => "UNDECIDED",
             Verdict::OneSideOnly => "one side only",
         }
     }
@@ -106,8 +113,19 @@ pub struct StageDiff {
     pub changes: Option<Changes>,
     /// The 99% (see `confidence`) intervals of the medians, base and candidate, ns.
     pub p50_ci_ns: Option<[(i64, i64); 2]>,
-    /// Mann–Whitney U test of the medians of the two sides' time blocks.
+    /// Mann–Whitney U test of the medians of the two sides' time blocks (`method` `time
+    /// blocks`) or of their packets (`packets`).
     pub test: Option<MannWhitney>,
+    /// Which test decided: `time blocks` (medians of time blocks, from 100 packets a side),
+    /// `packets` (a permutation test on the packets, below that), `runs` (Welch's t on the
+    /// runs' medians, with two or more runs a side); `None` when none could.
+    pub method: Option<&'static str>,
+    /// With runs: each run's median, ns, base then candidate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runs_p50_ns: Option<[Vec<i64>; 2]>,
+    /// With runs: the test on them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runs_test: Option<Welch>,
     /// Time blocks compared by the test, base and candidate.
     pub test_blocks: Option<[usize; 2]>,
     /// The verdict.
@@ -195,6 +213,8 @@ pub struct Settings {
     pub fail_shift_ns: u64,
     /// Confidence level of the quantile intervals used by thresholds.
     pub confidence: f64,
+    /// Undecided rows do not change the exit code (`--allow-undecided`).
+    pub allow_undecided: bool,
 }
 
 /// Everything `tcptape diff` reports.
@@ -228,4 +248,7 @@ pub struct Diff {
     pub regressions: Vec<String>,
     /// True when a regression was found (exit code 1).
     pub regression: bool,
+    /// Rows no test could decide that matter, and why (exit code 3 unless
+    /// `--allow-undecided`, when no regression was found).
+    pub undecided: Vec<String>,
 }

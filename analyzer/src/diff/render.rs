@@ -60,10 +60,12 @@ fn only(
 }
 
 /// The cells of one row: stage, packets, p50, p90, p99, p99.9, max, verdict.
-fn row_cells(r: &StageDiff, sep: &str) -> Vec<String> {
-    let verdict = match &r.test {
-        Some(t) => format!("{} (p={})", r.verdict.label(), p_value(Some(t.p_value))),
-        None => r.verdict.label().to_string(),
+pub fn row_cells(r: &StageDiff, sep: &str) -> Vec<String> {
+    // The p-value and which test gave it: blocks, packets or runs.
+    let p = r.runs_test.map(|w| w.p_value).or(r.test.map(|t| t.p_value));
+    let verdict = match (p, r.method) {
+        (Some(p), Some(m)) => format!("{} (p={}, {m})", r.verdict.label(), p_value(Some(p))),
+        _ => r.verdict.label().to_string(),
     };
     let mut cells = vec![r.name()];
     match &r.changes {
@@ -100,7 +102,8 @@ fn row_cells(r: &StageDiff, sep: &str) -> Vec<String> {
     cells
 }
 
-const HEADER: [&str; 8] = [
+/// The header of a table of [`row_cells`].
+pub const HEADER: [&str; 8] = [
     "stages", "packets", "p50", "p90", "p99", "p99.9", "max", "verdict",
 ];
 
@@ -117,11 +120,36 @@ fn side_line(s: &Side) -> String {
     )
 }
 
+/// The verdict of a run, in a few words.
+pub fn result_words(regressions: usize, undecided: usize, allow_undecided: bool) -> String {
+    match (regressions, undecided) {
+        (0, 0) => "no regression".into(),
+        (0, u) if allow_undecided => format!("no regression ({u} undecided, allowed)"),
+        (0, u) => format!(
+            "UNDECIDED ({u} stage{} no test can decide)",
+            if u == 1 { "" } else { "s" }
+        ),
+        (r, 0) => format!("REGRESSION ({r} found)"),
+        (r, u) => format!("REGRESSION ({r} found, {u} undecided)"),
+    }
+}
+
 fn result_line(d: &Diff) -> String {
-    if d.regression {
-        format!("REGRESSION ({} found)", d.regressions.len())
+    result_words(
+        d.regressions.len(),
+        d.undecided.len(),
+        d.settings.allow_undecided,
+    )
+}
+
+/// The mark of a verdict in Markdown.
+pub fn result_mark(regression: bool, undecided: usize, allow_undecided: bool) -> &'static str {
+    if regression {
+        "❌"
+    } else if undecided > 0 && !allow_undecided {
+        "⚠️"
     } else {
-        "no regression".into()
+        "✅"
     }
 }
 
@@ -138,9 +166,12 @@ fn settings_line(d: &Diff) -> String {
         "; the --fail-on thresholds decide the result".to_string()
     };
     format!(
-        "a stage is SLOWER or faster when the Mann–Whitney test on the medians of up to 30 time \
-         blocks per side rejects \"no shift\" at α = {} (Bonferroni over the pairs) and its \
-         median moved by at least {:.0}% and {}{rule}",
+        "a stage is SLOWER or faster when its test rejects \"no shift\" at α = {} (Bonferroni \
+         over the pairs) and its median moved by at least {:.0}% and {}; the test: Welch's t on \
+         the runs' medians with two or more runs a side, else Mann–Whitney on the medians of up \
+         to 30 time blocks from 100 packets a side, else a permutation test on the packets; \
+         UNDECIDED: no test can decide at this size and the median rose by the failing amount, \
+         or a frequent pair is on one side only{rule}",
         s.alpha,
         s.min_effect * 100.0,
         ns(s.min_shift_ns as f64)
@@ -232,6 +263,9 @@ pub fn table(d: &Diff, out: &mut impl Write) -> io::Result<()> {
     for r in &d.regressions {
         writeln!(out, "  {r}")?;
     }
+    for u in &d.undecided {
+        writeln!(out, "  undecided: {u}")?;
+    }
     Ok(())
 }
 
@@ -250,11 +284,13 @@ fn threshold_cells(c: &ThresholdCheck) -> [String; 4] {
     [c.expr.clone(), c.row.clone(), fig, result]
 }
 
-fn md_escape(s: &str) -> String {
+/// Escapes a table cell of GitHub's Markdown.
+pub fn md_escape(s: &str) -> String {
     s.replace('|', "\\|")
 }
 
-fn md_row(cells: &[String]) -> String {
+/// One row of a GitHub Markdown table.
+pub fn md_row(cells: &[String]) -> String {
     format!(
         "| {} |",
         cells
@@ -267,12 +303,15 @@ fn md_row(cells: &[String]) -> String {
 
 /// Writes the diff as Markdown, the verdict first, for a pull-request comment.
 pub fn markdown(d: &Diff, out: &mut impl Write) -> io::Result<()> {
-    let mark = if d.regression { "❌" } else { "✅" };
+    let mark = result_mark(d.regression, d.undecided.len(), d.settings.allow_undecided);
     writeln!(out, "### tcptape diff: {mark} {}\n", result_line(d))?;
     for r in &d.regressions {
         writeln!(out, "- {}", md_escape(r))?;
     }
-    if !d.regressions.is_empty() {
+    for u in &d.undecided {
+        writeln!(out, "- undecided: {}", md_escape(u))?;
+    }
+    if !d.regressions.is_empty() || !d.undecided.is_empty() {
         writeln!(out)?;
     }
     writeln!(out, "- base: `{}`", side_line(&d.base))?;
@@ -299,7 +338,7 @@ pub fn markdown(d: &Diff, out: &mut impl Write) -> io::Result<()> {
         writeln!(out, "|{}", "---|".repeat(HEADER.len()))?;
         for r in rows {
             let mut cells = row_cells(r, " ");
-            if r.verdict == Verdict::Slower {
+            if matches!(r.verdict, Verdict::Slower | Verdict::Undecided) {
                 let last = cells.len() - 1;
                 cells[last] = format!("**{}**", cells[last]);
             }

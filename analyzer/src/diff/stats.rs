@@ -9,7 +9,10 @@
 //! the blocks are nearly independent, and their number, not the number of packets, sets the
 //! strength of the evidence.
 
-use statrs::distribution::{ContinuousCDF, Normal};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use statrs::distribution::{ContinuousCDF, Normal, StudentsT};
+use statrs::function::gamma::ln_gamma;
 
 /// The result of a two-sided Mann–Whitney U test.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
@@ -136,6 +139,131 @@ pub fn mean(sorted: &[i64]) -> i64 {
     (sorted.iter().map(|&v| v as i128).sum::<i128>() / sorted.len() as i128) as i64
 }
 
+/// Random relabellings of a permutation test: p-values down to 1 / 100 001.
+pub const PERMUTATIONS: usize = 100_000;
+
+/// Mann–Whitney U of `base` against `cand` (any order) with a two-sided p-value from a
+/// permutation test: the share of random relabellings of the pooled packets (`permutations`,
+/// seeded, so a run repeats) whose U lies at least as far from its mean as the observed one.
+/// Valid at any sample size, ties included, where the normal approximation of
+/// [`mann_whitney`] is not. `None` when either side is empty or every value is the same.
+pub fn permutation_mann_whitney(
+    base: &[i64],
+    cand: &[i64],
+    permutations: usize,
+) -> Option<MannWhitney> {
+    let normal = mann_whitney(&sorted(base), &sorted(cand))?;
+    let (n1, n2) = (base.len(), cand.len());
+    // Ranks of the pooled packets, ties averaged, doubled to stay integers.
+    let mut pooled: Vec<i64> = base.iter().chain(cand).copied().collect();
+    pooled.sort_unstable();
+    let ranks2: Vec<u64> = {
+        let mut r = Vec::with_capacity(pooled.len());
+        let mut i = 0;
+        while i < pooled.len() {
+            let j = pooled[i..].partition_point(|&v| v == pooled[i]) + i;
+            // Ranks i+1 ..= j share their mean (i + 1 + j) / 2; doubled: i + 1 + j.
+            r.extend(std::iter::repeat_n((i + 1 + j) as u64, j - i));
+            i = j;
+        }
+        r
+    };
+    let rank2_of = |v: i64| ranks2[pooled.partition_point(|&x| x < v)];
+    let observed: u64 = cand.iter().map(|&v| rank2_of(v)).sum();
+    // E[rank sum of cand] doubled = n2 (N + 1).
+    let mean2 = (n2 * (n1 + n2 + 1)) as i64;
+    let dev = (observed as i64 - mean2).abs();
+    let mut rng = StdRng::seed_from_u64(0x7c9_7a9e);
+    let mut extreme = 0usize;
+    for _ in 0..permutations {
+        let s: u64 = rand::seq::index::sample(&mut rng, n1 + n2, n2)
+            .iter()
+            .map(|i| ranks2[i])
+            .sum();
+        if (s as i64 - mean2).abs() >= dev {
+            extreme += 1;
+        }
+    }
+    Some(MannWhitney {
+        p_value: (extreme + 1) as f64 / (permutations + 1) as f64,
+        ..normal
+    })
+}
+
+fn sorted(v: &[i64]) -> Vec<i64> {
+    let mut v = v.to_vec();
+    v.sort_unstable();
+    v
+}
+
+/// The smallest two-sided p-value any rank test can reach with `n1` and `n2` packets: every
+/// packet of one side above every packet of the other, `2 / C(n1 + n2, n1)`. When it is not
+/// below the level asked, no outcome can be significant: the sample cannot decide.
+pub fn smallest_p(n1: usize, n2: usize) -> f64 {
+    if n1 == 0 || n2 == 0 {
+        return 1.0;
+    }
+    let ln_c =
+        ln_gamma((n1 + n2 + 1) as f64) - ln_gamma((n1 + 1) as f64) - ln_gamma((n2 + 1) as f64);
+    (2.0 * (-ln_c).exp()).min(1.0)
+}
+
+/// Welch's t test on the logarithms of per-run figures (a run's median): whether the
+/// candidate's runs sit above or below the base's by more than the runs of each side differ
+/// among themselves. Logarithms make the test about ratios (a 20% shift is 20% whatever the
+/// stage's scale). `None` with fewer than two runs on a side.
+pub fn welch_log(base: &[i64], cand: &[i64]) -> Option<Welch> {
+    if base.len() < 2 || cand.len() < 2 {
+        return None;
+    }
+    let logs = |v: &[i64]| {
+        v.iter()
+            .map(|&x| (x.max(1) as f64).ln())
+            .collect::<Vec<_>>()
+    };
+    let (b, c) = (logs(base), logs(cand));
+    let m = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let var =
+        |v: &[f64], mu: f64| v.iter().map(|x| (x - mu).powi(2)).sum::<f64>() / (v.len() - 1) as f64;
+    let (mb, mc) = (m(&b), m(&c));
+    let (vb, vc) = (var(&b, mb) / b.len() as f64, var(&c, mc) / c.len() as f64);
+    let se2 = vb + vc;
+    let ratio = (mc - mb).exp();
+    if se2 == 0.0 {
+        // Every run of each side alike: any difference is exact.
+        let p = if mc == mb { 1.0 } else { 0.0 };
+        return Some(Welch {
+            t: 0.0,
+            df: 0.0,
+            p_value: p,
+            ratio,
+        });
+    }
+    let t = (mc - mb) / se2.sqrt();
+    let df = se2 * se2
+        / (vb * vb / (b.len() - 1) as f64 + vc * vc / (c.len() - 1) as f64).max(f64::MIN_POSITIVE);
+    let dist = StudentsT::new(0.0, 1.0, df).ok()?;
+    Some(Welch {
+        t,
+        df,
+        p_value: (2.0 * dist.sf(t.abs())).min(1.0),
+        ratio,
+    })
+}
+
+/// The result of [`welch_log`].
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Welch {
+    /// t statistic (positive: the candidate's runs are slower).
+    pub t: f64,
+    /// Welch–Satterthwaite degrees of freedom.
+    pub df: f64,
+    /// Two-sided p-value.
+    pub p_value: f64,
+    /// Geometric mean of the candidate's runs over the base's.
+    pub ratio: f64,
+}
+
 /// z of a two-sided confidence level (0.99 → 2.576).
 pub fn z_of(level: f64) -> f64 {
     Normal::standard().inverse_cdf(0.5 + level / 2.0)
@@ -191,6 +319,40 @@ mod tests {
         assert_eq!(blocks(&v, 10, 3, med).len(), 3);
         assert!(blocks(&v, 101, 30, med).is_empty());
         assert_eq!(blocks(&v, 50, 30, mean), [24, 74]);
+    }
+
+    #[test]
+    fn the_permutation_test_is_exact_enough_at_small_sizes() {
+        // 3 against 3, fully separated: 2 of the 20 splits are as extreme, p = 0.1.
+        let m = permutation_mann_whitney(&[1, 2, 3], &[4, 5, 6], PERMUTATIONS).unwrap();
+        assert!((m.p_value - 0.1).abs() < 0.01, "{m:?}");
+        assert!((smallest_p(3, 3) - 0.1).abs() < 1e-12);
+        // 10 against 10, fully separated: 2 / C(20, 10) = 1.08e-5, about what 100 000
+        // relabellings resolve.
+        let a: Vec<i64> = (0..10).collect();
+        let b: Vec<i64> = (10..20).collect();
+        let m = permutation_mann_whitney(&a, &b, PERMUTATIONS).unwrap();
+        assert!(m.p_value < 1e-4 && m.z > 0.0, "{m:?}");
+        assert!((smallest_p(10, 10) - 2.0 / 184_756.0).abs() < 1e-15);
+        // Interleaved samples are not significant; ties are allowed.
+        let m = permutation_mann_whitney(&[1, 3, 5, 7, 7], &[2, 4, 6, 7, 8], PERMUTATIONS).unwrap();
+        assert!(m.p_value > 0.5, "{m:?}");
+    }
+
+    #[test]
+    fn welch_tells_a_shift_of_runs_from_their_spread() {
+        // Runs within ±2% of 1 ms, then +30%: a clear shift. Runs spread ±40%: no shift.
+        let base = [1_000_000, 1_020_000, 980_000, 1_010_000];
+        let cand = [1_300_000, 1_320_000, 1_280_000, 1_310_000];
+        let w = welch_log(&base, &cand).unwrap();
+        assert!(
+            w.p_value < 1e-4 && w.t > 0.0 && (w.ratio - 1.3).abs() < 0.01,
+            "{w:?}"
+        );
+        let noisy = [600_000, 1_400_000, 900_000, 1_500_000];
+        let w = welch_log(&base, &noisy).unwrap();
+        assert!(w.p_value > 0.05, "{w:?}");
+        assert!(welch_log(&base[..1], &cand).is_none());
     }
 
     #[test]
