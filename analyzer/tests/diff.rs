@@ -293,7 +293,10 @@ fn environment_differences_and_one_sided_stages_are_stated_not_fatal() {
     assert_eq!(code, 3, "{}", d["undecided"]);
     let undecided = d["undecided"].to_string();
     for pair in ["rx_netif→rx_ip", "rx_tcp→rx_tcp_est", "rx_netif→rx_tcp_est"] {
-        assert!(undecided.contains(pair), "{pair} not undecided: {undecided}");
+        assert!(
+            undecided.contains(pair),
+            "{pair} not undecided: {undecided}"
+        );
     }
     let (code, d) = diff_json(&base, &cand, &["--allow-undecided"]);
     assert!(code == 0 || code == 1, "{code}");
@@ -415,4 +418,187 @@ fn the_selection_is_the_reports() {
         counts(&all["stages"], "base").iter().sum(),
     );
     assert!(one * 3 < every && one * 5 > every, "{one} of {every}");
+}
+
+/// `tcptape diff ARGS` with a format: exit code and standard output.
+fn diff_text(base: &Path, cand: &Path, extra: &[&str]) -> (i32, String) {
+    let mut args = vec!["diff", "-q", base.to_str().unwrap(), cand.to_str().unwrap()];
+    args.extend(extra);
+    let out = tcptape(&args);
+    (
+        out.status.code().expect("exit code"),
+        String::from_utf8(out.stdout).expect("UTF-8"),
+    )
+}
+
+#[test]
+fn junit_has_one_test_case_per_row_and_fails_the_slowed_stage_alone() {
+    use quick_xml::events::Event;
+    let dir = tempfile::tempdir().unwrap();
+    let base = synth(dir.path(), "base.parquet", scenario(31, None));
+    let cand = synth(
+        dir.path(),
+        "cand.parquet",
+        scenario(32, Some((Stage::TxQdiscDeq, 1.5))),
+    );
+    let (_, d) = diff_json(&base, &cand, &[]);
+    let rows = d["stages"].as_array().unwrap().len() + d["end_to_end"].as_array().unwrap().len();
+    let (code, xml) = diff_text(&base, &cand, &["--format", "junit"]);
+    assert_eq!(code, 1, "{xml}");
+    // Well-formed XML: every element closes, and the counts agree with the cases.
+    let mut reader = quick_xml::Reader::from_str(&xml);
+    let (mut cases, mut failures, mut depth) = (Vec::new(), Vec::new(), 0i32);
+    let mut suite_failures = None;
+    let mut current = String::new();
+    loop {
+        match reader.read_event().expect("well-formed XML") {
+            Event::Start(e) | Event::Empty(e) if e.name().as_ref() == b"testsuite" => {
+                let a = e.try_get_attribute("failures").unwrap().unwrap();
+                suite_failures = Some(a.unescape_value().unwrap().parse::<usize>().unwrap());
+                depth += 1;
+            }
+            Event::Start(e) if e.name().as_ref() == b"testcase" => {
+                let a = e.try_get_attribute("name").unwrap().unwrap();
+                current = a.unescape_value().unwrap().to_string();
+                cases.push(current.clone());
+                depth += 1;
+            }
+            Event::Empty(e) if e.name().as_ref() == b"failure" => failures.push(current.clone()),
+            Event::Start(_) => depth += 1,
+            Event::End(_) => depth -= 1,
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    assert_eq!(depth, 0, "unbalanced elements");
+    assert_eq!(cases.len(), rows, "one test case per row: {cases:?}");
+    let stage_failures: Vec<&String> = failures
+        .iter()
+        .filter(|f| !f.starts_with("end to end"))
+        .collect();
+    assert_eq!(
+        stage_failures,
+        ["tx_qdisc_enq→tx_qdisc_deq"],
+        "{failures:?}"
+    );
+    assert_eq!(suite_failures, Some(failures.len()));
+}
+
+#[test]
+fn markdown_renders_as_tables_on_github() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = synth(dir.path(), "base.parquet", scenario(33, None));
+    let cand = synth(
+        dir.path(),
+        "cand.parquet",
+        scenario(34, Some((Stage::TxQdiscDeq, 1.5))),
+    );
+    let (_, d) = diff_json(&base, &cand, &[]);
+    let (_, md) = diff_text(&base, &cand, &["--format", "markdown"]);
+    // GitHub's Markdown is CommonMark with the GFM extensions (tables among them).
+    let mut opts = comrak::Options::default();
+    opts.extension.table = true;
+    opts.extension.strikethrough = true;
+    opts.extension.autolink = true;
+    let html = comrak::markdown_to_html(&md, &opts);
+    // Two tables (stages, whole journeys), each with the 8 columns in every row, and one body
+    // row per row of the JSON.
+    let tables: Vec<&str> = html.split("<table>").skip(1).collect();
+    assert_eq!(tables.len(), 2, "{html}");
+    for (t, section) in tables.iter().zip(["stages", "end_to_end"]) {
+        let t = &t[..t.find("</table>").expect("closed table")];
+        assert_eq!(t.matches("<th>").count(), 8, "{t}");
+        let body_rows = t.matches("<tr>").count() - 1;
+        assert_eq!(body_rows, d[section].as_array().unwrap().len(), "{t}");
+        assert_eq!(
+            t.matches("<td").count(),
+            8 * body_rows,
+            "a cell broke a row: {t}"
+        );
+    }
+    // The verdict line is a heading, the regression a list item, the stage in bold.
+    assert!(html.contains("<h3>tcptape diff: ❌ REGRESSION"), "{html}");
+    assert!(
+        html.contains("<li>tx_qdisc_enq→tx_qdisc_deq slower"),
+        "{html}"
+    );
+    assert!(html.contains("<strong>SLOWER"), "{html}");
+}
+
+#[test]
+fn recordings_of_two_hosts_are_compared_host_by_host_and_between_them() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples");
+    let (a, b) = (
+        dir.join("two-hosts-a.parquet"),
+        dir.join("two-hosts-b.parquet"),
+    );
+    let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
+    let out = tcptape(&[
+        "diff",
+        "-q",
+        "--format",
+        "json",
+        "--base",
+        a,
+        b,
+        "--candidate",
+        a,
+        b,
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let d: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let hosts: Vec<&str> = d["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["base"]["host"].as_str().unwrap())
+        .collect();
+    assert_eq!(hosts, ["host-a", "host-b"]);
+    // The wire and write→read spans, each direction, unchanged against themselves.
+    let between: Vec<String> = d["between_hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            format!(
+                "{}→{} {}",
+                r["from"].as_str().unwrap(),
+                r["to"].as_str().unwrap(),
+                r["verdict"]
+            )
+        })
+        .collect();
+    assert_eq!(
+        between,
+        [
+            "host-a tx_driver→host-b rx_driver \"no_change\"",
+            "host-a tx_sendmsg→host-b rx_app \"no_change\"",
+            "host-b tx_driver→host-a rx_driver \"no_change\"",
+            "host-b tx_sendmsg→host-a rx_app \"no_change\"",
+        ]
+    );
+    // The report's wire figures are the rows' own.
+    let rep = tcptape(&["report", "-q", "--format", "json", a, b]);
+    let rep: Value = serde_json::from_slice(&rep.stdout).unwrap();
+    let wire = &rep["between_hosts"][0]["wire"][0];
+    let row = &d["between_hosts"][0]["base"];
+    assert_eq!(row["count"], wire["count"]);
+    assert_eq!(row["p50_ns"], wire["p50_ns"]);
+    assert_eq!(row["p99_ns"], wire["p99_ns"]);
+    // One side of two hosts against one of a single host: no host in common is an error.
+    let out = tcptape(&[
+        "diff",
+        "--base",
+        a,
+        b,
+        "--candidate",
+        &dir.join("rr-slow-reader.parquet").to_string_lossy(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no host is on both sides"));
 }

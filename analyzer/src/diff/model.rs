@@ -117,7 +117,7 @@ pub struct StageDiff {
     /// blocks`) or of their packets (`packets`).
     pub test: Option<MannWhitney>,
     /// Which test decided: `time blocks` (medians of time blocks, from 100 packets a side),
-    /// `packets` (a permutation test on the packets, below that), `runs` (Welch's t on the
+    /// `packets` (a permutation test on the packets, below that), `runs` (a t test on the
     /// runs' medians, with two or more runs a side); `None` when none could.
     pub method: Option<&'static str>,
     /// With runs: each run's median, ns, base then candidate.

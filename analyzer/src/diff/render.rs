@@ -167,7 +167,7 @@ fn settings_line(d: &Diff) -> String {
     };
     format!(
         "a stage is SLOWER or faster when its test rejects \"no shift\" at α = {} (Bonferroni \
-         over the pairs) and its median moved by at least {:.0}% and {}; the test: Welch's t on \
+         over the pairs) and its median moved by at least {:.0}% and {}; the test: a t test on \
          the runs' medians with two or more runs a side, else Mann–Whitney on the medians of up \
          to 30 time blocks from 100 packets a side, else a permutation test on the packets; \
          UNDECIDED: no test can decide at this size and the median rose by the failing amount, \
@@ -314,8 +314,10 @@ pub fn markdown(d: &Diff, out: &mut impl Write) -> io::Result<()> {
     if !d.regressions.is_empty() || !d.undecided.is_empty() {
         writeln!(out)?;
     }
-    writeln!(out, "- base: `{}`", side_line(&d.base))?;
-    writeln!(out, "- candidate: `{}`", side_line(&d.cand))?;
+    // A paragraph with a hard break, not list items: a list right after the regressions would
+    // join theirs (one loose list) on GitHub.
+    writeln!(out, "base: `{}`\\", side_line(&d.base))?;
+    writeln!(out, "candidate: `{}`", side_line(&d.cand))?;
     if !d.environment.is_empty() {
         writeln!(
             out,

@@ -9,8 +9,8 @@
 //! the blocks are nearly independent, and their number, not the number of packets, sets the
 //! strength of the evidence.
 
-use rand::rngs::StdRng;
-use rand::SeedableRng;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
 use statrs::distribution::{ContinuousCDF, Normal, StudentsT};
 use statrs::function::gamma::ln_gamma;
 
@@ -141,9 +141,11 @@ pub fn mean(sorted: &[i64]) -> i64 {
 
 /// Random relabellings of a permutation test: p-values down to 1 / 100 001.
 pub const PERMUTATIONS: usize = 100_000;
+/// A permutation test stops once this many relabellings were as extreme as the sample.
+const STOP_AFTER_EXTREME: usize = 200;
 
 /// Mann–Whitney U of `base` against `cand` (any order) with a two-sided p-value from a
-/// permutation test: the share of random relabellings of the pooled packets (`permutations`,
+/// permutation test: the share of random relabellings of the pooled packets (up to `permutations`,
 /// seeded, so a run repeats) whose U lies at least as far from its mean as the observed one.
 /// Valid at any sample size, ties included, where the normal approximation of
 /// [`mann_whitney`] is not. `None` when either side is empty or every value is the same.
@@ -173,21 +175,36 @@ pub fn permutation_mann_whitney(
     // E[rank sum of cand] doubled = n2 (N + 1).
     let mean2 = (n2 * (n1 + n2 + 1)) as i64;
     let dev = (observed as i64 - mean2).abs();
-    let mut rng = StdRng::seed_from_u64(0x7c9_7a9e);
+    let mut rng = SmallRng::seed_from_u64(0x7c9_7a9e);
     let mut extreme = 0usize;
-    for _ in 0..permutations {
-        let s: u64 = rand::seq::index::sample(&mut rng, n1 + n2, n2)
-            .iter()
-            .map(|i| ranks2[i])
-            .sum();
+    let mut done = 0usize;
+    // Each relabelling draws the candidate's n2 ranks by a partial Fisher–Yates shuffle (the
+    // first n2 places of the pool), in place: no allocation per permutation.
+    let mut pool = ranks2.clone();
+    let n = pool.len();
+    while done < permutations {
+        let mut s = 0u64;
+        for i in 0..n2 {
+            let j = rng.random_range(i..n);
+            pool.swap(i, j);
+            s += pool[i];
+        }
+        done += 1;
         if (s as i64 - mean2).abs() >= dev {
             extreme += 1;
+            // Sequential stopping (Besag and Clifford): once this many relabellings are as
+            // extreme, p is known well enough to be far above any level a verdict uses.
+            if extreme == STOP_AFTER_EXTREME {
+                break;
+            }
         }
     }
-    Some(MannWhitney {
-        p_value: (extreme + 1) as f64 / (permutations + 1) as f64,
-        ..normal
-    })
+    let p_value = if extreme == STOP_AFTER_EXTREME {
+        extreme as f64 / done as f64
+    } else {
+        (extreme + 1) as f64 / (done + 1) as f64
+    };
+    Some(MannWhitney { p_value, ..normal })
 }
 
 fn sorted(v: &[i64]) -> Vec<i64> {
@@ -208,7 +225,7 @@ pub fn smallest_p(n1: usize, n2: usize) -> f64 {
     (2.0 * (-ln_c).exp()).min(1.0)
 }
 
-/// Welch's t test on the logarithms of per-run figures (a run's median): whether the
+/// A t test on the logarithms of per-run figures (a run's median): whether the
 /// candidate's runs sit above or below the base's by more than the runs of each side differ
 /// among themselves. Logarithms make the test about ratios (a 20% shift is 20% whatever the
 /// stage's scale). `None` with fewer than two runs on a side.
@@ -240,8 +257,16 @@ pub fn welch_log(base: &[i64], cand: &[i64]) -> Option<Welch> {
         });
     }
     let t = (mc - mb) / se2.sqrt();
-    let df = se2 * se2
-        / (vb * vb / (b.len() - 1) as f64 + vc * vc / (c.len() - 1) as f64).max(f64::MIN_POSITIVE);
+    // With as many runs on each side, t is Student's as well, and Student's test is robust to
+    // unequal spreads at equal sizes: its n1 + n2 − 2 degrees of freedom hold. Otherwise
+    // Welch–Satterthwaite's (as few as n − 1, which at 3 runs would need a shift of 20 spreads).
+    let df = if b.len() == c.len() {
+        (b.len() + c.len() - 2) as f64
+    } else {
+        se2 * se2
+            / (vb * vb / (b.len() - 1) as f64 + vc * vc / (c.len() - 1) as f64)
+                .max(f64::MIN_POSITIVE)
+    };
     let dist = StudentsT::new(0.0, 1.0, df).ok()?;
     Some(Welch {
         t,
@@ -256,7 +281,7 @@ pub fn welch_log(base: &[i64], cand: &[i64]) -> Option<Welch> {
 pub struct Welch {
     /// t statistic (positive: the candidate's runs are slower).
     pub t: f64,
-    /// Welch–Satterthwaite degrees of freedom.
+    /// Degrees of freedom: n1 + n2 − 2 with as many runs a side, else Welch–Satterthwaite's.
     pub df: f64,
     /// Two-sided p-value.
     pub p_value: f64,
