@@ -8,7 +8,8 @@
 //! 1000 messages per connection:
 //! - the same scenario recorded twice passes (exit 0) in at least 19 of 20 repetitions;
 //! - a sleep 30% longer fails (exit 1) and names the stage, in at least 19 of 20;
-//! - with 3 messages no test can decide whether a 30% longer sleep is real: exit 3.
+//! - with 3 messages no test can decide whether a 30% longer sleep is real: exit 3;
+//! - and a `--fail-on` threshold on the stage fails (exit 1) from 10 messages, undecided at 3.
 //!
 //! And with several runs a side (`--base R1 R2 R3 --candidate ...`), the verdict comes from the
 //! runs: the same scenario passes, the longer sleep fails.
@@ -222,6 +223,14 @@ fn the_gate_passes_the_same_scenario_fails_a_longer_sleep_and_says_when_it_canno
             same_pass >= 19,
             "{rounds} messages: the same scenario passed {same_pass}/{REPS}"
         );
+        // A threshold on the stage is held to the same rule: undecided when it cannot tell.
+        let threshold = ["--fail-on", "rx_app:p50>+20%"];
+        let (code, d) = diff(&[b, s, threshold[0], threshold[1]], Some(first));
+        eprintln!(
+            "{rounds} messages, --fail-on: exit {code}: {}",
+            d["thresholds"]
+        );
+        assert_eq!(code, if rounds < 10 { 3 } else { 1 }, "{}", d["thresholds"]);
         if rounds < 10 {
             assert!(
                 shift_undecided >= 19,

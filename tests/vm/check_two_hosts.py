@@ -25,7 +25,12 @@ Checks, per host:
 And over both: `tcptape report A B` keeps the hosts apart, joins their segments, and its clock
 offset estimate (± its uncertainty) overlaps the interval the guests measured themselves on the
 control link (timestamp exchanges: B's clock read between A's send and A's receipt); every
-segment's span from A's write to B's read is at least A's netem delay.
+segment's span from A's write to B's read is at least A's netem delay; every journey across the
+hosts (a segment's journey from the write on one host joined to its journey to the read on the
+other) is causal on the aligned clocks, its end to end equals the sum of its stages on both
+hosts and the wire, and lies within the report's write -> read span; `tcptape export A B` puts
+every joined segment's arrival after its departure on one time line, and `tcptape diff` of the
+pair against itself compares both hosts and the wire and finds no change.
 
 Exits 0 when every check passes. Needs duckdb (the harness installs it into a venv).
 """
@@ -276,6 +281,115 @@ def check_host(c, args, role, results):
                 f"{mine}; application pid {app['pid']}, sent {app['sent']}, read {app['read']}")
 
 
+def journeys(args, rec):
+    out = subprocess.run([args.analyzer, "replay", "--journeys", "--format", "jsonl", rec],
+                         capture_output=True, text=True)
+    return [json.loads(line) for line in out.stdout.splitlines()]
+
+
+def check_cross_host_journeys(c, args, recs, pair):
+    """Each data segment whose journey on the sender starts at the write (tx_sendmsg) and whose
+    journey on the receiver ends at the read (rx_app), joined by flow and sequence number (each
+    seen once), is one journey across the hosts. On the clocks aligned by the report's offset:
+    its wire (tx_driver -> the receiver's first hop) is never negative, its end to end (write
+    -> read) equals the sum of its stages on the sender, the wire and its stages on the
+    receiver, and it lies within the report's write -> read span of that direction."""
+    off = pair["clock_offset_ns"]
+    by_host = dict(zip(("host-a", "host-b"), (journeys(args, r) for r in recs)))
+
+    def keyed(js, want):
+        out = {}
+        for j in js:
+            h = j["hops"]
+            if want(h):
+                out.setdefault((j["flow"], j.get("seq")), []).append(j)
+        return out
+
+    for src, dst, o in (("host-a", "host-b", off), ("host-b", "host-a", -off)):
+        sent = keyed(by_host[src], lambda h: h[0]["stage"] == "tx_sendmsg"
+                     and sum(x["stage"] == "tx_driver" for x in h) == 1)
+        read = keyed(by_host[dst], lambda h: h[0]["stage"] in ("rx_driver", "rx_netif")
+                     and h[-1]["stage"] == "rx_app")
+        spans, negative, unequal = [], [], []
+        for k, js in sent.items():
+            if len(js) != 1 or len(read.get(k, [])) != 1:
+                continue
+            hx, hy = js[0]["hops"], read[k][0]["hops"]
+            i = [n for n, h in enumerate(hx) if h["stage"] == "tx_driver"][0]
+            # t_dst = t_src + o: a time of the receiver, read on the sender's clock, is t - o.
+            wire = hy[0]["ts_ns"] - o - hx[i]["ts_ns"]
+            e2e = hy[-1]["ts_ns"] - o - hx[0]["ts_ns"]
+            stages = (sum(h.get("dt_ns", 0) for h in hx[1:i + 1]) + wire
+                      + sum(h.get("dt_ns", 0) for h in hy[1:]))
+            spans.append(e2e)
+            if wire < 0:
+                negative.append((k, wire))
+            if e2e != stages:
+                unequal.append((k, e2e, stages))
+        rows = [e for e in pair.get("end_to_end", []) if e["from_host"] == src]
+        lo, hi = (rows[0]["min_ns"], rows[0]["max_ns"]) if rows else (None, None)
+        outside = [s for s in spans if lo is None or not lo <= s <= hi]
+        c.check(f"{src} -> {dst}: every cross-host journey is causal and its end to end is the "
+                f"sum of its stages",
+                len(spans) >= 10 and not negative and not unequal and not outside,
+                f"{len(spans)} journeys across the hosts, {len(negative)} with a negative wire "
+                f"{negative[:2]}, {len(unequal)} whose stages do not add up {unequal[:2]}, "
+                f"{len(outside)} outside the report's write -> read span [{lo}, {hi}] ns")
+
+
+def check_export_and_diff(c, args, recs):
+    """`tcptape export A B`: one time line, B's clock aligned by the traffic, and every segment
+    joined (sent once by one host, its journey on the other starting at the driver) arrives after
+    it left. `tcptape diff --base A B --candidate A B`: both hosts and the wire compared, no
+    change anywhere, exit 0."""
+    trace = os.path.join(args.a, "two.trace.json")
+    out = subprocess.run([args.analyzer, "export", *recs, "--limit", "0", "-o", trace],
+                         capture_output=True, text=True)
+    if not c.check("both hosts: tcptape export A B", out.returncode == 0, out.stderr.strip()[-300:]):
+        return
+    t = json.load(open(trace))
+    evs = t["traceEvents"]
+    journeys_by_track = {}
+    for e in evs:
+        if e.get("cat") == "journey" and "seq" in e["args"]:
+            journeys_by_track.setdefault((e["pid"], e["tid"]), []).append(e)
+    sent, arrived = {}, {}
+    for e in evs:
+        if e.get("cat") != "stage":
+            continue
+        a = e["args"]
+        ts, end = round(e["ts"] * 1000), round((e["ts"] + e["dur"]) * 1000)
+        owner = [j for j in journeys_by_track.get((e["pid"], e["tid"]), [])
+                 if round(j["ts"] * 1000) <= ts and end <= round((j["ts"] + j["dur"]) * 1000)]
+        if not owner:
+            continue
+        seq, on_a = owner[0]["args"]["seq"], e["pid"] < 1_000_000
+        if a["to"] == "tx_driver":
+            sent.setdefault((on_a, seq), []).append(end)
+        if a["from"] in ("rx_driver", "rx_netif") and ts == round(owner[0]["ts"] * 1000):
+            arrived.setdefault((on_a, seq), []).append(ts)
+    wires = [arrived[(not on_a, seq)][0] - tx[0] for (on_a, seq), tx in sent.items()
+             if len(tx) == 1 and len(arrived.get((not on_a, seq), [])) == 1]
+    hosts = t["otherData"]["hosts"]
+    c.check("both hosts: export puts both hosts on one time line, every segment arriving after "
+            "it left",
+            [h["clock"] for h in hosts] == ["reference", "traffic"] and len(wires) >= 20
+            and min(wires) >= 0,
+            f"clocks {[h['clock'] for h in hosts]}, {len(wires)} segments joined, shortest wire "
+            f"{min(wires) if wires else None} ns")
+    out = subprocess.run([args.analyzer, "diff", "-q", "--format", "json", "--base", *recs,
+                          "--candidate", *recs], capture_output=True, text=True)
+    d = json.loads(out.stdout) if out.returncode in (0, 1, 3) else {}
+    rows = d.get("between_hosts", [])
+    c.check("both hosts: diff of the pair against itself compares both hosts and the wire, no "
+            "change",
+            out.returncode == 0 and [h["base"]["host"] for h in d.get("hosts", [])]
+            == ["host-a", "host-b"] and len(rows) >= 2
+            and all(r["verdict"] == "no_change" for r in rows),
+            f"exit {out.returncode}, {out.stderr.strip()[-200:]}, between hosts "
+            f"{[(r['from'], r['to'], r['verdict']) for r in rows]}")
+
+
 def check_between(c, args):
     """`tcptape report A B`: two hosts (their clocks kept apart), and the clock offset it
     estimates from the traffic agrees with the one the guests measured on the control link."""
@@ -309,6 +423,8 @@ def check_between(c, args):
     for w in p["wire"]:
         print(f"    wire {w['from_host']} -> {w['to_host']}: {w['count']} segments, min "
               f"{ms(w['min_ns'])}, p50 {ms(w['p50_ns'])}, max {ms(w['max_ns'])}")
+    check_cross_host_journeys(c, args, recs, p)
+    check_export_and_diff(c, args, recs)
     # Every segment from A went through A's netem delay D: from A's write to B's read, at least
     # D, on the aligned clocks (the offset's uncertainty may take away up to its width).
     d_ns = int(read_kv(os.path.join(args.a, "env"))["delay_ms"]) * 1_000_000

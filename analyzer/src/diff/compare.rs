@@ -4,8 +4,8 @@
 use super::environment;
 use super::model::*;
 use super::stats::{
-    blocks, mann_whitney, mean, nearest_rank, permutation_mann_whitney, quantile_ci, smallest_p,
-    welch_log, z_of, PERMUTATIONS,
+    blocks, mann_whitney, mean, nearest_rank, permutation_mann_whitney, quantile_ci,
+    quantile_ci_bounded, smallest_p, welch_log, z_of, PERMUTATIONS,
 };
 use super::threshold::{Limit, Metric, Threshold};
 use crate::model::{Report, StageLatency};
@@ -412,7 +412,25 @@ type BlockStat = Box<dyn Fn(&[i64]) -> i64>;
 /// shifted the way it says. A percentile needs blocks of at least `5 / (1 − q)` packets (500
 /// for p99); with fewer than [`MIN_BLOCKS`] such blocks per side, the distribution-free
 /// confidence intervals of the quantile must not overlap instead.
-fn latency_noise(t: &Threshold, sb: &[i64], sc: &[i64], s: &Settings) -> Option<String> {
+/// What the noise check of a crossed threshold found.
+enum Noise {
+    /// The crossing is real.
+    Real,
+    /// Within noise: why.
+    Within(String),
+    /// Too few packets to tell: why.
+    Undecided(String),
+}
+
+fn latency_noise(t: &Threshold, sb: &[i64], sc: &[i64], s: &Settings) -> Noise {
+    match latency_noise_note(t, sb, sc, s) {
+        None => Noise::Real,
+        Some(n) if n.starts_with("undecided") => Noise::Undecided(n),
+        Some(n) => Noise::Within(n),
+    }
+}
+
+fn latency_noise_note(t: &Threshold, sb: &[i64], sc: &[i64], s: &Settings) -> Option<String> {
     if matches!(t.limit, Limit::Level(_)) {
         return None;
     }
@@ -444,10 +462,28 @@ fn latency_noise(t: &Threshold, sb: &[i64], sc: &[i64], s: &Settings) -> Option<
         });
     }
     let Metric::Percentile(q) = t.metric else {
-        return Some("within noise: too few packets to test the mean".into());
+        return Some(format!(
+            "undecided: {} and {} packets are too few to test the mean (at least {} a side)",
+            sb.len(),
+            sc.len(),
+            MIN_BLOCK * MIN_BLOCKS
+        ));
     };
     let z = z_of(s.confidence);
     let q = q as f64 / 1000.0;
+    // An interval that runs into the smallest or largest packet says nothing on that side:
+    // the sample is too small for this quantile at this confidence.
+    if let Some(n) = [sb.len(), sc.len()]
+        .into_iter()
+        .find(|&n| !quantile_ci_bounded(n, q, z))
+    {
+        return Some(format!(
+            "undecided: {n} packets are too few to bound the {}th percentile at {:.0}% \
+             confidence",
+            q * 100.0,
+            s.confidence * 100.0
+        ));
+    }
     let (b, c) = (
         quantile_ci(&sorted(sb), q, z)?,
         quantile_ci(&sorted(sc), q, z)?,
@@ -508,6 +544,7 @@ fn check_thresholds(
                 unit: unit(t.metric),
                 failed: crossed && noise.is_none(),
                 note: if crossed { noise } else { None },
+                undecided: false,
             });
             continue;
         }
@@ -537,6 +574,7 @@ fn check_thresholds(
                         unit: unit(t.metric),
                         failed: false,
                         note: Some("recorded on one side only".into()),
+                        undecided: false,
                     });
                     continue;
                 };
@@ -553,6 +591,7 @@ fn check_thresholds(
                     unit: unit(t.metric),
                     failed: crossed,
                     note: None,
+                    undecided: false,
                 });
             }
         }
@@ -570,9 +609,18 @@ fn check_thresholds(
     };
     let empty = Vec::new();
     for (i, t, sb, sc) in to_test {
-        let noise = latency_noise(t, sb.unwrap_or(&empty), sc.unwrap_or(&empty), &settings);
-        out[i].failed = noise.is_none();
-        out[i].note = noise;
+        match latency_noise(t, sb.unwrap_or(&empty), sc.unwrap_or(&empty), &settings) {
+            Noise::Real => out[i].failed = true,
+            Noise::Within(n) => {
+                out[i].failed = false;
+                out[i].note = Some(n);
+            }
+            Noise::Undecided(n) => {
+                out[i].failed = false;
+                out[i].undecided = true;
+                out[i].note = Some(n);
+            }
+        }
     }
     Ok(out)
 }
@@ -595,6 +643,14 @@ pub fn undecided(
                         .any(|t| t.row == format!("{what}{}", r.name())))
         })
         .map(|(r, what)| undecided_reason(r, what))
+        .chain(thresholds.iter().filter(|t| t.undecided).map(|t| {
+            format!(
+                "--fail-on '{}' on {}: {}",
+                t.expr,
+                t.row,
+                t.note.as_deref().unwrap_or("")
+            )
+        }))
         .collect()
 }
 

@@ -196,6 +196,9 @@ pub struct ThresholdCheck {
     /// Why it did not fire although crossed, or why it could not be checked.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// Crossed, but too few packets to tell a real crossing from noise: never a pass.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub undecided: bool,
 }
 
 /// The settings the verdicts were made with.

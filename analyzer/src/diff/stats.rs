@@ -109,6 +109,14 @@ pub fn quantile_ci(sorted: &[i64], q: f64, z: f64) -> Option<(i64, i64)> {
     Some((sorted[lo.max(1) - 1], sorted[hi.max(1) - 1]))
 }
 
+/// Whether [`quantile_ci`] of `q` over `n` packets is bounded by order statistics on both sides
+/// (not clamped to the smallest or largest packet).
+pub fn quantile_ci_bounded(n: usize, q: f64, z: f64) -> bool {
+    let n = n as f64;
+    let half = z * (n * q * (1.0 - q)).sqrt();
+    n > 0.0 && (n * q - half).floor() >= 1.0 && (n * q + half).ceil() <= n
+}
+
 /// A statistic of each of up to `max_blocks` contiguous blocks of at least `min_block`
 /// samples (given in time order), sorted ascending; empty when there are too few samples for
 /// one block. The statistic gets each block's samples sorted.
@@ -403,5 +411,9 @@ mod tests {
         let (lo, hi) = quantile_ci(&small, 0.999, z).unwrap();
         assert_eq!(hi, 100);
         assert!(lo >= 90);
+        // A median from 10 packets runs into the extremes at 99%; from 20 it does not. A p99
+        // needs a thousand.
+        assert!(!quantile_ci_bounded(10, 0.5, z) && quantile_ci_bounded(20, 0.5, z));
+        assert!(!quantile_ci_bounded(500, 0.99, z) && quantile_ci_bounded(1000, 0.99, z));
     }
 }
