@@ -32,14 +32,16 @@ pub enum Command {
     /// Per-layer latency from packet journeys, and the classic TCP reports (retransmits, RTT and
     /// cwnd, connections, drops, throughput, buffer pressure), one report per host.
     Report(ReportArgs),
-    /// Two recordings side by side: every stage's count and percentiles with their change, a
-    /// statistical verdict per stage, thresholds for CI; exit code 1 on a regression.
+    /// Two recordings side by side (or runs, or hosts): every stage's count and percentiles with
+    /// their change, a statistical verdict per stage, thresholds for CI; exit code 1 on a
+    /// regression, 3 when a stage that matters cannot be decided.
     Diff(crate::diff::DiffArgs),
     /// The events in time order like `perf script` (text or JSON lines), filtered; `--journeys`
     /// prints each packet's path with the time between hops; `--speed` paces the output.
     Replay(crate::replay::ReplayArgs),
     /// A trace for ui.perfetto.dev and chrome://tracing: each journey as slices per stage on a
-    /// track per flow, retransmits as instant events, cwnd as counters.
+    /// track per flow, retransmits as instant events, cwnd as counters; several hosts on one
+    /// time line.
     Export(crate::export::ExportArgs),
     /// An anonymized copy of a recording for a public ticket: prefix-preserving (Crypto-PAn)
     /// address pseudonyms, pid and comm removed, ports kept or mapped.
@@ -74,23 +76,9 @@ pub struct ReportArgs {
     /// Write to this file instead of standard output.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: Option<PathBuf>,
-    /// Only events of this port, source or destination (repeatable, or comma-separated).
-    #[arg(long, value_name = "P", value_delimiter = ',')]
-    pub port: Vec<u16>,
-    /// Only events of this flow, either direction: `SADDR:SPORT-DADDR:DPORT`, IPv6 in brackets
-    /// (repeatable).
-    #[arg(long, value_name = "F")]
-    pub flow: Vec<crate::queries::select::Flow>,
-    /// Only latency rows that start or end at this stage (repeatable, or comma-separated).
-    /// Journeys still use every recorded stage.
-    #[arg(long, value_name = "S", value_delimiter = ',')]
-    pub stage: Vec<tcptape_common::Stage>,
-    /// Only events from this long after the start of the recording (`10s`, `1m30s`, `250ms`).
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
-    pub from: Option<std::time::Duration>,
-    /// Only events until this long after the start of the recording.
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
-    pub to: Option<std::time::Duration>,
+    /// Which events.
+    #[command(flatten)]
+    pub select: crate::selection_args::SelectionArgs,
     /// Two hops of one packet id further apart than this are taken as two packets (the kernel
     /// reused the skb).
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = humantime::parse_duration)]
@@ -150,20 +138,20 @@ mod tests {
         else {
             panic!("not report")
         };
-        assert_eq!(r.port, vec![80, 443, 22]);
-        let names: Vec<&str> = r.stage.iter().map(|s| s.name()).collect();
+        assert_eq!(r.select.port, vec![80, 443, 22]);
+        let names: Vec<&str> = r.select.stage.iter().map(|s| s.name()).collect();
         assert_eq!(names, ["rx_app", "tx_driver"]);
         let Command::Replay(r) =
             parse(&["replay", "x", "--port", "1,2", "--stage", "drop,state"]).command
         else {
             panic!("not replay")
         };
-        assert_eq!(r.filter.port, vec![1, 2]);
-        assert_eq!(r.filter.stage.len(), 2);
+        assert_eq!(r.select.port, vec![1, 2]);
+        assert_eq!(r.select.stage.len(), 2);
         let Command::Diff(d) = parse(&["diff", "a", "b", "--port", "5201,5202"]).command else {
             panic!("not diff")
         };
-        assert_eq!(d.port, vec![5201, 5202]);
+        assert_eq!(d.select.port, vec![5201, 5202]);
         assert!(Cli::try_parse_from(["tcptape", "report", "x", "--stage", "rx_app,nope"]).is_err());
     }
 }

@@ -3,7 +3,7 @@
 use clap::Parser;
 use std::io::Write;
 use tcptape_analyzer::cli::{Cli, Command};
-use tcptape_analyzer::{anonymize_command, diff, exit_code, export, info, replay, report_command};
+use tcptape_analyzer::{anonymize_command, diff, exit_code, export, info, replay, report};
 
 /// The last panic's message, kept by the panic hook instead of printing a backtrace.
 static PANIC: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
@@ -11,7 +11,7 @@ static PANIC: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
 fn run(cli: &Cli, out: &mut impl Write) -> anyhow::Result<i32> {
     match &cli.command {
         Command::Info(args) => info::run(args, out),
-        Command::Report(args) => report_command::run(args, out),
+        Command::Report(args) => report::command::run(args, out),
         Command::Diff(args) => diff::run(args, out),
         Command::Replay(args) => replay::run(args, out),
         Command::Export(args) => export::run(args, out),

@@ -8,10 +8,10 @@ use super::stats::{
     quantile_ci_bounded, smallest_p, welch_log, z_of, PERMUTATIONS,
 };
 use super::threshold::{Limit, Metric, Threshold};
-use crate::model::{Report, StageLatency};
-use crate::per_packet::{self, Pair};
+use crate::journeys::per_packet::{self, Pair};
 use crate::progress::Steps;
 use crate::queries::journey_rank;
+use crate::report::model::{Report, StageLatency};
 use crate::report::{self, Options};
 use std::collections::{BTreeMap, BTreeSet};
 use tcptape_common::{Recording, Stage};
@@ -410,8 +410,9 @@ type BlockStat = Box<dyn Fn(&[i64]) -> i64>;
 /// The figure is computed per time block on each side and the blocks are compared with the
 /// Mann–Whitney test at `alpha`: a threshold fires only when the blocks of the candidate are
 /// shifted the way it says. A percentile needs blocks of at least `5 / (1 − q)` packets (500
-/// for p99); with fewer than [`MIN_BLOCKS`] such blocks per side, the distribution-free
-/// confidence intervals of the quantile must not overlap instead.
+/// for p99); with fewer than [`MIN_BLOCKS`] such blocks per side, a median or mean is tested on
+/// the packets (the permutation test), and another quantile's distribution-free confidence
+/// intervals must not overlap. Too few packets for either: undecided.
 /// What the noise check of a crossed threshold found.
 enum Noise {
     /// The crossing is real.
@@ -461,13 +462,28 @@ fn latency_noise_note(t: &Threshold, sb: &[i64], sc: &[i64], s: &Settings) -> Op
             )
         });
     }
+    // A median or a mean from too few packets for time blocks: the packets themselves, with
+    // the permutation test of the verdicts (a shift of location).
+    if matches!(t.metric, Metric::Percentile(500) | Metric::Mean) {
+        if smallest_p(sb.len(), sc.len()) >= s.alpha {
+            return Some(format!(
+                "undecided: {} and {} packets are too few for any test at this level",
+                sb.len(),
+                sc.len()
+            ));
+        }
+        let m = permutation_mann_whitney(sb, sc, PERMUTATIONS);
+        let shifted = m.is_some_and(|m| m.p_value < s.alpha && (m.z > 0.0) == t.above);
+        return (!shifted).then(|| {
+            format!(
+                "within noise: the packets of the two sides do not differ (permutation \
+                 Mann–Whitney p = {})",
+                super::render::p_value(m.map(|m| m.p_value))
+            )
+        });
+    }
     let Metric::Percentile(q) = t.metric else {
-        return Some(format!(
-            "undecided: {} and {} packets are too few to test the mean (at least {} a side)",
-            sb.len(),
-            sc.len(),
-            MIN_BLOCK * MIN_BLOCKS
-        ));
+        return None;
     };
     let z = z_of(s.confidence);
     let q = q as f64 / 1000.0;

@@ -1,6 +1,6 @@
 //! `diff` over recordings of several hosts: each host of the base compared with the host of the
 //! same name in the candidate, and the wire and write→read spans between hosts
-//! ([`crate::cross_host`]) compared the same way.
+//! ([`crate::journeys::cross_host`]) compared the same way.
 //!
 //! Which recordings of a side are hosts and which are runs: recordings of different hosts whose
 //! times overlap were made together (hosts of one scenario); recordings that follow one another
@@ -10,10 +10,10 @@ use super::compare::{self, fails, RowInput};
 use super::model::{Diff, Settings, StageDiff, Verdict, DIFF_SCHEMA};
 use super::render::{self, md_escape, md_row, row_cells, HEADER};
 use super::threshold::Threshold;
-use crate::cross_host::{self, BetweenSamples, WireEdge};
-use crate::latency_stats::Stats;
-use crate::model::StageLatency;
+use crate::journeys::cross_host::{self, BetweenSamples, WireEdge};
 use crate::progress::Steps;
+use crate::report::latency_stats::Stats;
+use crate::report::model::StageLatency;
 use crate::report::{self, Options};
 use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
 use serde::Serialize;
@@ -172,7 +172,7 @@ fn between_rows(
 pub fn compare(
     base: HostGroups,
     cand: HostGroups,
-    opts: &Options,
+    opts: &dyn Fn(&[Recording]) -> anyhow::Result<Options>,
     thresholds: &[Threshold],
     settings: Settings,
     quiet: bool,
@@ -218,8 +218,8 @@ pub fn compare(
             .find(|(h, _)| h == host)
             .expect("a common host")
             .1;
-        let b = compare::load(brecs.to_vec(), opts, &steps)?;
-        let c = compare::load(crecs.to_vec(), opts, &steps)?;
+        let b = compare::load(brecs.to_vec(), &opts(brecs)?, &steps)?;
+        let c = compare::load(crecs.to_vec(), &opts(crecs)?, &steps)?;
         hosts.push(compare::compare(
             &b,
             &c,

@@ -4,7 +4,7 @@
 //! decided.
 //!
 //! Both sides go through [`crate::report::build`], so the figures are the ones `tcptape report`
-//! shows, and through [`crate::per_packet`] for the packets behind them, which the tests of
+//! shows, and through [`crate::journeys::per_packet`] for the packets behind them, which the tests of
 //! [`stats`] compare: time blocks from 100 packets a side, a permutation test on the packets
 //! below that, the runs' medians when a side has several runs (`--base A1 A2 --candidate B1
 //! B2`). Recordings of several hosts are compared host by host, and the wire between them
@@ -22,8 +22,8 @@ pub mod threshold;
 
 use crate::exit_code;
 use crate::progress::Steps;
-use crate::queries::select::{Flow, Selection};
 use crate::report::{self, Options};
+use crate::selection_args::SelectionArgs;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use std::io::Write;
@@ -123,13 +123,9 @@ pub struct DiffArgs {
     /// on noise.
     #[arg(long, default_value_t = 0.99, value_parser = parse_fraction)]
     pub confidence: f64,
-    /// Only events of this port, source or destination (repeatable, or comma-separated), in
-    /// both recordings.
-    #[arg(long, value_name = "P", value_delimiter = ',')]
-    pub port: Vec<u16>,
-    /// Only events of this flow, either direction (repeatable), in both recordings.
-    #[arg(long, value_name = "F")]
-    pub flow: Vec<Flow>,
+    /// Which events, on both sides (`--from`/`--to` from each recording's start).
+    #[command(flatten)]
+    pub select: SelectionArgs,
     /// Two hops of one packet id further apart than this are taken as two packets.
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = humantime::parse_duration)]
     pub max_hop_gap: std::time::Duration,
@@ -154,14 +150,14 @@ pub fn run(args: &DiffArgs, out: &mut impl Write) -> anyhow::Result<i32> {
         hosts::hosts_or_runs(crate::inputs::open_by_host(&base)?),
         hosts::hosts_or_runs(crate::inputs::open_by_host(&cand)?),
     );
-    let opts = Options {
-        selection: Selection {
-            ports: args.port.clone(),
-            flows: args.flow.clone(),
-            ..Selection::default()
-        },
-        max_hop_gap_ns: args.max_hop_gap.as_nanos() as u64,
-        cdf: false,
+    // The selection of each side: times count from that side's start.
+    let opts = |recs: &[tcptape_common::Recording]| -> anyhow::Result<Options> {
+        let start = recs.iter().map(|r| r.meta().start_ns).min().unwrap_or(0);
+        Ok(Options {
+            selection: args.select.selection(start)?,
+            max_hop_gap_ns: args.max_hop_gap.as_nanos() as u64,
+            cdf: false,
+        })
     };
     let settings = model::Settings {
         alpha: args.alpha,
@@ -175,8 +171,12 @@ pub fn run(args: &DiffArgs, out: &mut impl Write) -> anyhow::Result<i32> {
     let outcome = if base.len() == 1 && cand.len() == 1 {
         let steps = Steps::new(2 * report::STEPS, args.quiet);
         let (b, c) = (base.into_iter().next(), cand.into_iter().next());
-        let b = compare::load(b.map(|h| h.1).unwrap_or_default(), &opts, &steps)?;
-        let c = compare::load(c.map(|h| h.1).unwrap_or_default(), &opts, &steps)?;
+        let (b, c) = (
+            b.map(|h| h.1).unwrap_or_default(),
+            c.map(|h| h.1).unwrap_or_default(),
+        );
+        let b = compare::load(b.clone(), &opts(&b)?, &steps)?;
+        let c = compare::load(c.clone(), &opts(&c)?, &steps)?;
         drop(steps);
         let d = compare::compare(&b, &c, &args.fail_on, settings, true)?;
         Outcome::One(Box::new(d))

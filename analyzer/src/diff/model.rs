@@ -1,7 +1,7 @@
 //! What `diff` finds, also its JSON shape (`schema` 1). Fields are only ever added.
 
 use super::stats::{MannWhitney, Welch};
-use crate::model::StageLatency;
+use crate::report::model::StageLatency;
 use serde::Serialize;
 
 /// The JSON schema version of a diff.

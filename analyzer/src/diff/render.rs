@@ -53,8 +53,8 @@ fn cell(c: Change, sep: &str) -> String {
 }
 
 fn only(
-    l: &Option<crate::model::StageLatency>,
-    f: impl Fn(&crate::model::StageLatency) -> u64,
+    l: &Option<crate::report::model::StageLatency>,
+    f: impl Fn(&crate::report::model::StageLatency) -> u64,
 ) -> String {
     l.as_ref().map_or("—".into(), |l| ns(f(l) as f64))
 }
@@ -81,11 +81,11 @@ pub fn row_cells(r: &StageDiff, sep: &str) -> Vec<String> {
             }
         }
         None => {
-            let side = |l: &Option<crate::model::StageLatency>| {
+            let side = |l: &Option<crate::report::model::StageLatency>| {
                 l.as_ref().map_or("—".to_string(), |l| l.count.to_string())
             };
             cells.push(format!("{} → {}", side(&r.base), side(&r.cand)));
-            type Get = fn(&crate::model::StageLatency) -> u64;
+            type Get = fn(&crate::report::model::StageLatency) -> u64;
             let gets: [Get; 5] = [
                 |l| l.p50_ns,
                 |l| l.p90_ns,

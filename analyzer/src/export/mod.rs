@@ -1,10 +1,10 @@
 //! `tcptape export REC --format perfetto -o trace.json`: a trace that ui.perfetto.dev and
-//! chrome://tracing open, built from the report's journeys ([`crate::per_packet`]) so that every
+//! chrome://tracing open, built from the report's journeys ([`crate::journeys::per_packet`]) so that every
 //! stage slice lasts the stage delta the report aggregates.
 //!
 //! Several hosts: `tcptape export A.parquet B.parquet -o trace.json` puts every host's journeys
 //! on one time line, each host's clock read on the first host's through the offset estimated
-//! from the traffic between them ([`crate::cross_host`]); each host's flows are grouped and
+//! from the traffic between them ([`crate::journeys::cross_host`]); each host's flows are grouped and
 //! named after it.
 //!
 //! Large recordings: `--limit` keeps the first N journeys (in time order) and `--sample` one in
@@ -14,11 +14,11 @@ pub mod perfetto;
 pub mod trace_writer;
 pub mod tracks;
 
-use crate::cross_host::{self, ClockAlignment};
 use crate::exit_code;
-use crate::per_packet::Packet;
+use crate::journeys::cross_host::{self, ClockAlignment};
+use crate::journeys::per_packet::Packet;
 use crate::queries::select::Selection;
-use crate::replay::filter::EventFilter;
+use crate::selection_args::SelectionArgs;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use perfetto::Written;
@@ -59,7 +59,7 @@ pub struct ExportArgs {
     pub sample: u64,
     /// Which events.
     #[command(flatten)]
-    pub filter: EventFilter,
+    pub select: SelectionArgs,
     /// Two hops of one packet id further apart than this are two packets.
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = humantime::parse_duration)]
     pub max_hop_gap: std::time::Duration,
@@ -76,9 +76,9 @@ struct HostJourneys {
 
 fn host_journeys(args: &ExportArgs, recs: &[Recording]) -> anyhow::Result<HostJourneys> {
     let start = recs.iter().map(|r| r.meta().start_ns).min().unwrap_or(0);
-    let sel = args.filter.selection(start)?;
-    let j = crate::per_packet::journeys(recs, &sel, args.max_hop_gap.as_nanos() as u64)?;
-    let mut all = crate::per_packet::packets(&j)?;
+    let sel = args.select.selection(start)?;
+    let j = crate::journeys::per_packet::journeys(recs, &sel, args.max_hop_gap.as_nanos() as u64)?;
+    let mut all = crate::journeys::per_packet::packets(&j)?;
     drop(j);
     if !sel.stages.is_empty() {
         all.retain(|p| p.hops.iter().any(|h| sel.stages.contains(&h.stage)));

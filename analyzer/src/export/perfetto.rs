@@ -5,9 +5,9 @@
 
 use super::trace_writer::TraceWriter;
 use super::tracks::{Tracks, TCP_TID};
-use crate::per_packet::Packet;
+use crate::journeys::per_packet::Packet;
 use crate::queries::select::{Flow, Selection};
-use crate::replay::filter::matches;
+use crate::selection_args::matches;
 use serde_json::{json, Map, Value};
 use std::io::Write;
 use tcptape_common::record::Record;

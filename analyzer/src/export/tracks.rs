@@ -32,15 +32,6 @@ pub struct Tracks {
     pub flows: Vec<FlowTrack>,
 }
 
-fn reverse(f: &Flow) -> Flow {
-    Flow {
-        saddr: f.daddr.clone(),
-        sport: f.dport,
-        daddr: f.saddr.clone(),
-        dport: f.sport,
-    }
-}
-
 impl Tracks {
     /// Tracks whose pids start after `pid_base`.
     pub fn after(pid_base: u64) -> Tracks {
@@ -56,7 +47,7 @@ impl Tracks {
             return (p, false);
         }
         if let Some(f) = flow {
-            if let Some(&p) = self.by_flow.get(&Some(reverse(f))) {
+            if let Some(&p) = self.by_flow.get(&Some(f.reversed())) {
                 return (p, false);
             }
         }
@@ -75,7 +66,7 @@ impl Tracks {
     pub fn known(&self, flow: &Option<Flow>) -> Option<u64> {
         self.by_flow.get(flow).copied().or_else(|| {
             flow.as_ref()
-                .and_then(|f| self.by_flow.get(&Some(reverse(f))).copied())
+                .and_then(|f| self.by_flow.get(&Some(f.reversed())).copied())
         })
     }
 
@@ -105,7 +96,7 @@ mod tests {
         let f: Flow = "10.0.0.1:1-10.0.0.2:2".parse().unwrap();
         let mut t = Tracks::default();
         assert_eq!(t.pid(&Some(f.clone())), (1, true));
-        assert_eq!(t.pid(&Some(reverse(&f))), (1, false));
+        assert_eq!(t.pid(&Some(f.reversed())), (1, false));
         assert_eq!(t.pid(&None), (2, true));
         assert_eq!(t.lane(1, 0, 100), (2, true));
         assert_eq!(t.lane(1, 50, 150), (3, true));

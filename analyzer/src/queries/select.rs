@@ -17,6 +17,18 @@ pub struct Flow {
     pub dport: u16,
 }
 
+impl Flow {
+    /// The same connection seen the other way: source and destination swapped.
+    pub fn reversed(&self) -> Flow {
+        Flow {
+            saddr: self.daddr.clone(),
+            sport: self.dport,
+            daddr: self.saddr.clone(),
+            dport: self.sport,
+        }
+    }
+}
+
 fn endpoint(addr: &str, port: u16) -> String {
     if addr.contains(':') {
         format!("[{addr}]:{port}")
@@ -103,7 +115,7 @@ impl Selection {
         }
         if !self.flows.is_empty() {
             let any = self.flows.iter().fold(lit(false), |acc, f| {
-                acc.or(flow_is(f)).or(flow_is(&reverse(f)))
+                acc.or(flow_is(f)).or(flow_is(&f.reversed()))
             });
             p = p.and(any.fill_null(lit(false)));
         }
@@ -117,15 +129,6 @@ impl Selection {
                 .stages
                 .iter()
                 .any(|s| s.name() == from || s.name() == to)
-    }
-}
-
-fn reverse(f: &Flow) -> Flow {
-    Flow {
-        saddr: f.daddr.clone(),
-        sport: f.dport,
-        daddr: f.saddr.clone(),
-        dport: f.sport,
     }
 }
 

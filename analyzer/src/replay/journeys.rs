@@ -1,9 +1,9 @@
 //! `replay --journeys`: each packet's path with the time between hops, from the report's own
-//! journeys ([`crate::per_packet`]), so the times printed are the report's stage deltas.
+//! journeys ([`crate::journeys::per_packet`]), so the times printed are the report's stage deltas.
 
 use super::pace::Pace;
 use super::text::{exact, flow_of, seconds};
-use crate::per_packet::Packet;
+use crate::journeys::per_packet::Packet;
 use serde::Serialize;
 use std::io::Write;
 

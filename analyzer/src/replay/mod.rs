@@ -3,18 +3,17 @@
 //! replays at a multiple of the recorded pace.
 //!
 //! Events stream from the Parquet reader one batch at a time through the report's selection
-//! ([`filter`]) and a bounded reorder buffer ([`order`]), so printing a recording of any size
+//! ([`crate::selection_args`]) and a bounded reorder buffer ([`order`]), so printing a recording of any size
 //! holds only a window of events in memory. Journeys are built in memory, as for the report.
 
-pub mod filter;
 pub mod journeys;
 pub mod order;
 pub mod pace;
 pub mod text;
 
 use crate::exit_code;
+use crate::selection_args::{self, SelectionArgs};
 use clap::{Args, ValueEnum};
-use filter::EventFilter;
 use std::io::Write;
 use std::path::PathBuf;
 use tcptape_common::record::Record;
@@ -48,7 +47,7 @@ pub struct ReplayArgs {
     pub speed: Option<f64>,
     /// Which events.
     #[command(flatten)]
-    pub filter: EventFilter,
+    pub select: SelectionArgs,
     /// Events up to this far out of time order are put back in order (the recorder writes them
     /// as the ring buffer delivers them, a few microseconds apart across CPUs).
     #[arg(long, value_name = "DURATION", default_value = "100ms", value_parser = humantime::parse_duration)]
@@ -65,17 +64,17 @@ const MAX_HELD: usize = 1 << 20;
 pub fn run(args: &ReplayArgs, out: &mut impl Write) -> anyhow::Result<i32> {
     let rec = Recording::open(&args.rec)?;
     let start = rec.meta().start_ns;
-    let sel = args.filter.selection(start)?;
+    let sel = args.select.selection(start)?;
     let mut pace = pace::Pace::new(args.speed);
     let jsonl = args.format == ReplayFormat::Jsonl;
     let mut out = std::io::BufWriter::with_capacity(1 << 16, out);
     if args.journeys {
-        let j = crate::per_packet::journeys(
+        let j = crate::journeys::per_packet::journeys(
             std::slice::from_ref(&rec),
             &sel,
             args.max_hop_gap.as_nanos() as u64,
         )?;
-        let mut packets = crate::per_packet::packets(&j)?;
+        let mut packets = crate::journeys::per_packet::packets(&j)?;
         if !sel.stages.is_empty() {
             packets.retain(|p| p.hops.iter().any(|h| sel.stages.contains(&h.stage)));
         }
@@ -105,7 +104,7 @@ pub fn run(args: &ReplayArgs, out: &mut impl Write) -> anyhow::Result<i32> {
         let rows = Record::from_batch(&batch)
             .map_err(|e| anyhow::anyhow!("{}: {e}", rec.path.display()))?;
         for r in rows {
-            if filter::matches(&sel, &r) {
+            if selection_args::matches(&sel, &r) {
                 reorder.push(r.ts_ns, r, &mut ready);
             }
         }

@@ -8,11 +8,11 @@
 //! sorted, and the CPU, flow and time of each row are then put in that order once, so every
 //! grouping reads memory in sequence.
 
-use crate::hop_table::Flows;
-use crate::journey::PairRows;
+use crate::journeys::hop_table::Flows;
+use crate::journeys::journey::PairRows;
+use crate::journeys::radix::radix_sort;
 use crate::queries::select::Flow;
 use crate::queries::QUANTILE;
-use crate::radix::radix_sort;
 use polars::prelude::QuantileMethod;
 
 /// The figures of one group: count, mean, max and the requested percentiles (ns).

@@ -1,14 +1,15 @@
-//! The event filters of `replay` and `export`: the report's [`Selection`] (the same flags and
-//! meaning as `tcptape report`), also applied one decoded event at a time for streaming.
+//! The selection flags every command shares (`--flow`, `--port`, `--stage`, `--from`, `--to`),
+//! turned into the report's [`Selection`]; and that selection applied one decoded event at a
+//! time, for the commands that stream (`replay`, `export`).
 
 use crate::queries::select::{Flow, Selection};
 use clap::Args;
 use tcptape_common::record::Record;
 use tcptape_common::Stage;
 
-/// Which events to show.
-#[derive(Debug, Clone, Args)]
-pub struct EventFilter {
+/// Which events: the same flags, with the same meaning, in every command.
+#[derive(Debug, Clone, Default, Args)]
+pub struct SelectionArgs {
     /// Only events of this flow, either direction: `SADDR:SPORT-DADDR:DPORT`, IPv6 in brackets
     /// (repeatable).
     #[arg(long, value_name = "F")]
@@ -16,8 +17,9 @@ pub struct EventFilter {
     /// Only events of this port, source or destination (repeatable, or comma-separated).
     #[arg(long, value_name = "P", value_delimiter = ',')]
     pub port: Vec<u16>,
-    /// Only events of this stage (repeatable, or comma-separated). With `--journeys`: only
-    /// journeys that pass it.
+    /// Only this stage (repeatable, or comma-separated): the latency rows that start or end at
+    /// it (`report`, `diff`; journeys still use every recorded stage), its events (`replay`),
+    /// the journeys that pass it (`replay --journeys`, `export`).
     #[arg(long, value_name = "S", value_delimiter = ',')]
     pub stage: Vec<Stage>,
     /// Only events from this long after the start of the recording (`10s`, `1m30s`, `250ms`).
@@ -28,7 +30,7 @@ pub struct EventFilter {
     pub to: Option<std::time::Duration>,
 }
 
-impl EventFilter {
+impl SelectionArgs {
     /// The selection for a recording that starts at `start_ns`.
     pub fn selection(&self, start_ns: u64) -> anyhow::Result<Selection> {
         if let (Some(f), Some(t)) = (self.from, self.to) {
@@ -51,15 +53,6 @@ fn flow_is(r: &Record, f: &Flow) -> bool {
         && r.dport == Some(f.dport)
 }
 
-fn reverse(f: &Flow) -> Flow {
-    Flow {
-        saddr: f.daddr.clone(),
-        sport: f.dport,
-        daddr: f.saddr.clone(),
-        dport: f.sport,
-    }
-}
-
 /// True when one event passes the selection: the row-at-a-time form of
 /// [`Selection::predicate`] (time range, ports, flows in either direction), plus the stage list.
 pub fn matches(sel: &Selection, r: &Record) -> bool {
@@ -78,7 +71,7 @@ pub fn matches(sel: &Selection, r: &Record) -> bool {
         && !sel
             .flows
             .iter()
-            .any(|f| flow_is(r, f) || flow_is(r, &reverse(f)))
+            .any(|f| flow_is(r, f) || flow_is(r, &f.reversed()))
     {
         return false;
     }

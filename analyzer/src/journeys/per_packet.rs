@@ -7,7 +7,7 @@
 //! packets behind the report's percentiles.
 
 use crate::frame::collect;
-use crate::journey::Journeys;
+use crate::journeys::journey::Journeys;
 use crate::queries::{scan, select::Flow, select::Selection};
 use polars::prelude::*;
 use std::collections::BTreeMap;

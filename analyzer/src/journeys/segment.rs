@@ -16,8 +16,8 @@
 //! whole id; the few ids whose rows were recorded out of time order are sorted by time. Half the
 //! passes of a sort of the whole id, and nothing but row numbers moves.
 
-use crate::hop_table::HopTable;
-use crate::radix::radix_sort_spread;
+use crate::journeys::hop_table::HopTable;
+use crate::journeys::radix::radix_sort_spread;
 use tcptape_common::Stage;
 
 /// True for the receive path's socket stages, which name the ports from the receiving socket's
@@ -78,7 +78,7 @@ impl Segments {
 }
 
 /// Splits hop events into journeys: `ids` are the (packet id, row) of the events that have one
-/// ([`crate::hop_table::packet_ids`]); the others are left out.
+/// ([`crate::journeys::hop_table::packet_ids`]); the others are left out.
 pub fn segment(h: &HopTable, ids: Vec<(u64, u32)>, max_gap_ns: u64) -> Segments {
     let (ts, stage, rank) = (&h.ts, &h.stage, &h.rank);
     // The id rotated so that its top 33 bits are the low ones, which the radix sort sorts by.

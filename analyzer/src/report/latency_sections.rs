@@ -1,11 +1,11 @@
 //! The latency sections of `tcptape report`: per stage pair, end to end, per flow, per CPU, per
 //! second and the CDFs, all from one sort of the journeys' stage pairs
-//! ([`crate::latency_stats`]). The groupings only read that sort, so two run on another core.
+//! ([`crate::report::latency_stats`]). The groupings only read that sort, so two run on another core.
 
-use crate::journey::Journeys;
-use crate::latency_stats::{PairSamples, Stats};
-use crate::model::*;
+use crate::journeys::journey::Journeys;
 use crate::queries;
+use crate::report::latency_stats::{PairSamples, Stats};
+use crate::report::model::*;
 use tcptape_common::Stage;
 
 /// The latency sections of a report, each in its display order.

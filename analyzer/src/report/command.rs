@@ -2,12 +2,11 @@
 //! what crossed between them) and writes it in the chosen format.
 
 use crate::cli::{ReportArgs, ReportFormat};
-use crate::cross_host;
 use crate::exit_code;
-use crate::model::{Report, REPORT_SCHEMA};
+use crate::journeys::cross_host;
 use crate::progress::Steps;
-use crate::queries::select::Selection;
-use crate::render::{html, markdown, sections, table};
+use crate::report::model::{Report, REPORT_SCHEMA};
+use crate::report::render::{html, markdown, sections, table};
 use crate::report::{self, Options};
 use anyhow::Context;
 use std::io::Write;
@@ -16,21 +15,12 @@ use std::io::Write;
 pub fn run(args: &ReportArgs, out: &mut impl Write) -> anyhow::Result<i32> {
     let paths = crate::inputs::expand(&args.recs)?;
     let hosts = crate::inputs::open_by_host(&paths)?;
-    if let (Some(f), Some(t)) = (args.from, args.to) {
-        anyhow::ensure!(f < t, "--from {f:?} is not before --to {t:?}");
-    }
     let steps = Steps::new(report::STEPS * hosts.len() as u64, args.quiet);
     let mut reports = Vec::new();
     for (host, recs) in &hosts {
         let start = recs.iter().map(|r| r.meta().start_ns).min().unwrap_or(0);
         let opts = Options {
-            selection: Selection {
-                ports: args.port.clone(),
-                flows: args.flow.clone(),
-                from_ns: args.from.map(|d| start + d.as_nanos() as u64),
-                to_ns: args.to.map(|d| start + d.as_nanos() as u64),
-                stages: args.stage.clone(),
-            },
+            selection: args.select.selection(start)?,
             max_hop_gap_ns: args.max_hop_gap.as_nanos() as u64,
             cdf: args.format == ReportFormat::Html,
         };

@@ -1,6 +1,6 @@
 //! Journeys: one packet's path through the stack, from the events of a recording.
 //!
-//! Hop events are split per packet id ([`crate::segment`]). Every hop takes the flow of its
+//! Hop events are split per packet id ([`crate::journeys::segment`]). Every hop takes the flow of its
 //! journey's first hop: socket hooks (`rx_tcp_est`, `rx_app`) name a flow from the socket's side
 //! (local → remote), which on the receiver is the packet's reverse; the first hop of a journey is
 //! a packet hook on RX and the sender's socket on TX, both in the packet's direction.
@@ -10,17 +10,17 @@
 //! instead: a transmission starting at sequence `s` carries data of the `tx_sendmsg` whose
 //! `[seq, seq + len)` holds `s`. Retransmissions (a sequence not beyond the last one matched)
 //! are left unmatched, as are transmissions whose write was not recorded. A transmitted clone's
-//! journey is joined to its `tx_tcp_xmit` ([`crate::clone_link`]). Nothing is guessed: journeys
+//! journey is joined to its `tx_tcp_xmit` ([`crate::journeys::clone_link`]). Nothing is guessed: journeys
 //! that do not span the recorded stages are counted incomplete. A packet that carries no data
 //! (its first hop records a length of 0: a pure ACK) spans them when it reaches the latest
 //! recorded stage before `rx_app`, since no read follows it.
 
-use crate::clone_link;
 use crate::frame::{collect, u64s};
-use crate::gso_link;
-use crate::hop_table::{options, packet_ids, Flows, HopTable};
+use crate::journeys::clone_link;
+use crate::journeys::gso_link;
+use crate::journeys::hop_table::{options, packet_ids, Flows, HopTable};
+use crate::journeys::segment::{segment, Segments};
 use crate::queries::{journey_rank, stage_of_rank};
-use crate::segment::{segment, Segments};
 use polars::prelude::*;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use tcptape_common::stage::Path as StagePath;
@@ -491,7 +491,7 @@ impl Journeys {
         out
     }
 
-    /// Joins the journeys of transmitted clones to their `tx_tcp_xmit` ([`crate::clone_link`]).
+    /// Joins the journeys of transmitted clones to their `tx_tcp_xmit` ([`crate::journeys::clone_link`]).
     fn join_clones(&mut self, horizon_ns: u64) {
         let xmit = Stage::TxTcpXmit;
         let xmit_rank = journey_rank(xmit).unwrap_or(u8::MAX);
@@ -527,7 +527,7 @@ impl Journeys {
         }
     }
 
-    /// Joins the segments software GSO cut after the qdisc to their skb ([`crate::gso_link`]):
+    /// Joins the segments software GSO cut after the qdisc to their skb ([`crate::journeys::gso_link`]):
     /// journeys that start at `tx_driver` to journeys that ended on TX before it.
     fn join_segments(&mut self, horizon_ns: u64) {
         let driver = journey_rank(Stage::TxDriver).unwrap_or(u8::MAX);

@@ -4,7 +4,7 @@
 //! nanoseconds (`*_ns`), times are offsets from the start of the host's recordings unless named
 //! `*_mono_ns`, byte counts are bytes.
 
-use crate::journey::JourneyCounts;
+use crate::journeys::journey::JourneyCounts;
 use serde::Serialize;
 
 /// The JSON schema version of a report.

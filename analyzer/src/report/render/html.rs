@@ -3,7 +3,7 @@
 
 use super::plots::{lines, Series};
 use super::sections::Block;
-use crate::model::Report;
+use crate::report::model::Report;
 use crate::units::ns;
 use std::collections::BTreeMap;
 use std::io::Write;

@@ -3,8 +3,8 @@
 //! classic TCP reports, independent of the journeys, so they are built alongside them.
 
 use crate::frame::{bools, collect, flows, i64s, joined_lists, strs, u64s};
-use crate::model::*;
 use crate::queries::{self, scan, select::Selection};
+use crate::report::model::*;
 use polars::prelude::*;
 use std::collections::HashMap;
 use tcptape_common::Stage;

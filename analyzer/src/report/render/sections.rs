@@ -1,6 +1,6 @@
 //! The report as titled blocks of text and tables, independent of the output format.
 
-use crate::model::*;
+use crate::report::model::*;
 use crate::units::{bytes, ns, wall};
 
 /// One piece of a rendered report.
@@ -428,8 +428,8 @@ fn lost_line(r: &Report) -> String {
     format!("{} ({})", r.lost_events, parts.join("; "))
 }
 
-/// The section on traffic between the hosts of a report ([`crate::cross_host`]).
-pub fn between_hosts(pairs: &[crate::cross_host::HostPair]) -> Vec<Block> {
+/// The section on traffic between the hosts of a report ([`crate::journeys::cross_host`]).
+pub fn between_hosts(pairs: &[crate::journeys::cross_host::HostPair]) -> Vec<Block> {
     let mut b = vec![Block::Heading("Between hosts".into())];
     if pairs.is_empty() {
         b.push(Block::Text(vec![

@@ -17,10 +17,10 @@
 //! both directions; with one direction only, the offset, and so the wire, is unknown.
 
 use crate::frame::{collect, strs, u64s};
-use crate::latency_stats::Stats;
 use crate::queries::scan::{events, scan};
 use crate::queries::select::Selection;
 use crate::queries::STAGE;
+use crate::report::latency_stats::Stats;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -1,10 +1,23 @@
 //! `tcptape report`: runs the queries over one host's recordings and fills the [`Report`].
+//!
+//! The wing: [`command`] (the command: inputs, one report per host, the rows between hosts,
+//! the output), this module (`build`: queries and journeys into the model), [`latency_stats`]
+//! and [`latency_sections`] (the per-stage figures), [`tcp_sections`] (the classic TCP
+//! reports), [`model`] (the report, also its JSON shape) and [`render`] (table, Markdown,
+//! HTML).
+
+pub mod command;
+pub mod latency_sections;
+pub mod latency_stats;
+pub mod model;
+pub mod render;
+pub mod tcp_sections;
 
 use crate::frame::collect;
-use crate::journey::Journeys;
-use crate::model::*;
+use crate::journeys::journey::Journeys;
 use crate::progress::Steps;
 use crate::queries::{scan, select::Selection};
+use crate::report::model::*;
 use polars::prelude::DataFrame;
 use tcptape_common::metadata::{Lost, RecordingMeta};
 use tcptape_common::{Recording, Stage};
@@ -43,7 +56,7 @@ pub fn build(recs: &[Recording], opts: &Options, steps: &Steps) -> anyhow::Resul
         .unwrap_or(1);
 
     steps.step("building journeys");
-    let (hops, writes) = crate::per_packet::hops_and_writes(&files, sel)?;
+    let (hops, writes) = crate::journeys::per_packet::hops_and_writes(&files, sel)?;
     // The writes and the TCP sections need no journey: they are read and built alongside, on
     // another core, and the journeys take the writes when they match them.
     std::thread::scope(|scope| {
@@ -55,7 +68,8 @@ pub fn build(recs: &[Recording], opts: &Options, steps: &Steps) -> anyhow::Resul
             // Sent first, failed or not: the journeys wait for them.
             let _ = sent.send(copy.map_err(|e| anyhow::anyhow!("{e:#}")));
             let writes = writes?;
-            let t = crate::tcp_sections::build(files, sel, &writes, start, span_ns, sampling)?;
+            let t =
+                crate::report::tcp_sections::build(files, sel, &writes, start, span_ns, sampling)?;
             anyhow::Ok((writes, t))
         });
         let j = Journeys::build(
@@ -71,7 +85,7 @@ pub fn build(recs: &[Recording], opts: &Options, steps: &Steps) -> anyhow::Resul
         let j = j?;
 
         steps.step("per-stage latency");
-        let l = crate::latency_sections::build(&j, start, opts.cdf)?;
+        let l = crate::report::latency_sections::build(&j, start, opts.cdf)?;
 
         let rx_app = j
             .stages
@@ -182,7 +196,7 @@ pub fn build(recs: &[Recording], opts: &Options, steps: &Steps) -> anyhow::Resul
     })
 }
 
-/// The optimized plan of the hop scan journeys are split from ([`crate::segment`]), for
+/// The optimized plan of the hop scan journeys are split from ([`crate::journeys::segment`]), for
 /// `--explain`.
 pub fn explain(recs: &[Recording], opts: &Options) -> anyhow::Result<String> {
     let files: Vec<_> = recs.iter().flat_map(|r| r.files()).collect();
