@@ -22,7 +22,8 @@ pub const EXIT_CODES_HELP: &str = "Exit codes:
   2  bad arguments or unusable input (not Parquet, truncated, not a tcptape recording,
      newer schema version, empty); the message names the file and the problem
   3  diff: no regression found, but a stage that matters could not be decided (too few
-     packets for any test, or recorded on one side only); --allow-undecided makes it 0";
+     packets for any test, or recorded on one side only); --allow-undecided makes it 0
+ 70  internal error (a defect of tcptape: please report it)";
 
 /// The analyzer's commands.
 #[derive(Debug, Subcommand)]

@@ -41,32 +41,32 @@ fn main() {
         }));
     }
     let mut out = std::io::stdout().lock();
-    let result =
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&cli, &mut out))) {
-            Ok(result) => result,
-            Err(_) => {
-                let msg = PANIC
-                    .lock()
-                    .ok()
-                    .and_then(|mut m| m.take())
-                    .unwrap_or_default();
-                Err(anyhow::anyhow!(
-                    "internal error while reading the input ({msg}); the input may be corrupt"
-                ))
-            }
-        };
-    let code = match result {
-        Ok(code) => code,
-        Err(e) => {
-            // A closed pipe (`tcptape info rec | head`) is not an error.
+    let code = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&cli, &mut out)))
+    {
+        Ok(Ok(code)) => code,
+        // A closed pipe (`tcptape info rec | head`) is not an error.
+        Ok(Err(e))
             if e.downcast_ref::<std::io::Error>()
-                .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
-            {
-                exit_code::OK
-            } else {
-                tcptape_common::note!("tcptape: {e:#}");
-                exit_code::INPUT
-            }
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            exit_code::OK
+        }
+        Ok(Err(e)) => {
+            tcptape_common::note!("tcptape: {e:#}");
+            exit_code::INPUT
+        }
+        // A defect, not a refusal: its own exit code, so no caller takes it for bad input.
+        Err(_) => {
+            let msg = PANIC
+                .lock()
+                .ok()
+                .and_then(|mut m| m.take())
+                .unwrap_or_default();
+            tcptape_common::note!(
+                "tcptape: internal error ({msg}); this is a defect of tcptape, please report it \
+                 with the input if you can (TCPTAPE_BACKTRACE=1 shows where)"
+            );
+            exit_code::INTERNAL
         }
     };
     let _ = out.flush();
