@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use tcptape_e2e::netns::Pair;
-use tcptape_e2e::recorder::{record_during, record_to_temp_with_env};
+use tcptape_e2e::recorder::{record_during, RecorderProcess};
 use tcptape_e2e::recording::load;
 use tcptape_e2e::{analyzer, should_run, traffic};
 
@@ -106,16 +106,20 @@ fn stages_the_kernel_refuses_fail_alone_and_the_plan_says_why() {
     // test holds on any kernel: on the machines this suite runs on the kernel also refuses them
     // itself, fentry with EPERM and kprobes not built in), those stages fail and nothing else
     // does.
-    let r = record_to_temp_with_env(
-        None,
-        &["-p", &port.to_string()],
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("partial.parquet");
+    let rec = RecorderProcess::start(
+        &["-o", out.to_str().unwrap(), "-p", &port.to_string()],
         &[("TCPTAPE_DISABLE_MECHANISMS", "fentry,kprobe")],
-        || {
-            traffic::transfers(&pair, port, 1, 2 << 20, 16 << 10)
-                .join()
-                .unwrap();
-        },
-    );
+    )
+    .expect("recorder starts");
+    traffic::transfers(&pair, port, 1, 2 << 20, 16 << 10)
+        .join()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let (code, log) = rec.stop(libc::SIGINT).expect("recorder stops");
+    assert_eq!(code, 0, "{log}");
+    let r = load(&out).expect("recording");
 
     let failed: Vec<_> = r
         .meta
