@@ -61,27 +61,26 @@ fn medians(m: &BTreeMap<Pair, Vec<i64>>) -> BTreeMap<Pair, i64> {
 
 /// Analyzes one side: its recordings are runs of one scenario on one host.
 pub fn load(recs: Vec<Recording>, opts: &Options, steps: &Steps) -> anyhow::Result<Side> {
-    let report = report::build(&recs, opts, steps)?;
-    let mut stages: BTreeMap<Pair, Vec<i64>> = BTreeMap::new();
-    let mut end_to_end: BTreeMap<Pair, Vec<i64>> = BTreeMap::new();
+    // The report's own journeys give the packets behind its figures; with runs, each run's
+    // journeys give its medians.
+    let (report, j) = report::build_with_journeys(&recs, opts, steps)?;
+    let (stages, end_to_end) = (
+        per_packet::stage_samples(&j)?,
+        per_packet::end_to_end_samples(&j)?,
+    );
+    drop(j);
     let mut runs = Vec::new();
-    for rec in &recs {
-        let j = per_packet::journeys(
-            std::slice::from_ref(rec),
-            &opts.selection,
-            opts.max_hop_gap_ns,
-        )?;
-        let (s, e) = (
-            per_packet::stage_samples(&j)?,
-            per_packet::end_to_end_samples(&j)?,
-        );
-        if recs.len() > 1 {
-            runs.push([medians(&s), medians(&e)]);
-        }
-        for (into, from) in [(&mut stages, s), (&mut end_to_end, e)] {
-            for (p, v) in from {
-                into.entry(p).or_default().extend(v);
-            }
+    if recs.len() > 1 {
+        for rec in &recs {
+            let j = per_packet::journeys(
+                std::slice::from_ref(rec),
+                &opts.selection,
+                opts.max_hop_gap_ns,
+            )?;
+            runs.push([
+                medians(&per_packet::stage_samples(&j)?),
+                medians(&per_packet::end_to_end_samples(&j)?),
+            ]);
         }
     }
     Ok(Side {

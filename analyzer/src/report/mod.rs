@@ -38,6 +38,16 @@ pub const STEPS: u64 = 3;
 
 /// Builds the report of one host's recordings.
 pub fn build(recs: &[Recording], opts: &Options, steps: &Steps) -> anyhow::Result<Report> {
+    Ok(build_with_journeys(recs, opts, steps)?.0)
+}
+
+/// [`build`], also handing out the journeys it built, so that a command that needs the packets
+/// behind the figures (`diff`) does not build them a second time.
+pub fn build_with_journeys(
+    recs: &[Recording],
+    opts: &Options,
+    steps: &Steps,
+) -> anyhow::Result<(Report, Journeys)> {
     let metas: Vec<_> = recs.iter().map(|r| r.meta()).collect();
     let start = metas.iter().map(|m| m.start_ns).min().unwrap_or(0);
     let end = metas.iter().map(|m| m.end_ns).max().unwrap_or(start);
@@ -132,7 +142,7 @@ pub fn build(recs: &[Recording], opts: &Options, steps: &Steps) -> anyhow::Resul
                 .filter(|l| sel.shows(&l.from, &l.to))
                 .collect::<Vec<_>>()
         };
-        Ok(Report {
+        let report = Report {
             schema: REPORT_SCHEMA,
             host: metas[0].hostname.clone(),
             recordings: recs
@@ -192,7 +202,8 @@ pub fn build(recs: &[Recording], opts: &Options, steps: &Steps) -> anyhow::Resul
                 .filter(|c: &Cdf| sel.shows(&c.from, &c.to))
                 .collect(),
             tcp: t,
-        })
+        };
+        Ok((report, j))
     })
 }
 
