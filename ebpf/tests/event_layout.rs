@@ -1,6 +1,9 @@
-//! The C mirror of the event (`ebpf/include/event.h`) has the same layout as `RawEvent`, field by
-//! field: compiled with the host C compiler, which must agree with clang's BPF target on the
-//! layout of fixed-width fields.
+//! What is written twice, in C for the programs and in Rust for the recorder, is one thing: the
+//! C mirror of the event (`ebpf/include/event.h`) has the same layout as `RawEvent`, field by
+//! field, and the same valid bits (compiled with the host C compiler, which must agree with
+//! clang's BPF target on the layout of fixed-width fields); the filter capacities (`MAX_*`) and
+//! the map names the loader looks up are those of `capture.bpf.h`. (The programs against the
+//! attach plan: `recorder/src/attach_plan.rs`.)
 
 use std::process::Command;
 use tcptape_common::event::{
@@ -97,5 +100,100 @@ fn stage_codes_match_the_c_enum() {
     for stage in Stage::ALL {
         let c_name = format!("ST_{} = {},", stage.name().to_uppercase(), stage.code());
         assert!(header.contains(&c_name), "event.h lacks `{c_name}`");
+    }
+}
+
+#[test]
+fn the_valid_bits_are_the_same_in_c_and_rust() {
+    use tcptape_common::event::valid;
+    let bits = [
+        ("V_SKB", valid::SKB),
+        ("V_SOCK", valid::SOCK),
+        ("V_PID", valid::PID),
+        ("V_NETNS", valid::NETNS),
+        ("V_IFINDEX", valid::IFINDEX),
+        ("V_FLOW", valid::FLOW),
+        ("V_LEN", valid::LEN),
+        ("V_SEQ", valid::SEQ),
+        ("V_TCP", valid::TCP),
+        ("V_STATE", valid::STATE),
+        ("V_CA_STATE", valid::CA_STATE),
+        ("V_DROP", valid::DROP),
+        ("V_ERR", valid::ERR),
+        ("V_SEGS", valid::SEGS),
+    ];
+    // Every V_ define of the header is in the list above, and no two bits are one.
+    let header =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/include/event.h")).unwrap();
+    let defined: Vec<&str> = header
+        .lines()
+        .filter_map(|l| l.strip_prefix("#define V_"))
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(
+        defined.len(),
+        bits.len(),
+        "V_ defines in event.h: {defined:?}"
+    );
+    let mut seen = 0u32;
+    for (_, b) in bits {
+        assert_eq!(seen & b, 0, "bit {b:#x} used twice");
+        seen |= b;
+    }
+    let body: String = bits
+        .iter()
+        .map(|(name, _)| format!("printf(\"{name} %u\\n\", (unsigned){name});\n"))
+        .collect();
+    let out = compile_and_run(&body);
+    for ((name, value), line) in bits.iter().zip(out.lines()) {
+        assert_eq!(line, format!("{name} {value}"), "{name}");
+    }
+}
+
+/// `#define NAME VALUE` of a C source.
+fn defines(src: &str) -> std::collections::BTreeMap<String, String> {
+    src.lines()
+        .filter_map(|l| l.strip_prefix("#define "))
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            Some((w.next()?.to_string(), w.next()?.to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn the_filter_capacities_and_map_names_are_the_programs() {
+    use tcptape_ebpf::{limits, names};
+    let src = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/src/bpf/capture.bpf.h"
+    ))
+    .unwrap();
+    let d = defines(&src);
+    for (name, rust) in [
+        ("MAX_PORTS", limits::PORTS),
+        ("MAX_CIDRS", limits::CIDRS),
+        ("MAX_PIDS", limits::PIDS),
+        ("MAX_NETNS", limits::NETNS),
+        ("MAX_IFACES", limits::IFACES),
+    ] {
+        assert_eq!(
+            d.get(name).map(String::as_str),
+            Some(rust.to_string().as_str()),
+            "{name} in capture.bpf.h and tcptape_ebpf::limits"
+        );
+    }
+    // The maps the loader looks up by name are maps of the programs.
+    for name in [
+        names::RINGS,
+        names::SEEN,
+        names::LOST,
+        names::BATCHES,
+        names::LISTEN_PORTS,
+    ] {
+        assert!(
+            src.contains(&format!("}} {name} SEC(\".maps\");")),
+            "map {name} is not defined in capture.bpf.h"
+        );
     }
 }
