@@ -15,6 +15,7 @@
 pub mod analyzer;
 pub mod binaries;
 pub mod bpf_programs;
+pub mod bpftrace;
 pub mod netns;
 pub mod recorder;
 pub mod recording;

@@ -1,11 +1,13 @@
 //! A real capture of a lossy bulk transfer between two network namespaces: veth, tbf on the
 //! sender, nft drops on the receiver. Checks that every stage this path can produce is
-//! recorded, that retransmissions match the kernel's own counter, that the bytes the application
+//! recorded, that retransmissions match the kernel's own counter and bpftrace's count of attempts,
+//! that the bytes the application
 //! read match the recording, that journeys cross from the sender's TX path to the receiver's RX
 //! path, and that SIGTERM ends the recording cleanly with the reason in the metadata.
 
 use std::collections::HashSet;
 use std::time::Duration;
+use tcptape_e2e::bpftrace::Counter;
 use tcptape_e2e::netns::Pair;
 use tcptape_e2e::recorder::RecorderProcess;
 use tcptape_e2e::recording::load;
@@ -56,9 +58,18 @@ fn lossy_bulk_transfer_is_recorded_completely() {
     )
     .expect("recorder starts");
 
+    // bpftrace counts every retransmission attempt of the transfer at the tracepoint, beside the
+    // recorder: a count of events, where the kernel's counters below count segments.
+    let counter = Counter::start(&format!(
+        "tracepoint:tcp:tcp_retransmit_skb /args->sport == {PORT} || args->dport == {PORT}/ \
+         {{ @n = count(); }}"
+    ))
+    .expect("bpftrace counts");
+
     // Both ends retransmit, and the recording has both: the counters of both namespaces are
     // summed, once both sockets are done sending, and while the recorder still runs.
     let t = traffic::counted_transfer(&pair, PORT, BYTES, 128 << 10).expect("transfer");
+    let attempts = counter.stop().expect("bpftrace count");
     let read = t.read;
     assert_eq!(read, BYTES, "the receiver read everything");
     // Let the last events reach the ring, then stop the way an operator would.
@@ -142,6 +153,21 @@ fn lossy_bulk_transfer_is_recorded_completely() {
     // Failed attempts = TCPRetransFail, but for the segments of unreported attempts: the next
     // event carries them whether it failed or not, and those after a socket's last event are
     // not recorded at all.
+    // Every attempt bpftrace saw, the programs saw (their own count, kept in the metadata
+    // whether or not the ring had room); and without loss, each is an event of the recording:
+    // none missing in the middle, which the counters' deltas could not tell.
+    assert_eq!(
+        r.meta.seen.get("retransmit").copied(),
+        Some(attempts),
+        "retransmit attempts the programs saw vs bpftrace's count of tcp_retransmit_skb"
+    );
+    if r.stage_lost("retransmit") == 0 {
+        assert_eq!(
+            r.of("retransmit").count() as u64,
+            attempts,
+            "retransmit events vs bpftrace's count of tcp_retransmit_skb"
+        );
+    }
     if r.stage_lost("retransmit") == 0 {
         let slack = unreported + (delta - segs);
         assert!(
@@ -161,8 +187,11 @@ fn lossy_bulk_transfer_is_recorded_completely() {
         crossing > 100,
         "only {crossing} journeys cross the veth pair"
     );
+    // The sender queues data on its veth end, the receiver its ACKs on its own: no other
+    // interface.
+    let ifindex_b = Pair::ifindex(&pair.b, "vb").unwrap();
     let tx_if: HashSet<u32> = r.of("tx_dev_queue").filter_map(|x| x.ifindex).collect();
-    assert!(tx_if.contains(&ifindex_a) || tx_if.len() <= 2);
+    assert_eq!(tx_if, HashSet::from([ifindex_a, ifindex_b]));
 
     // The sample of the metadata: plan, filters, environment, counters.
     let plan = &r.meta.attach_plan;
