@@ -88,8 +88,7 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<()> {
         sample: args.sample,
         rings: rings.clone(),
     };
-    let mut loader =
-        AyaLoader::open(&cfg).map_err(|e| ExitError::new(exit_code::UNSUPPORTED, e))?;
+    let mut loader = AyaLoader::open(&cfg).map_err(ExitError::from)?;
     if !filters.pids.is_empty() {
         let (found, failed) = loader
             .admit_listeners(&filters.pids)

@@ -21,8 +21,7 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<()> {
         // The smallest rings: nothing is recorded.
         rings: RingLayout::for_host(0).map_err(|e| ExitError::new(exit_code::UNSUPPORTED, e))?,
     };
-    let mut loader =
-        AyaLoader::open(&cfg).map_err(|e| ExitError::new(exit_code::UNSUPPORTED, e))?;
+    let mut loader = AyaLoader::open(&cfg).map_err(ExitError::from)?;
     if args.no_fentry {
         loader.disable(crate::attach_plan::Mechanism::Fentry);
     }

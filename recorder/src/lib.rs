@@ -32,6 +32,7 @@ pub mod filters;
 pub mod kernel_symbols;
 pub mod least_privilege;
 pub mod listening_sockets;
+pub mod load_error;
 pub mod loader;
 pub mod plan_report;
 pub mod preflight;

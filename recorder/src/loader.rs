@@ -4,6 +4,7 @@
 use crate::attach_plan::{Hook, Mechanism, ProgramLoader};
 use crate::filters::KernelFilters;
 use crate::listening_sockets::{self, Listener};
+use crate::load_error::LoadError;
 use crate::ring_reader::RingReader;
 use aya::maps::{ArrayOfMaps, HashMap, MapData, PerCpuArray};
 use aya::programs::{BtfTracePoint, FEntry, FExit, KProbe, Program, ProgramError, TracePoint};
@@ -135,17 +136,21 @@ impl RingLayout {
 }
 
 /// Creates one ring of `bytes` for a CPU.
-fn create_ring(cpu: u32, bytes: u32) -> Result<MapData, String> {
+fn create_ring(cpu: u32, bytes: u32) -> Result<MapData, LoadError> {
     let ringbuf = aya_obj::generated::bpf_map_type::BPF_MAP_TYPE_RINGBUF as u32;
     let def = aya_obj::Map::new_from_params(ringbuf, 0, 0, bytes, 0);
-    MapData::create(def, &format!("tcptape_cpu{cpu}"), None)
-        .map_err(|e| format!("cannot create the ring buffer of CPU {cpu}: {e}"))
+    MapData::create(def, &format!("tcptape_cpu{cpu}"), None).map_err(|e| {
+        LoadError::of(
+            format!("cannot create the ring buffer of CPU {cpu}: {e}"),
+            &e,
+        )
+    })
 }
 
 impl AyaLoader {
     /// Parses the object and creates its maps, with the filters in place. No program is loaded.
-    pub fn open(cfg: &LoadConfig) -> Result<AyaLoader, String> {
-        let btf = Btf::from_sys_fs().map_err(|e| format!("cannot read the kernel BTF: {e}"))?;
+    pub fn open(cfg: &LoadConfig) -> Result<AyaLoader, LoadError> {
+        let btf = Btf::from_sys_fs().map_err(|e| LoadError::Btf(e.to_string()))?;
         let f = &cfg.filters;
         let ports = f.port_array();
         let pids = f.pid_array();
@@ -160,7 +165,7 @@ impl AyaLoader {
         let (page_offset_base_at, vmemmap_base_at) = crate::kernel_symbols::page_bases();
         let ebpf = EbpfLoader::new()
             .btf(Some(&btf))
-            .map_max_entries(names::RINGS, possible_cpus()?)
+            .map_max_entries(names::RINGS, possible_cpus().map_err(LoadError::Kernel)?)
             .override_global("targ_nports", &nports, true)
             .override_global("targ_ports", &ports, true)
             .override_global("targ_ncidrs", &ncidrs, true)
@@ -180,7 +185,7 @@ impl AyaLoader {
             .override_global("targ_page_offset_base_at", &page_offset_base_at, true)
             .override_global("targ_vmemmap_base_at", &vmemmap_base_at, true)
             .load(tcptape_ebpf::object())
-            .map_err(|e| format!("cannot load the eBPF object: {e}"))?;
+            .map_err(|e| LoadError::of(format!("cannot load the eBPF object: {e}"), &e))?;
         let mut loader = AyaLoader {
             ebpf,
             btf,
@@ -193,20 +198,23 @@ impl AyaLoader {
 
     /// Creates the per-CPU rings and puts each at its CPU's index of the ring array, before any
     /// program runs.
-    fn create_rings(&mut self, layout: &RingLayout) -> Result<(), String> {
-        let map = self
-            .ebpf
-            .map_mut(names::RINGS)
-            .ok_or_else(|| format!("the eBPF object has no map {}", names::RINGS))?;
+    fn create_rings(&mut self, layout: &RingLayout) -> Result<(), LoadError> {
+        let map = self.ebpf.map_mut(names::RINGS).ok_or_else(|| {
+            LoadError::Kernel(format!("the eBPF object has no map {}", names::RINGS))
+        })?;
         let mut array: ArrayOfMaps<&mut MapData> =
-            ArrayOfMaps::try_from(map).map_err(|e| e.to_string())?;
+            ArrayOfMaps::try_from(map).map_err(|e| LoadError::Kernel(e.to_string()))?;
         for &cpu in &layout.cpus {
             let data = create_ring(cpu, layout.per_cpu)?;
-            array
-                .set(cpu, &data, 0)
-                .map_err(|e| format!("cannot install the ring buffer of CPU {cpu}: {e}"))?;
-            let ring = RingReader::new(data, layout.per_cpu)
-                .map_err(|e| format!("cannot map the ring buffer of CPU {cpu}: {e}"))?;
+            array.set(cpu, &data, 0).map_err(|e| {
+                LoadError::of(
+                    format!("cannot install the ring buffer of CPU {cpu}: {e}"),
+                    &e,
+                )
+            })?;
+            let ring = RingReader::new(data, layout.per_cpu).map_err(|e| {
+                LoadError::of(format!("cannot map the ring buffer of CPU {cpu}: {e}"), &e)
+            })?;
             self.rings.push(CpuRing { cpu, ring });
         }
         Ok(())
