@@ -31,8 +31,10 @@ pub struct Cli {
 pub const EXIT_CODES_HELP: &str = "Exit codes:
   0  the recording (or command) completed; Ctrl-C/SIGTERM also end a recording with 0
   1  the recording failed while running (e.g. the disk is full); finished segments are intact
-  2  bad arguments or an unusable output path
-  3  missing privileges (CAP_BPF and CAP_PERFMON, or root)
+  2  bad arguments or an unusable output path; also rings the kernel has no memory for
+     (a smaller --ring-size may fit)
+  3  missing privileges (CAP_BPF and CAP_PERFMON, or root; also a kernel that refuses the
+     programs or maps with EPERM/EACCES: lockdown, a seccomp filter)
   4  the kernel cannot support a recording (no BTF, no tracefs, nothing attachable)";
 
 /// Subcommands besides recording.
