@@ -47,6 +47,13 @@ pub enum Command {
     /// An anonymized copy of a recording for a public ticket: prefix-preserving (Crypto-PAn)
     /// address pseudonyms, pid and comm removed, ports kept or mapped.
     Anonymize(crate::anonymize_command::AnonymizeArgs),
+    /// Shell completions, printed to standard output: `tcptape completions bash >
+    /// /etc/bash_completion.d/tcptape` (zsh: into a directory of `$fpath` as `_tcptape`; fish:
+    /// `~/.config/fish/completions/tcptape.fish`).
+    Completions(tcptape_common::shell_integration::CompletionsArgs),
+    /// The manual page (roff), printed to standard output: `tcptape man >
+    /// /usr/local/share/man/man1/tcptape.1`; `tcptape man report` for a subcommand's.
+    Man(tcptape_common::shell_integration::ManArgs),
 }
 
 /// Output formats of `report`.

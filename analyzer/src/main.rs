@@ -1,9 +1,10 @@
 //! `tcptape`: see `tcptape --help`.
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use std::io::Write;
 use tcptape_analyzer::cli::{Cli, Command};
 use tcptape_analyzer::{anonymize_command, diff, exit_code, export, info, replay, report};
+use tcptape_common::shell_integration;
 
 /// The last panic's message, kept by the panic hook instead of printing a backtrace.
 static PANIC: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
@@ -16,6 +17,15 @@ fn run(cli: &Cli, out: &mut impl Write) -> anyhow::Result<i32> {
         Command::Replay(args) => replay::run(args, out),
         Command::Export(args) => export::run(args, out),
         Command::Anonymize(args) => anonymize_command::run(args, out),
+        Command::Completions(args) => {
+            shell_integration::write_completions(Cli::command(), args.shell, out)?;
+            Ok(exit_code::OK)
+        }
+        Command::Man(args) => {
+            shell_integration::write_man(Cli::command(), args.subcommand.as_deref(), out)
+                .map_err(anyhow::Error::msg)?;
+            Ok(exit_code::OK)
+        }
     }
 }
 

@@ -25,6 +25,7 @@ pub mod parquet_file;
 pub mod reader;
 pub mod record;
 pub mod schema;
+pub mod shell_integration;
 pub mod stage;
 pub mod stderr_note;
 pub mod synth;

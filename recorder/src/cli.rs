@@ -44,6 +44,13 @@ pub enum Command {
     Check(CheckArgs),
     /// Write a synthetic recording with known per-stage delays (no root needed).
     Synth(SynthArgs),
+    /// Shell completions, printed to standard output: `tcptape-record completions bash >
+    /// /etc/bash_completion.d/tcptape-record`.
+    Completions(tcptape_common::shell_integration::CompletionsArgs),
+    /// The manual page (roff), printed to standard output: `tcptape-record man >
+    /// /usr/local/share/man/man1/tcptape-record.1`; `tcptape-record man check` for a
+    /// subcommand's.
+    Man(tcptape_common::shell_integration::ManArgs),
 }
 
 /// Options of a live recording.

@@ -1,6 +1,7 @@
 //! `tcptape-record`: see `tcptape-record --help`.
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
+use tcptape_common::shell_integration;
 use tcptape_recorder::cli::{Cli, Command};
 use tcptape_recorder::exit_code::{self, ExitError};
 use tcptape_recorder::{capture, check_command, synth_command};
@@ -10,15 +11,34 @@ fn main() {
     let result = match &cli.command {
         Some(Command::Synth(args)) => synth_command::run(args),
         Some(Command::Check(args)) => check_command::run(args),
+        Some(Command::Completions(args)) => shell_integration::write_completions(
+            Cli::command(),
+            args.shell,
+            &mut std::io::stdout().lock(),
+        )
+        .map_err(anyhow::Error::from),
+        Some(Command::Man(args)) => shell_integration::write_man(
+            Cli::command(),
+            args.subcommand.as_deref(),
+            &mut std::io::stdout().lock(),
+        )
+        .map_err(|e| ExitError::new(exit_code::USAGE, e).into()),
         None => capture::run(&cli.record),
     };
-    if let Err(e) = result {
-        let code = e
-            .downcast_ref::<ExitError>()
-            .map_or_else(|| io_code(&e), |x| x.code);
-        tcptape_common::note!("tcptape-record: {e:#}");
-        std::process::exit(code);
+    let Err(e) = result else {
+        return;
+    };
+    // A reader that stopped early (`tcptape-record man | head`) is not an error.
+    if e.downcast_ref::<std::io::Error>()
+        .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    {
+        return;
     }
+    let code = e
+        .downcast_ref::<ExitError>()
+        .map_or_else(|| io_code(&e), |x| x.code);
+    tcptape_common::note!("tcptape-record: {e:#}");
+    std::process::exit(code);
 }
 
 fn io_code(e: &anyhow::Error) -> i32 {
