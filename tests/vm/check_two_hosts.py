@@ -289,8 +289,8 @@ def journeys(args, rec):
 
 def check_cross_host_journeys(c, args, recs, pair):
     """Each data segment whose journey on the sender starts at the write (tx_sendmsg) and whose
-    journey on the receiver ends at the read (rx_app), joined by flow and sequence number (each
-    seen once), is one journey across the hosts. On the clocks aligned by the report's offset:
+    journey on the receiver ends at the read (rx_app), joined by flow and sequence number (put on
+    the wire once, received once), is one journey across the hosts. On the clocks aligned by the report's offset:
     its wire (tx_driver -> the receiver's first hop) is never negative, its end to end (write
     -> read) equals the sum of its stages on the sender, the wire and its stages on the
     receiver, and it lies within the report's write -> read span of that direction."""
@@ -306,8 +306,20 @@ def check_cross_host_journeys(c, args, recs, pair):
         return out
 
     for src, dst, o in (("host-a", "host-b", off), ("host-b", "host-a", -off)):
+        # A segment the sender put on the wire twice (a retransmission) is left out, as the report
+        # leaves it out: which copy arrived is not known. Counted on the data packets the driver
+        # was handed (an ACK carries the sequence number of the next data and is no segment).
+        on_wire = {}
+        out = subprocess.run([args.analyzer, "replay", "--stage", "tx_driver", "--format", "jsonl",
+                              recs[0 if src == "host-a" else 1]], capture_output=True, text=True)
+        for line in out.stdout.splitlines():
+            e = json.loads(line)
+            if e.get("len"):
+                k = (f"{e['saddr']}:{e['sport']}-{e['daddr']}:{e['dport']}", e.get("seq"))
+                on_wire[k] = on_wire.get(k, 0) + 1
         sent = keyed(by_host[src], lambda h: h[0]["stage"] == "tx_sendmsg"
                      and sum(x["stage"] == "tx_driver" for x in h) == 1)
+        sent = {k: v for k, v in sent.items() if on_wire.get(k) == 1}
         read = keyed(by_host[dst], lambda h: h[0]["stage"] in ("rx_driver", "rx_netif")
                      and h[-1]["stage"] == "rx_app")
         spans, negative, unequal = [], [], []
