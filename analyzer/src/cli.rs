@@ -94,6 +94,9 @@ pub struct ReportArgs {
     /// Rows per table in the table, Markdown and HTML formats (the JSON has every row).
     #[arg(long, value_name = "N", default_value_t = 20)]
     pub limit: usize,
+    /// The table format without fitting 120 columns: flows in full in every row, no wrapping.
+    #[arg(long)]
+    pub wide: bool,
     /// No progress bar.
     #[arg(short, long)]
     pub quiet: bool,

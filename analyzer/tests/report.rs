@@ -296,3 +296,56 @@ fn one_host_name_with_two_boots_is_two_hosts() {
         assert_eq!(h["events"], 2000, "{}", h["host"]);
     }
 }
+
+/// The table format fits 120 columns, names flows by ids whose legend gives them in full, and
+/// `--wide` keeps the flows in every row.
+#[test]
+fn the_table_fits_120_columns_and_wide_keeps_the_flows() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples");
+    for sample in ["bulk-loss.parquet", "rr-slow-reader.parquet"] {
+        let path = dir.join(sample);
+        let out = Command::new(env!("CARGO_BIN_EXE_tcptape"))
+            .args(["report", "-q"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let text = String::from_utf8(out.stdout).unwrap();
+        let wide_lines: Vec<&str> = text.lines().filter(|l| l.chars().count() > 120).collect();
+        assert!(wide_lines.is_empty(), "{sample}: {wide_lines:#?}");
+        // Every id in a table row has its legend line with the flow in full.
+        let legend: std::collections::HashMap<&str, &str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("  f"))
+            .filter_map(|l| l.split_once(' '))
+            .map(|(id, flow)| (id, flow.trim()))
+            .collect();
+        assert!(!legend.is_empty(), "{sample}: no legend");
+        let is_id = |w: &str| w.len() > 1 && w[1..].chars().all(|c| c.is_ascii_digit());
+        for l in text.lines().filter(|l| {
+            l.starts_with("│ f") && is_id(l[4..].split_whitespace().next().unwrap_or(""))
+        }) {
+            let id = l[4..]
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .trim_start_matches('f');
+            let flow = legend
+                .get(id)
+                .unwrap_or_else(|| panic!("f{id} has no legend: {l}"));
+            assert!(flow.contains(':') && flow.contains('-'), "{flow}");
+        }
+        let wide = Command::new(env!("CARGO_BIN_EXE_tcptape"))
+            .args(["report", "-q", "--wide"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let wide = String::from_utf8(wide.stdout).unwrap();
+        let some_flow = legend.values().next().unwrap();
+        assert!(
+            wide.lines()
+                .any(|l| l.starts_with("│ ") && l.contains(some_flow)),
+            "{sample}: --wide names the flows in the rows"
+        );
+    }
+}

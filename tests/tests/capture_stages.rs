@@ -100,12 +100,16 @@ fn stage_option_attaches_and_records_only_the_chosen_stages() {
     assert!(tx_driver.contains("not requested"), "{tx_driver}");
     assert!(!text.contains("UNAVAILABLE"), "{text}");
     // And the report says its other sections are empty for that reason.
-    let report = analyzer::run(&["report", out.to_str().unwrap()]);
+    let report = analyzer::run(&["report", "-q", "--format", "json", out.to_str().unwrap()]);
     let text = String::from_utf8_lossy(&report.stdout);
     assert!(report.status.success(), "{text}");
+    let doc: serde_json::Value = serde_json::from_slice(&report.stdout).expect("JSON report");
     assert!(
-        text.contains("recorded only the stages rx_app, state (--stage)"),
-        "{text}"
+        doc["notes"]
+            .to_string()
+            .contains("recorded only the stages rx_app, state (--stage)"),
+        "{}",
+        doc["notes"]
     );
 }
 

@@ -82,15 +82,20 @@ fn write(
             writeln!(out)?;
         }
         ReportFormat::Table => {
+            let layout = if args.wide {
+                table::Layout::Wide
+            } else {
+                table::Layout::Fit
+            };
             for (i, r) in reports.iter().enumerate() {
                 if i > 0 {
                     writeln!(out, "\n{}", "═".repeat(60))?;
                 }
-                table::write(&sections::sections(r, args.limit), out)?;
+                table::write_with(&sections::sections(r, args.limit), layout, out)?;
             }
             if let Some(pairs) = between {
                 writeln!(out, "\n{}", "═".repeat(60))?;
-                table::write(&sections::between_hosts(pairs), out)?;
+                table::write_with(&sections::between_hosts(pairs), layout, out)?;
             }
         }
         ReportFormat::Markdown => {
