@@ -4,8 +4,8 @@
 //! - a reader that sleeps a chosen time before each read shows that time in the stage that ends
 //!   at `rx_app`, within ±0.5 ms at the median;
 //! - a tbf queue's delay (`tx_qdisc_enq → tx_qdisc_deq`) stays within the bound its `latency`
-//!   and `burst` parameters set, and at the median it is at least half what the queue's backlog
-//!   (as `tc -s` reports it during the transfer) takes to drain at the rate;
+//!   and `burst` parameters set, at the median it is what the queue's backlog (as `tc -s`
+//!   reports it during the transfer) takes to drain at the rate;
 //! - the retransmitted segments the report counts equal the kernel's `TcpRetransSegs`.
 
 use serde_json::Value;
@@ -223,10 +223,10 @@ fn tbf_queueing_stays_within_its_latency_bound() {
         p99 <= upper,
         "p99 {p99} ns exceeds tbf's bound of {upper} ns (latency + burst/rate + a tick): {q}"
     );
-    // The queue's own account: the median backlog tc saw, drained at the rate, is a floor for
-    // the median wait (sampled in time, not per packet: half of it). The figure is known to run
-    // well above it under tbf, which cuts GSO packets larger than its burst into segments whose
-    // enqueue no tracepoint sees: only the packets it did not cut have the stage.
+    // The queue's own account: the median backlog tc saw while the transfer ran, drained at the
+    // rate, is what a packet waits at the median; sampled in time, not per packet, so within a
+    // factor of 2. tbf cuts GSO packets larger than its burst into segments as it takes them:
+    // each segment's wait runs from its packet's enqueue to its own dequeue.
     backlog.sort_unstable();
     assert!(
         backlog.len() >= 5,
@@ -239,7 +239,7 @@ fn tbf_queueing_stays_within_its_latency_bound() {
         backlog[backlog.len() / 2]
     );
     assert!(
-        p50 * 2 >= expected,
+        p50 * 2 >= expected && p50 <= expected * 2 + 1_000_000,
         "median {p50} ns, while tc's median backlog drains in {expected} ns: {q}"
     );
 }

@@ -3,7 +3,9 @@
 //! A NIC without TSO (or a path that cannot offload) gets a large TCP skb segmented by the stack
 //! after the qdisc: the skb seen at `tx_dev_queue` and the qdisc stages is freed and the driver is
 //! handed new skbs, one per wire segment, with ids of their own. Segmented by packet id, the
-//! parent's journey ends before `tx_driver`, and each segment's journey starts there.
+//! parent's journey ends before `tx_driver`, and each segment's journey starts there. A qdisc
+//! can cut too: tbf segments a GSO skb larger than its burst as it enqueues it, so the parent ends
+//! at `tx_qdisc_enq` and each segment's journey starts at `tx_qdisc_deq`.
 //!
 //! Both sides carry the flow and the TCP sequence: a segment starting at sequence `s` was cut
 //! from the latest parent of its flow, ended before the segment's first hop and at most
@@ -26,9 +28,12 @@ pub struct Parent {
     pub seq: u32,
     /// Payload bytes.
     pub len: u32,
+    /// Journey rank of its last hop.
+    pub end_rank: u8,
 }
 
-/// A journey that starts at the driver: its index, first hop time, flow and sequence number.
+/// A journey that starts where segments appear (the driver, or the qdisc's dequeue): its index,
+/// first hop time and rank, flow and sequence number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Segment {
     /// Caller's index of the journey.
@@ -39,6 +44,8 @@ pub struct Segment {
     pub flow: u32,
     /// Sequence number.
     pub seq: u32,
+    /// Journey rank of its first hop: a parent ended at an earlier stage.
+    pub rank: u8,
 }
 
 /// How far back from a segment the parents of its flow are searched, at most.
@@ -65,7 +72,7 @@ pub fn link(parents: Vec<Parent>, segments: &[Segment], horizon_ns: u64) -> Vec<
             .rev()
             .take(LOOKBACK)
             .take_while(|p| s.ts - p.end_ts <= horizon_ns)
-            .find(|p| s.seq.wrapping_sub(p.seq) < p.len);
+            .find(|p| p.end_rank < s.rank && s.seq.wrapping_sub(p.seq) < p.len);
         if let Some(p) = found {
             out.push((s.idx, p.idx));
         }
@@ -84,6 +91,7 @@ mod tests {
             flow: 1,
             seq,
             len,
+            end_rank: 4,
         }
     }
     fn s(idx: usize, ts: u64, seq: u32) -> Segment {
@@ -92,6 +100,7 @@ mod tests {
             ts,
             flow: 1,
             seq,
+            rank: 5,
         }
     }
 
@@ -122,6 +131,21 @@ mod tests {
         assert!(link(parents.clone(), &[other], 1_000).is_empty());
         assert!(link(parents.clone(), &[s(1, 1_501, 1000)], 1_000).is_empty());
         assert!(link(parents, &[s(1, 600, 3896)], 1_000).is_empty());
+    }
+
+    #[test]
+    fn a_parent_ended_at_the_segments_stage_or_later_is_not_joined() {
+        // A segment starting at the qdisc's dequeue (rank 4) takes no parent that got that far.
+        let seg = Segment {
+            rank: 4,
+            ..s(1, 600, 1000)
+        };
+        assert!(link(vec![p(0, 500, 1000, 2896)], &[seg], 1_000).is_empty());
+        let parent = Parent {
+            end_rank: 3,
+            ..p(0, 500, 1000, 2896)
+        };
+        assert_eq!(link(vec![parent], &[seg], 1_000), vec![(1, 0)]);
     }
 
     #[test]

@@ -527,12 +527,17 @@ impl Journeys {
         }
     }
 
-    /// Joins the segments software GSO cut after the qdisc to their skb ([`crate::journeys::gso_link`]):
-    /// journeys that start at `tx_driver` to journeys that ended on TX before it.
+    /// Joins the segments software GSO cut to their skb ([`crate::journeys::gso_link`]): journeys
+    /// that start at `tx_driver` (cut after the qdisc) or at `tx_qdisc_deq` (cut by the qdisc as
+    /// it took the skb) to journeys that ended on TX before that stage.
     fn join_segments(&mut self, horizon_ns: u64) {
         let driver = journey_rank(Stage::TxDriver).unwrap_or(u8::MAX);
+        let dequeue = journey_rank(Stage::TxQdiscDeq).unwrap_or(u8::MAX);
         let segments: Vec<gso_link::Segment> = (0..self.len())
-            .filter(|&k| self.seg.rank[self.first_pos(k)] == driver)
+            .filter(|&k| {
+                let r = self.seg.rank[self.first_pos(k)];
+                r == driver || r == dequeue
+            })
             .filter_map(|k| {
                 self.flows.flow(self.flow[k])?;
                 Some(gso_link::Segment {
@@ -540,6 +545,7 @@ impl Journeys {
                     ts: self.seg.ts[self.first_pos(k)],
                     flow: self.flow[k],
                     seq: self.head.seq[k]?,
+                    rank: self.seg.rank[self.first_pos(k)],
                 })
             })
             .collect();
@@ -557,6 +563,7 @@ impl Journeys {
                     flow: self.flow[k],
                     seq: self.head.seq[k]?,
                     len: self.head.len[k]?,
+                    end_rank: self.seg.rank[self.last_pos(k)],
                 })
             })
             .collect();
