@@ -5,7 +5,7 @@ use super::environment;
 use super::model::*;
 use super::stats::{
     blocks, mann_whitney, mean, nearest_rank, permutation_mann_whitney, quantile_ci,
-    quantile_ci_bounded, smallest_p, welch_log, z_of, PERMUTATIONS,
+    quantile_ci_bounded, smallest_p, sorted, welch_log, z_of, PERMUTATIONS,
 };
 use super::threshold::{Limit, Metric, Threshold};
 use crate::journeys::per_packet::{self, Pair};
@@ -30,12 +30,6 @@ fn block_medians(by_time: &[i64]) -> Vec<i64> {
     blocks(by_time, MIN_BLOCK, MAX_BLOCKS, |b| {
         nearest_rank(b, 0.5).unwrap_or(0)
     })
-}
-
-fn sorted(v: &[i64]) -> Vec<i64> {
-    let mut v = v.to_vec();
-    v.sort_unstable();
-    v
 }
 
 /// One side of the comparison, analyzed: one recording, or several runs of one scenario.

@@ -131,13 +131,13 @@ pub fn write(
         .collect();
     if !between.is_empty() {
         let settings = &per_host.first().map(|(_, d)| d.settings.clone());
+        let by_verdict = per_host.iter().all(|(_, d)| d.thresholds.is_empty());
         let cases = between
             .iter()
             .map(|r| {
                 let fail = settings
                     .as_ref()
                     .is_some_and(|s| r.changes.is_some_and(|c| fails(c.p50_ns, s)));
-                let by_verdict = per_host.iter().all(|(_, d)| d.thresholds.is_empty());
                 stage_case("between_hosts", "", r, by_verdict, fail)
             })
             .collect();

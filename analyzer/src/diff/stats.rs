@@ -215,7 +215,8 @@ pub fn permutation_mann_whitney(
     Some(MannWhitney { p_value, ..normal })
 }
 
-fn sorted(v: &[i64]) -> Vec<i64> {
+/// A sorted copy of samples.
+pub fn sorted(v: &[i64]) -> Vec<i64> {
     let mut v = v.to_vec();
     v.sort_unstable();
     v
