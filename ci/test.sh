@@ -26,7 +26,7 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends \
-    clang llvm libbpf-dev bpftool iproute2 nftables iperf3 bpftrace >/dev/null
+    clang llvm libbpf-dev bpftool iproute2 nftables iperf3 bpftrace chromium >/dev/null
   # As root, the kernel tests must run: a skip is a failure.
   export TCPTAPE_E2E_REQUIRED=1
 else
@@ -54,8 +54,9 @@ else
   cargo test --workspace --locked --no-fail-fast -- --test-threads=1
 fi
 
-step "python reader tests"
-TCPTAPE_RECORD="$target/debug/tcptape-record" "$target/pyenv/bin/python" -m pytest -q tests/python
+step "python tests (readers, the HTML report in Chromium)"
+TCPTAPE_RECORD="$target/debug/tcptape-record" TCPTAPE="$target/debug/tcptape" \
+  "$target/pyenv/bin/python" -m pytest -q tests/python
 
 # The kernel matrix: Debian's production kernels under qemu, where fentry and kprobes exist.
 if [ "$(id -u)" = 0 ]; then

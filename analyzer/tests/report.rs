@@ -206,7 +206,14 @@ fn table_markdown_and_html_formats() {
     );
     let page = std::fs::read_to_string(&html).unwrap();
     assert!(page.contains("<svg"));
-    assert!(page.contains("Latency CDF per stage"));
+    // The drawing of the path leads, the distributions follow, the tables come last.
+    let at = |s: &str| page.find(s).unwrap_or_else(|| panic!("no {s} in the page"));
+    assert!(at("id=\"path\"") < at("Latency per stage") && at("Latency per stage") < at("Tables"));
+    assert!(
+        page.contains("data-json=\"/stages/"),
+        "no figure of the drawing"
+    );
+    assert!(page.contains("class=\"hist\""), "no histogram");
     assert!(!page.contains("<script"));
 }
 

@@ -232,3 +232,25 @@ fn pid_filter_keeps_a_servers_connections_from_the_clients_syn() {
         assert_eq!(read, 1 << 20, "bytes the server on {port} read");
     }
 }
+
+#[test]
+fn a_pid_that_is_not_running_gets_a_warning_and_the_recording_goes_on() {
+    if !should_run("a_pid_that_is_not_running_gets_a_warning_and_the_recording_goes_on") {
+        return;
+    }
+    // Above the kernel's pid_max limit (2^22): no process has it, now or later.
+    let pid = (1u32 << 22) + 7;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("rec.parquet");
+    let rec = tcptape_e2e::recorder::RecorderProcess::start(
+        &["-o", out.to_str().unwrap(), "--pid", &pid.to_string()],
+        &[],
+    )
+    .expect("recorder starts");
+    std::thread::sleep(Duration::from_millis(300));
+    let (code, log) = rec.stop(libc::SIGINT).expect("recorder stops");
+    assert_eq!(code, 0, "{log}");
+    let warning = format!("warning: there is no process {pid}; --pid {pid} matches nothing");
+    assert_eq!(log.matches(&warning).count(), 1, "{log}");
+    assert!(out.exists(), "no recording: {log}");
+}

@@ -256,11 +256,10 @@ def check_host(c, args, role, results):
             f"{into_driver} pairs into tx_driver, {driver} tx_driver events")
     # No hop of any journey comes before the previous one (GSO segments and GRO merges
     # included): every dt_ns of `tcptape replay --journeys` is >= 0.
-    rp = subprocess.run([args.analyzer, "replay", "--journeys", "--format", "jsonl", rec],
-                        capture_output=True, text=True)
-    hops = [h for line in rp.stdout.splitlines() for h in json.loads(line).get("hops", [])]
+    js = journeys(args, rec)
+    hops = [h for j in js or [] for h in j.get("hops", [])]
     negative = [h for h in hops if h.get("dt_ns", 0) < 0]
-    c.check(f"{host}: no journey has a negative hop", rp.returncode == 0 and hops and not negative,
+    c.check(f"{host}: no journey has a negative hop", js is not None and hops and not negative,
             f"{len(hops)} hops, {len(negative)} negative: {negative[:3]}")
     conns = rep.get("connections", [])
     for name, app in apps.items():
@@ -282,8 +281,12 @@ def check_host(c, args, role, results):
 
 
 def journeys(args, rec):
+    """The journeys of `rec` as `tcptape replay --journeys` prints them; None if it fails."""
     out = subprocess.run([args.analyzer, "replay", "--journeys", "--format", "jsonl", rec],
                          capture_output=True, text=True)
+    if out.returncode != 0:
+        print(f"replay --journeys {rec} failed ({out.returncode}): {out.stderr.strip()}")
+        return None
     return [json.loads(line) for line in out.stdout.splitlines()]
 
 
@@ -299,7 +302,7 @@ def check_cross_host_journeys(c, args, recs, pair):
 
     def keyed(js, want):
         out = {}
-        for j in js:
+        for j in js or []:
             h = j["hops"]
             if want(h):
                 out.setdefault((j["flow"], j.get("seq")), []).append(j)

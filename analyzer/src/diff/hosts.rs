@@ -12,6 +12,7 @@ use super::render::{self, md_escape, md_row, row_cells, HEADER};
 use super::threshold::Threshold;
 use crate::journeys::cross_host::{self, BetweenSamples, WireEdge};
 use crate::progress::Steps;
+use crate::report::latency_sections::{latency_row, LATENCY_QUANTILES};
 use crate::report::latency_stats::Stats;
 use crate::report::model::StageLatency;
 use crate::report::{self, Options};
@@ -90,19 +91,11 @@ pub fn hosts_or_runs(groups: HostGroups) -> HostGroups {
 fn latency(from: &str, to: &str, ns: &[i64]) -> StageLatency {
     let mut v = ns.to_vec();
     v.sort_unstable();
-    let st = Stats::of_sorted(&v, &[0.5, 0.9, 0.99, 0.999]);
-    let u = |x: i64| x.max(0) as u64;
-    StageLatency {
-        from: from.into(),
-        to: to.into(),
-        count: st.count,
-        mean_ns: st.mean_ns,
-        p50_ns: u(st.quantiles_ns[0]),
-        p90_ns: u(st.quantiles_ns[1]),
-        p99_ns: u(st.quantiles_ns[2]),
-        p999_ns: u(st.quantiles_ns[3]),
-        max_ns: u(st.max_ns),
-    }
+    latency_row(
+        from.into(),
+        to.into(),
+        &Stats::of_sorted(&v, &LATENCY_QUANTILES),
+    )
 }
 
 /// The row names of a sample set: `HOST tx_driver` → `HOST rx_driver` (the wire) or `HOST

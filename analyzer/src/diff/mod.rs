@@ -156,7 +156,7 @@ pub fn run(args: &DiffArgs, out: &mut impl Write) -> anyhow::Result<i32> {
         Ok(Options {
             selection: args.select.selection(start)?,
             max_hop_gap_ns: args.max_hop_gap.as_nanos() as u64,
-            cdf: false,
+            pictures: false,
         })
     };
     let settings = model::Settings {

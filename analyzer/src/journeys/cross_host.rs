@@ -16,10 +16,7 @@
 //! uncertainty) and that the clocks do not drift apart during the recording. It needs data in
 //! both directions; with one direction only, the offset, and so the wire, is unknown.
 
-use crate::frame::{collect, strs, u64s};
-use crate::queries::scan::{events, scan};
-use crate::queries::select::Selection;
-use crate::queries::STAGE;
+use crate::queries::edge_events::edge_events;
 use crate::report::latency_stats::Stats;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -56,29 +53,14 @@ impl WireEdge {
     /// Reads the edge events of a host's recordings.
     pub fn read(recs: &[Recording]) -> anyhow::Result<WireEdge> {
         let files: Vec<PathBuf> = recs.iter().flat_map(|r| r.files()).collect();
-        let cols = [
-            "ts_ns", "kind", "saddr", "daddr", "sport", "dport", "seq", "len",
-        ];
-        let stages = [
-            Stage::TxDriver,
-            Stage::RxDriver,
-            Stage::RxNetif,
-            Stage::TxSendmsg,
-            Stage::RxApp,
-        ];
-        let df = collect(events(
-            scan(&files)?,
-            &cols,
-            &stages,
-            &Selection::default(),
-        )?)?;
-        let (ts, seq, len) = (u64s(&df, "ts_ns")?, u64s(&df, "seq")?, u64s(&df, "len")?);
-        let (sport, dport) = (u64s(&df, "sport")?, u64s(&df, "dport")?);
-        let (saddr, daddr) = (strs(&df, "saddr")?, strs(&df, "daddr")?);
-        let stage = u64s(&df, STAGE)?;
+        let e = edge_events(&files)?;
+        let (ts, seq, len) = (e.ts, e.seq, e.len);
+        let (sport, dport) = (e.sport, e.dport);
+        let (saddr, daddr) = (e.saddr, e.daddr);
+        let stage = e.stage;
         let mut edge = WireEdge::default();
         let mut netif: HashMap<SegmentKey, Vec<u64>> = HashMap::new();
-        for i in 0..df.height() {
+        for i in 0..ts.len() {
             let (Some(t), Some(s), Some(l)) = (ts[i], seq[i], len[i]) else {
                 continue;
             };

@@ -1,11 +1,12 @@
-//! The collected hop events as plain columns: what the journey split, the clone join and the
-//! latency sort read millions of times, by row number, without a DataFrame in between.
+//! What journeys are built from, as plain columns: the hop events the journey split, the clone
+//! join and the latency sort read millions of times by row number, the columns of each journey's
+//! first hop, and the application's writes. [`crate::queries::journey_input`] fills them from a
+//! recording; nothing here knows how a recording is read.
 //!
 //! Flows are interned to small ids ([`Flows`]), for the first hop of each journey only (every hop
 //! takes its journey's flow): a flow's text (addresses) is read once per flow, not per event.
 
 use crate::queries::select::Flow;
-use polars::prelude::*;
 use rustc_hash::FxHashMap;
 
 /// A flow as the recording's columns name it: address category ids and ports (`None` where the
@@ -31,118 +32,35 @@ impl Default for Flows {
     }
 }
 
-/// Calls `f` with each value of a numeric column, in order, `None` for a null.
-fn each_value<T: PolarsNumericType>(
-    df: &DataFrame,
-    name: &str,
-    mut f: impl FnMut(Option<T::Native>),
-) -> PolarsResult<()> {
-    let c = df.column(name)?.cast(&T::get_static_dtype())?;
-    let ca: &ChunkedArray<T> = c.as_materialized_series().unpack()?;
-    for a in ca.downcast_iter() {
-        match a.validity() {
-            None => a.values().iter().for_each(|x| f(Some(*x))),
-            Some(v) => a
-                .values()
-                .iter()
-                .zip(v.iter())
-                .for_each(|(x, ok)| f(ok.then_some(*x))),
-        }
-    }
-    Ok(())
-}
-
-/// The values of a numeric column, nulls as `None`.
-pub fn options<T: PolarsNumericType>(
-    df: &DataFrame,
-    name: &str,
-) -> PolarsResult<Vec<Option<T::Native>>> {
-    let mut out = Vec::with_capacity(df.height());
-    each_value::<T>(df, name, |v| out.push(v))?;
-    Ok(out)
-}
-
-/// The values of a column without nulls (a null, which the schema rules out, reads as 0).
-fn values<T: PolarsNumericType>(df: &DataFrame, name: &str) -> PolarsResult<Vec<T::Native>> {
-    let mut out = Vec::with_capacity(df.height());
-    each_value::<T>(df, name, |v| out.push(v.unwrap_or_default()))?;
-    Ok(out)
-}
-
-/// Category ids of a text column (cast to global categories when it is plain text).
-fn category_ids(df: &DataFrame, name: &str) -> PolarsResult<Vec<Option<u32>>> {
-    let c = df.column(name)?;
-    let c = if c.dtype().is_categorical() {
-        c.clone()
-    } else {
-        c.cast(&DataType::from_categories(Categories::global()))?
-    };
-    let p = c.to_physical_repr().cast(&DataType::UInt32)?;
-    Ok(p.u32()?.iter().collect())
-}
-
 impl Flows {
-    /// The flow id of every row of `df` (columns `saddr`, `sport`, `daddr`, `dport`):
-    /// [`NO_FLOW`] where `sport` is null.
-    pub fn intern(&mut self, df: &DataFrame) -> PolarsResult<Vec<u32>> {
-        let (sa, sp, da, dp) = (
-            category_ids(df, "saddr")?,
-            options::<UInt16Type>(df, "sport")?,
-            category_ids(df, "daddr")?,
-            options::<UInt16Type>(df, "dport")?,
-        );
-        let mut out = Vec::with_capacity(df.height());
-        let mut new_rows: Vec<usize> = Vec::new();
+    /// The flow id of every row of `cols`: [`NO_FLOW`] where the source port is unknown.
+    pub fn intern(&mut self, cols: &FlowColumns) -> Vec<u32> {
+        let n = cols.sport.len();
+        let mut out = Vec::with_capacity(n);
         let mut last: Option<(FlowKey, u32)> = None;
-        for i in 0..df.height() {
-            if sp[i].is_none() {
+        for i in 0..n {
+            if cols.sport[i].is_none() {
                 out.push(NO_FLOW);
                 continue;
             }
-            let key = (sa[i], sp[i], da[i], dp[i]);
+            let key = (cols.saddr[i], cols.sport[i], cols.daddr[i], cols.dport[i]);
             // Consecutive events are often of one flow.
             let id = match last {
                 Some((k, id)) if k == key => id,
                 _ => {
                     // Ids from 1: 0 is NO_FLOW.
                     let next = self.ids.len() as u32 + 1;
-                    let id = *self.ids.entry(key).or_insert_with(|| {
-                        new_rows.push(i);
-                        next
-                    });
+                    let id = *self.ids.entry(key).or_insert(next);
+                    if id == next {
+                        self.flows.push(cols.flow(key));
+                    }
                     last = Some((key, id));
                     id
                 }
             };
             out.push(id);
         }
-        for i in new_rows {
-            // The one row only: casting a whole column of categories to text would build
-            // millions of strings.
-            let row = df.slice(i as i64, 1);
-            let s = |c: &str| -> PolarsResult<Option<String>> {
-                Ok(row
-                    .column(c)?
-                    .cast(&DataType::String)?
-                    .str()?
-                    .get(0)
-                    .map(Into::into))
-            };
-            let u = |c: &str| -> PolarsResult<Option<u64>> {
-                Ok(row.column(c)?.cast(&DataType::UInt64)?.u64()?.get(0))
-            };
-            let flow = match (s("saddr")?, u("sport")?, s("daddr")?, u("dport")?) {
-                (Some(saddr), Some(sport), Some(daddr), Some(dport)) => Some(Flow {
-                    saddr,
-                    sport: sport as u16,
-                    daddr,
-                    dport: dport as u16,
-                }),
-                _ => None,
-            };
-            self.flows.push(flow);
-        }
-        Ok(out)
+        out
     }
 
     /// A flow id as a flow, when all four parts are known.
@@ -154,19 +72,6 @@ impl Flows {
     pub fn all(&self) -> &[Option<Flow>] {
         &self.flows
     }
-}
-
-/// The packet id of every event that has one, with its row number.
-pub fn packet_ids(df: &DataFrame) -> PolarsResult<Vec<(u64, u32)>> {
-    let mut out = Vec::with_capacity(df.height());
-    let mut row = 0u32;
-    each_value::<UInt64Type>(df, "skb", |id| {
-        if let Some(id) = id {
-            out.push((id, row));
-        }
-        row += 1;
-    })?;
-    Ok(out)
 }
 
 /// Hop events (the columns of [`crate::queries::scan::HOP_COLUMNS`] with `stage` and `rank`),
@@ -188,22 +93,60 @@ pub struct HopTable {
     pub seq: Vec<Option<u32>>,
 }
 
-impl HopTable {
-    /// Reads collected hop events.
-    pub fn new(df: &DataFrame) -> anyhow::Result<HopTable> {
-        use crate::queries::{RANK, STAGE};
-        anyhow::ensure!(df.height() < u32::MAX as usize, "too many hop events");
-        Ok(HopTable {
-            ts: values::<UInt64Type>(df, "ts_ns")?,
-            stage: values::<UInt8Type>(df, STAGE)?,
-            rank: options::<UInt8Type>(df, RANK)?
-                .into_iter()
-                .map(|r| r.unwrap_or(u8::MAX))
-                .collect(),
-            cpu: values::<UInt16Type>(df, "cpu")?,
-            sport: options::<UInt16Type>(df, "sport")?,
-            dport: options::<UInt16Type>(df, "dport")?,
-            seq: options::<UInt32Type>(df, "seq")?,
-        })
+/// The flow columns of a set of rows: address ids (categories of the recording's address text)
+/// and ports, `None` where the row has none.
+#[derive(Debug, Clone)]
+pub struct FlowColumns {
+    /// Source address id.
+    pub saddr: Vec<Option<u32>>,
+    /// Source port.
+    pub sport: Vec<Option<u16>>,
+    /// Destination address id.
+    pub daddr: Vec<Option<u32>>,
+    /// Destination port.
+    pub dport: Vec<Option<u16>>,
+    /// The text of an address id.
+    pub address: fn(u32) -> Option<String>,
+}
+
+impl FlowColumns {
+    /// A key as a flow, when all four parts are known.
+    fn flow(&self, key: FlowKey) -> Option<Flow> {
+        match key {
+            (Some(sa), Some(sport), Some(da), Some(dport)) => Some(Flow {
+                saddr: (self.address)(sa)?,
+                sport,
+                daddr: (self.address)(da)?,
+                dport,
+            }),
+            _ => None,
+        }
     }
+}
+
+/// Columns of each journey's own first hop, read for those rows only.
+pub struct Heads {
+    /// Packet id.
+    pub skb: Vec<Option<u64>>,
+    /// Socket cookie.
+    pub sock: Vec<Option<u64>>,
+    /// TCP sequence number.
+    pub seq: Vec<Option<u32>>,
+    /// Sequence space the packet takes (payload, and 1 for SYN or FIN at `tx_tcp_xmit`).
+    pub len: Vec<Option<u32>>,
+}
+
+/// The application's writes (`tx_sendmsg` events), one entry per event.
+#[derive(Debug, Clone)]
+pub struct WriteColumns {
+    /// Time, monotonic ns.
+    pub ts: Vec<Option<u64>>,
+    /// Socket cookie.
+    pub sock: Vec<Option<u64>>,
+    /// First sequence number written.
+    pub seq: Vec<Option<u32>>,
+    /// Bytes written.
+    pub len: Vec<Option<u32>>,
+    /// Their flows.
+    pub flows: FlowColumns,
 }

@@ -15,13 +15,12 @@
 //! (its first hop records a length of 0: a pure ACK) spans them when it reaches the latest
 //! recorded stage before `rx_app`, since no read follows it.
 
-use crate::frame::{collect, u64s};
 use crate::journeys::clone_link;
 use crate::journeys::gso_link;
-use crate::journeys::hop_table::{options, packet_ids, Flows, HopTable};
+use crate::journeys::hop_table::{Flows, Heads, WriteColumns};
 use crate::journeys::segment::{segment, Segments};
+use crate::queries::journey_input::HopFrame;
 use crate::queries::{journey_rank, stage_of_rank};
-use polars::prelude::*;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use tcptape_common::stage::Path as StagePath;
 use tcptape_common::Stage;
@@ -186,18 +185,6 @@ impl PairRows {
 
 const NONE: u32 = u32::MAX;
 
-/// Columns of each journey's own first hop, read for those rows only.
-pub struct Heads {
-    /// Packet id.
-    pub skb: Vec<Option<u64>>,
-    /// Socket cookie.
-    pub sock: Vec<Option<u64>>,
-    /// TCP sequence number.
-    pub seq: Vec<Option<u32>>,
-    /// Sequence space the packet takes (payload, and 1 for SYN or FIN at `tx_tcp_xmit`).
-    pub len: Vec<Option<u32>>,
-}
-
 /// The journeys of a recording.
 pub struct Journeys {
     /// Packet id, socket and sequence number of each journey's first hop.
@@ -230,33 +217,21 @@ impl Journeys {
     /// writes (`tx_sendmsg` events with `ts_ns`, `sock`, `seq`, `len` and the flow), which
     /// `writes` gives when they are needed (they may still be read meanwhile).
     pub fn build(
-        hops: LazyFrame,
-        writes: impl FnOnce() -> anyhow::Result<DataFrame>,
+        hops: HopFrame,
+        writes: impl FnOnce() -> anyhow::Result<WriteColumns>,
         max_gap_ns: u64,
     ) -> anyhow::Result<Journeys> {
-        let df = collect(hops)?;
-        let table = HopTable::new(&df)?;
-        // What is read of the first hops only; the other columns are in the table.
-        let df = df.select([
-            "skb", "sock", "seq", "len", "saddr", "sport", "daddr", "dport",
-        ])?;
-        let seg = segment(&table, packet_ids(&df)?, max_gap_ns);
+        let table = hops.table()?;
+        let seg = segment(&table, hops.packet_ids()?, max_gap_ns);
         drop(table);
         let n = seg.journeys();
-        let firsts: Vec<IdxSize> = (0..n)
-            .map(|k| seg.rows[seg.start[k] as usize] as IdxSize)
-            .collect();
-        let heads = df.take(&IdxCa::from_vec("first".into(), firsts))?;
-        drop(df);
+        let firsts: Vec<u32> = (0..n).map(|k| seg.rows[seg.start[k] as usize]).collect();
+        // What is read of the first hops only; the other columns are in the table.
+        let (head, head_flows) = hops.heads(firsts)?;
+        drop(hops);
         let mut flows = Flows::default();
-        let flow = flows.intern(&heads)?;
-        let head = Heads {
-            skb: options::<UInt64Type>(&heads, "skb")?,
-            sock: options::<UInt64Type>(&heads, "sock")?,
-            seq: options::<UInt32Type>(&heads, "seq")?,
-            len: options::<UInt32Type>(&heads, "len")?,
-        };
-        drop(heads);
+        let flow = flows.intern(&head_flows);
+        drop(head_flows);
         let mut per_stage = [0u64; 256];
         for &s in &seg.stage {
             per_stage[s as usize] += 1;
@@ -313,7 +288,7 @@ impl Journeys {
             total,
             complete,
             incomplete: total - complete,
-            writes: writes.height() as u64,
+            writes: writes.ts.len() as u64,
             matched_to_write: matched,
             tx_unmatched: tx_starts.saturating_sub(matched),
         };
@@ -575,31 +550,26 @@ impl Journeys {
 
     /// Matches the journeys whose first hop is on TX to the recorded writes; returns how many
     /// were. A first hop without a socket takes the socket of its flow's writes.
-    fn match_writes(&mut self, writes: &DataFrame, horizon_ns: u64) -> anyhow::Result<u64> {
-        let (ts, sock, seq, len) = (
-            u64s(writes, "ts_ns")?,
-            u64s(writes, "sock")?,
-            u64s(writes, "seq")?,
-            u64s(writes, "len")?,
-        );
+    fn match_writes(&mut self, writes: &WriteColumns, horizon_ns: u64) -> anyhow::Result<u64> {
+        let (ts, sock, seq, len) = (&writes.ts, &writes.sock, &writes.seq, &writes.len);
         let mut flow_sock: HashMap<u32, u64> = HashMap::new();
         // Only needed (and read) when a transmission names no socket.
         let need_flows = (0..self.len()).any(|k| self.transmits(k) && self.head.sock[k].is_none());
         if need_flows {
-            let write_flows = self.flows.intern(writes)?;
-            for (f, s) in write_flows.iter().zip(&sock) {
+            let write_flows = self.flows.intern(&writes.flows);
+            for (f, s) in write_flows.iter().zip(sock) {
                 if let (Some(_), Some(s)) = (self.flows.flow(*f), s) {
                     flow_sock.entry(*f).or_insert(*s);
                 }
             }
         }
-        let mut ws: Vec<Write> = (0..writes.height())
+        let mut ws: Vec<Write> = (0..ts.len())
             .filter_map(|i| {
                 Some(Write {
                     ts: ts[i]?,
                     sock: sock[i]?,
-                    seq: seq[i]? as u32,
-                    len: len[i]? as u32,
+                    seq: seq[i]?,
+                    len: len[i]?,
                 })
             })
             .collect();

@@ -6,31 +6,14 @@
 //! that `replay` prints, that a Perfetto slice lasts, or that `diff` tests, is one of the
 //! packets behind the report's percentiles.
 
-use crate::frame::collect;
 use crate::journeys::journey::Journeys;
-use crate::queries::{scan, select::Flow, select::Selection};
-use polars::prelude::*;
+use crate::queries::journey_input::scans;
+use crate::queries::select::{Flow, Selection};
 use std::collections::BTreeMap;
 use tcptape_common::{Recording, Stage};
 
 /// A (from, to) pair of stages, as the report's latency rows name them.
 pub type Pair = (Stage, Stage);
-
-/// The selected packet hops (every hop stage but `tx_sendmsg`) and the application's writes
-/// (`tx_sendmsg`) of a set of recording files, lazily: what journeys are built from.
-pub fn hops_and_writes(
-    files: &[std::path::PathBuf],
-    sel: &Selection,
-) -> anyhow::Result<(LazyFrame, LazyFrame)> {
-    let scan = || scan::scan(files).map_err(crate::frame::one_line);
-    let packet_stages: Vec<Stage> = scan::hop_stages()
-        .into_iter()
-        .filter(|s| *s != Stage::TxSendmsg)
-        .collect();
-    let hops = scan::events(scan()?, scan::HOP_COLUMNS, &packet_stages, sel)?;
-    let writes = scan::events(scan()?, scan::WRITE_COLUMNS, &[Stage::TxSendmsg], sel)?;
-    Ok((hops, writes))
-}
 
 /// Builds the journeys of recordings of one host, as `tcptape report` does.
 pub fn journeys(
@@ -39,8 +22,12 @@ pub fn journeys(
     max_hop_gap_ns: u64,
 ) -> anyhow::Result<Journeys> {
     let files: Vec<_> = recs.iter().flat_map(|r| r.files()).collect();
-    let (hops, writes) = hops_and_writes(&files, sel)?;
-    Journeys::build(hops, || collect(writes), max_hop_gap_ns)
+    let (hops, writes) = scans(&files, sel)?;
+    Journeys::build(
+        hops.collect()?,
+        || writes.collect()?.columns(),
+        max_hop_gap_ns,
+    )
 }
 
 /// Every stage delta (ns) per pair of adjacent recorded stages: the packets behind the report's

@@ -25,3 +25,15 @@ pub fn per_flow(tcp: LazyFrame) -> LazyFrame {
             SortMultipleOptions::default().with_order_descending(true),
         )
 }
+
+/// Drops one by one, in time order, the first `limit`: `ts_ns` and the flow.
+pub fn each(tcp: LazyFrame, limit: u32) -> LazyFrame {
+    let [sa, sp, da, dp] = flow_cols();
+    tcp.filter(is_stage(Stage::Drop))
+        .select([col("ts_ns"), sa, sp, da, dp])
+        .sort(
+            ["ts_ns"],
+            SortMultipleOptions::default().with_maintain_order(true),
+        )
+        .limit(limit as IdxSize)
+}

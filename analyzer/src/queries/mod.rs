@@ -6,11 +6,15 @@
 
 pub mod buffer;
 pub mod drops;
+pub mod edge_events;
+pub mod frame;
+pub mod journey_input;
 pub mod lifecycle;
 pub mod retransmits;
 pub mod samples;
 pub mod scan;
 pub mod select;
+pub mod tcp_sections;
 pub mod throughput;
 
 use polars::prelude::*;
@@ -68,4 +72,30 @@ pub fn bin_of(ts: &str, start_ns: u64, width_ns: u64) -> Expr {
     ((col(ts).cast(DataType::Int64) - lit(start_ns as i64)).cast(DataType::Float64)
         / lit(width_ns.max(1) as f64))
     .cast(DataType::Int64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::latency_stats::rank_index;
+
+    /// The percentile the journeys compute by position is the one polars computes with
+    /// [`QUANTILE`], for every group size up to 200 and the report's percentiles.
+    #[test]
+    fn rank_index_is_polars_quantile() {
+        for n in 1..=200usize {
+            // Distinct values in a shuffled order, so a wrong position shows.
+            let v: Vec<i64> = (0..n as i64)
+                .map(|i| (i * 7919) % (n as i64) * 10)
+                .collect();
+            let mut sorted = v.clone();
+            sorted.sort_unstable();
+            let s = Series::new("v".into(), &v);
+            for q in [0.0, 0.1, 0.5, 0.9, 0.99, 0.999, 1.0] {
+                let polars = s.quantile_reduce(q, QUANTILE).unwrap();
+                let polars = polars.value().extract::<i64>().unwrap();
+                assert_eq!(sorted[rank_index(n, q)], polars, "n={n} q={q}");
+            }
+        }
+    }
 }

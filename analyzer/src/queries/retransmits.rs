@@ -82,3 +82,17 @@ pub fn per_second(tcp: LazyFrame, start_ns: u64) -> LazyFrame {
         .agg([col("segs").sum().alias("segments")])
         .sort(["second"], SortMultipleOptions::default())
 }
+
+/// Sent retransmissions one by one, in time order, the first `limit`: `ts_ns`, `segs` and the
+/// flow.
+pub fn each(tcp: LazyFrame, limit: u32) -> LazyFrame {
+    let [sa, sp, da, dp] = flow_cols();
+    retransmits(tcp)
+        .filter(sent())
+        .select([col("ts_ns"), col("segs"), sa, sp, da, dp])
+        .sort(
+            ["ts_ns"],
+            SortMultipleOptions::default().with_maintain_order(true),
+        )
+        .limit(limit as IdxSize)
+}

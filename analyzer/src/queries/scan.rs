@@ -189,8 +189,8 @@ mod tests {
         .collect()
         .unwrap();
         assert_eq!(out.height(), Stage::ALL.len(), "unknown kinds are dropped");
-        let codes = crate::frame::u64s(&out, STAGE).unwrap();
-        let ranks = crate::frame::u64s(&out, RANK).unwrap();
+        let codes = crate::queries::frame::u64s(&out, STAGE).unwrap();
+        let ranks = crate::queries::frame::u64s(&out, RANK).unwrap();
         for (i, s) in Stage::ALL.iter().enumerate() {
             assert_eq!(codes[i], Some(s.code() as u64), "{s}");
             assert_eq!(

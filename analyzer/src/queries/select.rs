@@ -158,3 +158,59 @@ mod tests {
         assert!("10.0.0.1:70000-10.0.0.2:2".parse::<Flow>().is_err());
     }
 }
+
+#[cfg(test)]
+mod row_filter_tests {
+    use super::*;
+    use crate::queries::frame::collect;
+    use crate::queries::scan;
+    use crate::selection_args::matches;
+    use tcptape_common::record::Record;
+    use tcptape_common::synth::{write_file, Mix, SynthConfig};
+    use tcptape_common::Recording;
+
+    /// The row-at-a-time filter keeps exactly the rows the report's polars predicate keeps.
+    #[test]
+    fn matches_agrees_with_the_reports_predicate() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.parquet");
+        write_file(&path, SynthConfig::new(Mix::Bulk, 20_000, 8)).unwrap();
+        let rec = Recording::open(&path).unwrap();
+        let start = rec.meta().start_ns;
+        let rows: Vec<Record> = rec
+            .batches(None)
+            .flat_map(|b| Record::from_batch(&b.unwrap()).unwrap())
+            .collect();
+        let flow: Flow = "10.200.0.2:5201-10.200.0.1:40007".parse().unwrap();
+        let selections = [
+            Selection::default(),
+            Selection {
+                ports: vec![40014],
+                ..Selection::default()
+            },
+            Selection {
+                flows: vec![flow],
+                ..Selection::default()
+            },
+            Selection {
+                ports: vec![5201],
+                from_ns: Some(start + 5_000_000),
+                to_ns: Some(start + 9_000_000),
+                ..Selection::default()
+            },
+        ];
+        for sel in selections {
+            let polars_rows = collect(
+                scan::scan(&rec.files())
+                    .unwrap()
+                    .filter(sel.predicate())
+                    .select([col("ts_ns")]),
+            )
+            .unwrap()
+            .height();
+            let ours = rows.iter().filter(|r| matches(&sel, r)).count();
+            assert!(ours > 0, "{sel:?}");
+            assert_eq!(ours, polars_rows, "{sel:?}");
+        }
+    }
+}

@@ -22,7 +22,7 @@ pub fn run(args: &ReportArgs, out: &mut impl Write) -> anyhow::Result<i32> {
         let opts = Options {
             selection: args.select.selection(start)?,
             max_hop_gap_ns: args.max_hop_gap.as_nanos() as u64,
-            cdf: args.format == ReportFormat::Html,
+            pictures: args.format == ReportFormat::Html,
         };
         if args.explain {
             tcptape_common::note!("{}", report::explain(recs, &opts)?);
@@ -115,7 +115,8 @@ fn write(
                 .iter()
                 .map(|r| (r.clone(), sections::sections(r, args.limit)))
                 .collect();
-            html::write(&all, out)?;
+            let between = between.map(|p| (p, sections::between_hosts(p)));
+            html::write(&all, between, out)?;
         }
     }
     Ok(())

@@ -1,10 +1,10 @@
 //! The latency sections of `tcptape report`: per stage pair, end to end, per flow, per CPU, per
-//! second and the CDFs, all from one sort of the journeys' stage pairs
+//! second and the histograms, all from one sort of the journeys' stage pairs
 //! ([`crate::report::latency_stats`]). The groupings only read that sort, so two run on another core.
 
 use crate::journeys::journey::Journeys;
 use crate::queries;
-use crate::report::latency_stats::{PairSamples, Stats};
+use crate::report::latency_stats::{bin_lo, PairSamples, Stats};
 use crate::report::model::*;
 use tcptape_common::Stage;
 
@@ -20,13 +20,13 @@ pub struct LatencySections {
     pub stages_per_cpu: Vec<CpuLatency>,
     /// Per second and stage pair.
     pub stages_over_time: Vec<SecondLatency>,
-    /// CDF per stage pair (when asked for).
-    pub cdf: Vec<Cdf>,
+    /// Latency distribution per stage pair (when asked for).
+    pub histograms: Vec<Histogram>,
 }
 
-/// Builds the latency sections of journeys; `start` is the recordings' start (second 0), `cdf`
-/// asks for the CDFs.
-pub fn build(j: &Journeys, start: u64, cdf: bool) -> anyhow::Result<LatencySections> {
+/// Builds the latency sections of journeys; `start` is the recordings' start (second 0),
+/// `pictures` asks for the histograms.
+pub fn build(j: &Journeys, start: u64, pictures: bool) -> anyhow::Result<LatencySections> {
     let samples = PairSamples::new(j.pair_rows(), &j.flows)?;
     let samples = &samples;
     std::thread::scope(|scope| {
@@ -38,7 +38,11 @@ pub fn build(j: &Journeys, start: u64, cdf: bool) -> anyhow::Result<LatencySecti
             .collect();
         stages.sort_by_key(|l| pair_order(&l.from, &l.to));
         let stages_over_time = over_time(samples, start);
-        let cdf = if cdf { cdfs(samples) } else { Vec::new() };
+        let histograms = if pictures {
+            histograms(samples)
+        } else {
+            Vec::new()
+        };
         let end_to_end = end_to_end(j);
         let (stages_per_flow, stages_per_cpu) = per_flow_and_cpu
             .join()
@@ -49,7 +53,7 @@ pub fn build(j: &Journeys, start: u64, cdf: bool) -> anyhow::Result<LatencySecti
             stages_per_flow,
             stages_per_cpu,
             stages_over_time,
-            cdf,
+            histograms,
         })
     })
 }
@@ -115,28 +119,28 @@ fn over_time(samples: &PairSamples, start: u64) -> Vec<SecondLatency> {
     v
 }
 
-fn cdfs(samples: &PairSamples) -> Vec<Cdf> {
-    const POINTS: usize = 50;
-    let qs: Vec<f64> = (0..=POINTS).map(|i| i as f64 / POINTS as f64).collect();
-    let mut cdf: Vec<Cdf> = samples
-        .grouped(1, |_| 0, &qs)
-        .iter()
-        .map(|(_, p, st)| {
-            let (from, to) = stage_names(samples, *p);
-            Cdf {
+fn histograms(samples: &PairSamples) -> Vec<Histogram> {
+    let mut out: Vec<Histogram> = samples
+        .histograms()
+        .into_iter()
+        .map(|(p, bins)| {
+            let (from, to) = stage_names(samples, p);
+            Histogram {
                 from,
                 to,
-                quantiles_ns: st.quantiles_ns.iter().map(|v| (*v).max(0) as u64).collect(),
+                bins: bins
+                    .into_iter()
+                    .map(|(k, count)| HistogramBin {
+                        lo_ns: bin_lo(k),
+                        hi_ns: bin_lo(k + 1),
+                        count,
+                    })
+                    .collect(),
             }
         })
         .collect();
-    // Stage code order, the application's write last (as the hop pairs came first).
-    let code = |n: &str| n.parse::<Stage>().map_or(u8::MAX, |s| s.code());
-    cdf.sort_by_key(|c| {
-        let from = code(&c.from);
-        (from == Stage::TxSendmsg.code(), from, code(&c.to))
-    });
-    cdf
+    out.sort_by_key(|h| pair_order(&h.from, &h.to));
+    out
 }
 
 fn stage_names(samples: &PairSamples, p: usize) -> (String, String) {
@@ -154,7 +158,7 @@ fn stage_name(code: u8) -> String {
 }
 
 /// The percentiles of a latency row: p50, p90, p99, p99.9.
-const LATENCY_QUANTILES: [f64; 4] = [0.5, 0.9, 0.99, 0.999];
+pub const LATENCY_QUANTILES: [f64; 4] = [0.5, 0.9, 0.99, 0.999];
 
 /// A flow's label (`SADDR:SPORT-DADDR:DPORT`, `?` when a part is unknown).
 fn flow_label(samples: &PairSamples, flow: u32) -> String {
@@ -165,10 +169,15 @@ fn flow_label(samples: &PairSamples, flow: u32) -> String {
 
 /// The figures of a pair's durations as a latency row.
 fn stage_latency(from: u8, to: u8, st: &Stats) -> StageLatency {
+    latency_row(stage_name(from), stage_name(to), st)
+}
+
+/// A latency row named `from` → `to`, of figures computed with [`LATENCY_QUANTILES`].
+pub fn latency_row(from: String, to: String, st: &Stats) -> StageLatency {
     let q = |i: usize| st.quantiles_ns[i].max(0) as u64;
     StageLatency {
-        from: stage_name(from),
-        to: stage_name(to),
+        from,
+        to,
         count: st.count,
         mean_ns: st.mean_ns,
         p50_ns: q(0),

@@ -12,8 +12,6 @@ use crate::journeys::hop_table::Flows;
 use crate::journeys::journey::PairRows;
 use crate::journeys::radix::radix_sort;
 use crate::queries::select::Flow;
-use crate::queries::QUANTILE;
-use polars::prelude::QuantileMethod;
 
 /// The figures of one group: count, mean, max and the requested percentiles (ns).
 #[derive(Debug, Clone, PartialEq)]
@@ -44,11 +42,40 @@ pub struct PairSamples {
     ts: Vec<u64>,
 }
 
-/// Where in a sorted group of `n` the percentile `q` is: polars' nearest rank
-/// ([`QUANTILE`]), the same formula as SQL's `quantile_disc`.
-fn rank_index(n: usize, q: f64) -> usize {
-    debug_assert!(matches!(QUANTILE, QuantileMethod::Equiprobable));
+/// Where in a sorted group of `n` the percentile `q` is: the nearest rank, as the queries'
+/// [`crate::queries::QUANTILE`] (a test there holds the two equal), the same formula as SQL's
+/// `quantile_disc`.
+pub(crate) fn rank_index(n: usize, q: f64) -> usize {
     ((n as f64 * q).ceil() - 1.0).max(0.0) as usize
+}
+
+/// Bins per decade of the histograms' log time axis.
+pub const BINS_PER_DECADE: i32 = 4;
+
+/// The histogram bin of a duration: `k` holds `[10^(k/4), 10^((k+1)/4))` ns; bin -1 holds
+/// everything under 1 ns (0 and the negative durations two CPUs' clocks can give).
+pub fn log_bin(ns: i64) -> i32 {
+    if ns < 1 {
+        return -1;
+    }
+    let mut k = ((ns as f64).log10() * BINS_PER_DECADE as f64).floor() as i32;
+    // Exact at the edges, where the floating-point logarithm may land a hair off.
+    while k > 0 && bin_lo(k) > ns as u64 {
+        k -= 1;
+    }
+    while bin_lo(k + 1) <= ns as u64 {
+        k += 1;
+    }
+    k
+}
+
+/// The lower edge of bin `k` of [`log_bin`], ns (0 for bin -1).
+pub fn bin_lo(k: i32) -> u64 {
+    if k < 0 {
+        0
+    } else {
+        10f64.powf(k as f64 / BINS_PER_DECADE as f64).ceil() as u64
+    }
 }
 
 /// The values of a per-row column in sorted order.
@@ -191,6 +218,35 @@ impl PairSamples {
         self.pairs[id]
     }
 
+    /// Packets per bin of a log time axis, per pair: `(pair index, [(bin, count)])` with bins
+    /// as [`log_bin`] numbers them, ascending; pairs and bins without packets are left out.
+    pub fn histograms(&self) -> Vec<(usize, Vec<(i32, u64)>)> {
+        let mut out: Vec<(usize, Vec<(i32, u64)>)> = Vec::new();
+        let mask = if self.dt_bits == 64 {
+            u64::MAX
+        } else {
+            (1u64 << self.dt_bits) - 1
+        };
+        // Rows are sorted by (pair, duration): each pair's bins come in order, in one pass.
+        for &key in &self.sorted {
+            let pair = if self.dt_bits == 64 {
+                0
+            } else {
+                (key >> self.dt_bits) as usize
+            };
+            let bin = log_bin((key & mask) as i64 + self.dt_min);
+            if out.last().is_none_or(|(p, _)| *p != pair) {
+                out.push((pair, Vec::new()));
+            }
+            let bins = &mut out.last_mut().expect("pushed above").1;
+            match bins.last_mut() {
+                Some((b, n)) if *b == bin => *n += 1,
+                _ => bins.push((bin, 1)),
+            }
+        }
+        out
+    }
+
     /// The CPU of every row, in sorted order (as `grouped` numbers rows).
     pub fn cpus(&self) -> &[u16] {
         &self.cpu
@@ -316,6 +372,55 @@ mod tests {
         assert_eq!(
             stats,
             vec![(0, 10, vec![5, 9], 10), (1, 2, vec![100, 200], 200)]
+        );
+    }
+
+    #[test]
+    fn log_bins_cover_every_duration_once_and_in_order() {
+        assert_eq!(log_bin(-5), -1);
+        assert_eq!(log_bin(0), -1);
+        assert_eq!(log_bin(1), 0);
+        for ns in [
+            1i64,
+            2,
+            9,
+            10,
+            17,
+            18,
+            99,
+            100,
+            101,
+            999,
+            1000,
+            31_622,
+            31_623,
+            1 << 40,
+        ] {
+            let k = log_bin(ns);
+            assert!(
+                bin_lo(k) <= ns as u64 && (ns as u64) < bin_lo(k + 1),
+                "{ns} in bin {k}"
+            );
+        }
+        assert_eq!(log_bin(10), 4);
+        assert_eq!(log_bin(1000), 12);
+    }
+
+    #[test]
+    fn histograms_count_each_pair_once_per_row() {
+        // Pair (8, 9) only: 1..=10 and 100, 200.
+        let mut dt: Vec<i64> = (1..=10).collect();
+        dt.extend([200, 100]);
+        let cpu = vec![0u16; dt.len()];
+        let s = PairSamples::new(rows(&dt, &cpu), &Flows::default()).unwrap();
+        let h = s.histograms();
+        assert_eq!(h.len(), 1);
+        let total: u64 = h[0].1.iter().map(|b| b.1).sum();
+        assert_eq!(total, 12);
+        // 1 (bin 0), 2..=3 (bin 1), 4..=5 (bin 2), 6..=9 (bin 3), 10 (bin 4), 100, 200.
+        assert_eq!(
+            h[0].1,
+            vec![(0, 1), (1, 2), (2, 2), (3, 4), (4, 1), (8, 1), (9, 1)]
         );
     }
 }

@@ -2,8 +2,8 @@
 //!
 //! The wing: [`command`] (the command: inputs, one report per host, the rows between hosts,
 //! the output), this module (`build`: queries and journeys into the model), [`latency_stats`]
-//! and [`latency_sections`] (the per-stage figures), [`tcp_sections`] (the classic TCP
-//! reports), [`model`] (the report, also its JSON shape) and [`render`] (table, Markdown,
+//! and [`latency_sections`] (the per-stage figures), [`crate::queries::tcp_sections`] (the
+//! classic TCP reports, which are queries read into the model), [`model`] (the report, also its JSON shape) and [`render`] (table, Markdown,
 //! HTML).
 
 pub mod command;
@@ -11,14 +11,12 @@ pub mod latency_sections;
 pub mod latency_stats;
 pub mod model;
 pub mod render;
-pub mod tcp_sections;
 
-use crate::frame::collect;
 use crate::journeys::journey::Journeys;
 use crate::progress::Steps;
-use crate::queries::{scan, select::Selection};
+use crate::queries::journey_input::scans;
+use crate::queries::select::Selection;
 use crate::report::model::*;
-use polars::prelude::DataFrame;
 use tcptape_common::metadata::{Lost, RecordingMeta};
 use tcptape_common::{Recording, Stage};
 
@@ -29,8 +27,9 @@ pub struct Options {
     pub selection: Selection,
     /// Time between two hops of one packet id beyond which it is taken as reused, ns.
     pub max_hop_gap_ns: u64,
-    /// Compute latency CDFs (for plots).
-    pub cdf: bool,
+    /// Compute what only the HTML report's pictures show (histograms, retransmissions and
+    /// drops one by one).
+    pub pictures: bool,
 }
 
 /// Number of steps [`build`] reports to its progress display.
@@ -66,36 +65,44 @@ pub fn build_with_journeys(
         .unwrap_or(1);
 
     steps.step("building journeys");
-    let (hops, writes) = crate::journeys::per_packet::hops_and_writes(&files, sel)?;
+    let (hops, writes) = scans(&files, sel)?;
     // The writes and the TCP sections need no journey: they are read and built alongside, on
     // another core, and the journeys take the writes when they match them.
     std::thread::scope(|scope| {
         let (sent, received) = std::sync::mpsc::sync_channel(1);
         let files = &files;
         let tcp = scope.spawn(move || {
-            let writes = collect(writes);
-            let copy = writes.as_ref().map(DataFrame::clone);
+            let writes = writes.collect();
+            let columns = writes.as_ref().map_err(|e| anyhow::anyhow!("{e:#}"));
             // Sent first, failed or not: the journeys wait for them.
-            let _ = sent.send(copy.map_err(|e| anyhow::anyhow!("{e:#}")));
+            let _ = sent.send(columns.and_then(|w| w.columns()));
             let writes = writes?;
-            let t =
-                crate::report::tcp_sections::build(files, sel, &writes, start, span_ns, sampling)?;
+            let t = crate::queries::tcp_sections::build(
+                files,
+                sel,
+                &writes,
+                (start, span_ns),
+                sampling,
+                opts.pictures,
+            )?;
             anyhow::Ok((writes, t))
         });
-        let j = Journeys::build(
-            hops,
-            || {
-                received
-                    .recv()
-                    .unwrap_or_else(|_| anyhow::bail!("the writes were not read"))
-            },
-            opts.max_hop_gap_ns,
-        );
+        let j = hops.collect().and_then(|hops| {
+            Journeys::build(
+                hops,
+                || {
+                    received
+                        .recv()
+                        .unwrap_or_else(|_| anyhow::bail!("the writes were not read"))
+                },
+                opts.max_hop_gap_ns,
+            )
+        });
         let (writes, (t, tcp_events)) = tcp.join().expect("the TCP sections do not panic")?;
         let j = j?;
 
         steps.step("per-stage latency");
-        let l = crate::report::latency_sections::build(&j, start, opts.cdf)?;
+        let l = crate::report::latency_sections::build(&j, start, opts.pictures)?;
 
         let rx_app = j
             .stages
@@ -196,10 +203,10 @@ pub fn build_with_journeys(
                 .into_iter()
                 .filter(|s: &SecondLatency| sel.shows(&s.from, &s.to))
                 .collect(),
-            cdf: l
-                .cdf
+            histograms: l
+                .histograms
                 .into_iter()
-                .filter(|c: &Cdf| sel.shows(&c.from, &c.to))
+                .filter(|h: &Histogram| sel.shows(&h.from, &h.to))
                 .collect(),
             tcp: t,
         };
@@ -211,17 +218,7 @@ pub fn build_with_journeys(
 /// `--explain`.
 pub fn explain(recs: &[Recording], opts: &Options) -> anyhow::Result<String> {
     let files: Vec<_> = recs.iter().flat_map(|r| r.files()).collect();
-    let stages: Vec<Stage> = scan::hop_stages()
-        .into_iter()
-        .filter(|s| *s != Stage::TxSendmsg)
-        .collect();
-    let hops = scan::events(
-        scan::scan(&files).map_err(crate::frame::one_line)?,
-        scan::HOP_COLUMNS,
-        &stages,
-        &opts.selection,
-    )?;
-    hops.explain(true).map_err(crate::frame::one_line)
+    scans(&files, &opts.selection)?.0.explain()
 }
 
 /// The losses of several recordings added up: per CPU slot, per stage, and in the writer queue.

@@ -72,15 +72,39 @@ pub struct SecondLatency {
     pub max_ns: u64,
 }
 
-/// One point of a latency CDF.
+/// The distribution of one stage pair's latency: packets per bin of a log time axis.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Cdf {
+pub struct Histogram {
     /// Earlier stage.
     pub from: String,
     /// Later stage.
     pub to: String,
-    /// Latency (ns) at quantiles 0, 1/n, …, 1.
-    pub quantiles_ns: Vec<u64>,
+    /// The bins that hold packets, in time order.
+    pub bins: Vec<HistogramBin>,
+}
+
+/// Packets whose latency is in `[lo_ns, hi_ns)`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HistogramBin {
+    /// Lower bound, ns (0 for the first bin, which holds everything under 1 ns).
+    pub lo_ns: u64,
+    /// Upper bound, ns.
+    pub hi_ns: u64,
+    /// Packets.
+    pub count: u64,
+}
+
+/// A retransmission or a drop, at its time: what the HTML report marks on its time lines.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TcpEvent {
+    /// Time since the start of the recordings, ns.
+    pub t_ns: u64,
+    /// `retransmit` or `drop`.
+    pub kind: String,
+    /// The flow (`?` when unknown).
+    pub flow: String,
+    /// Segments retransmitted (1 for a drop).
+    pub segments: u64,
 }
 
 /// Retransmissions, like `tcpretrans -c`.
@@ -346,9 +370,9 @@ pub struct Report {
     pub stages_per_cpu: Vec<CpuLatency>,
     /// Stage latency per second.
     pub stages_over_time: Vec<SecondLatency>,
-    /// Latency CDFs (HTML reports only; empty otherwise).
+    /// Latency distribution per stage pair (HTML reports only; empty otherwise).
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub cdf: Vec<Cdf>,
+    pub histograms: Vec<Histogram>,
     /// The sections read from the per-connection TCP events, in place (the JSON has their
     /// fields at this level).
     #[serde(flatten)]
@@ -383,4 +407,11 @@ pub struct TcpSections {
     pub throughput_rx: Vec<FlowBytes>,
     /// Buffer-pressure events per flow.
     pub buffer_pressure: Vec<FlowBuffer>,
+    /// Retransmissions and drops in time order, the first [`MAX_TCP_EVENTS`] (HTML reports only;
+    /// empty otherwise).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<TcpEvent>,
 }
+
+/// At most this many retransmissions and drops are listed one by one in [`TcpSections::events`].
+pub const MAX_TCP_EVENTS: usize = 20_000;

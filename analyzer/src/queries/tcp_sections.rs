@@ -2,7 +2,8 @@
 //! and cwnd, connections, drops, throughput, buffer pressure) and the application's writes: the
 //! classic TCP reports, independent of the journeys, so they are built alongside them.
 
-use crate::frame::{bools, collect, flows, i64s, joined_lists, strs, u64s};
+use crate::queries::frame::{bools, collect, flows, i64s, joined_lists, strs, u64s};
+use crate::queries::journey_input::WriteFrame;
 use crate::queries::{self, scan, select::Selection};
 use crate::report::model::*;
 use polars::prelude::*;
@@ -15,18 +16,19 @@ fn rel(t: Option<u64>, start: u64) -> u64 {
 
 /// Builds the TCP sections of the selected events of `files`, and counts the events read that
 /// are not hops (the TCP stages; and `rx_app`, which is both); `writes` are the selected
-/// `tx_sendmsg` events, `start` the recordings' start, `span_ns` the time covered and `sampling`
-/// the flow sampling (1 in N).
+/// `tx_sendmsg` events, `start` the recordings' start, `span_ns` the time covered, `sampling`
+/// the flow sampling (1 in N) and `events` asks for retransmissions and drops one by one.
 pub fn build(
     files: &[std::path::PathBuf],
     sel: &Selection,
-    writes: &DataFrame,
-    start: u64,
-    span_ns: u64,
+    writes: &WriteFrame,
+    (start, span_ns): (u64, u64),
     sampling: u32,
+    events: bool,
 ) -> anyhow::Result<(TcpSections, u64)> {
+    let writes = &writes.0;
     let tcp = collect(scan::tcp_events(
-        scan::scan(files).map_err(crate::frame::one_line)?,
+        scan::scan(files).map_err(crate::queries::frame::one_line)?,
         scan::TCP_COLUMNS,
         sel,
     )?)?;
@@ -145,6 +147,11 @@ pub fn build(
         throughput_tx,
         throughput_rx,
         buffer_pressure,
+        events: if events {
+            each_event(&tcp, start)?
+        } else {
+            Vec::new()
+        },
     };
     Ok((sections, tcp.height() as u64 - snapshot_hops))
 }
@@ -225,6 +232,33 @@ fn retransmits(tcp: &DataFrame, start: u64, sampling: u32) -> anyhow::Result<Ret
         per_flow,
         per_second,
     })
+}
+
+/// Retransmissions and drops one by one, in time order, the first [`MAX_TCP_EVENTS`].
+fn each_event(tcp: &DataFrame, start: u64) -> anyhow::Result<Vec<TcpEvent>> {
+    let limit = MAX_TCP_EVENTS as u32;
+    let df = collect(queries::retransmits::each(tcp.clone().lazy(), limit))?;
+    let (fl, ts, segs) = (flows(&df)?, u64s(&df, "ts_ns")?, u64s(&df, "segs")?);
+    let mut out: Vec<TcpEvent> = (0..df.height())
+        .map(|i| TcpEvent {
+            t_ns: rel(ts[i], start),
+            kind: "retransmit".into(),
+            flow: fl[i].clone(),
+            segments: segs[i].unwrap_or(1),
+        })
+        .collect();
+    let df = collect(queries::drops::each(tcp.clone().lazy(), limit))?;
+    let (fl, ts) = (flows(&df)?, u64s(&df, "ts_ns")?);
+    out.extend((0..df.height()).map(|i| TcpEvent {
+        t_ns: rel(ts[i], start),
+        kind: "drop".into(),
+        flow: fl[i].clone(),
+        segments: 1,
+    }));
+    // Stable: at one time, retransmissions before drops, each in recorded order.
+    out.sort_by_key(|e| e.t_ns);
+    out.truncate(MAX_TCP_EVENTS);
+    Ok(out)
 }
 
 fn throughput(events: &DataFrame, stage: Stage, span_ns: u64) -> anyhow::Result<Vec<FlowBytes>> {
