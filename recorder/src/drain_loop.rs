@@ -1,13 +1,13 @@
 //! The drain loop of a live recording: moves the events of every CPU's ring (and what the CPUs
 //! still have staged) into batches for the writer, until a limit, a signal or the duration ends
-//! the recording; reads the kernel's counters once a second for the live line and the metadata.
+//! the recording; reads the kernel's counters once a second for the live view and the metadata.
 //!
 //! The programs wake the reader only once `wake_bytes` wait in a ring, so the loop also polls
 //! on a short timer.
 
 use crate::kernel_counters::CountersMaps;
+use crate::live_view::{self, FlowTally, LiveView};
 use crate::loader::{AyaLoader, CaptureMaps, CpuRing};
-use crate::progress_line;
 use crate::ring_reader::RingReader;
 use crate::write_pipeline::WriterHandle;
 use aya::maps::MapData;
@@ -37,11 +37,8 @@ pub mod stop_reason {
     pub const MAX_EVENTS: &str = "max-events";
 }
 
-pub(crate) struct Limits {
-    pub(crate) duration: Option<Duration>,
-    pub(crate) max_size: u64,
-    pub(crate) max_events: Option<u64>,
-}
+/// What stops a recording besides a signal.
+pub(crate) type Limits = live_view::Limits;
 
 /// Final counters, for the summary line.
 pub(crate) struct Totals {
@@ -59,6 +56,7 @@ fn drain_rings(
     writer: &WriterHandle,
     received: &mut u64,
     max_events: Option<u64>,
+    tally: &mut Option<FlowTally>,
 ) -> anyhow::Result<bool> {
     let mut batch = Vec::with_capacity(BATCH);
     for ring in rings {
@@ -66,21 +64,29 @@ fn drain_rings(
             &mut ring.get_mut().ring,
             &mut batch,
             writer,
-            received,
-            max_events,
+            (received, max_events),
+            tally,
         )? {
             // The limit holds: what the other rings still have is left out.
-            send(writer, batch)?;
+            send(writer, batch, tally)?;
             return Ok(true);
         }
     }
-    send(writer, batch)?;
+    send(writer, batch, tally)?;
     Ok(false)
 }
 
-fn send(writer: &WriterHandle, batch: Vec<RawEvent>) -> anyhow::Result<()> {
+/// Hands a batch to the writer, counting its flows first while the live view is drawn.
+fn send(
+    writer: &WriterHandle,
+    batch: Vec<RawEvent>,
+    tally: &mut Option<FlowTally>,
+) -> anyhow::Result<()> {
     if batch.is_empty() {
         return Ok(());
+    }
+    if let Some(t) = tally {
+        t.add(&batch);
     }
     writer
         .send(batch)
@@ -93,8 +99,8 @@ fn drain_ring(
     ring: &mut RingReader,
     batch: &mut Vec<RawEvent>,
     writer: &WriterHandle,
-    received: &mut u64,
-    max_events: Option<u64>,
+    (received, max_events): (&mut u64, Option<u64>),
+    tally: &mut Option<FlowTally>,
 ) -> anyhow::Result<bool> {
     let mut full = Ok(());
     let mut done = false;
@@ -113,7 +119,11 @@ fn drain_ring(
                 return false;
             }
             if batch.len() == BATCH {
-                full = send(writer, std::mem::replace(batch, Vec::with_capacity(BATCH)));
+                full = send(
+                    writer,
+                    std::mem::replace(batch, Vec::with_capacity(BATCH)),
+                    tally,
+                );
                 if full.is_err() {
                     return false;
                 }
@@ -162,7 +172,7 @@ fn drain_staged(
             take_event(ev.as_bytes(), &mut batch, received);
         }
     }
-    send(writer, batch)
+    send(writer, batch, &mut None)
 }
 
 /// Resolves once any ring's descriptor is readable (the kernel woke the reader), clearing that
@@ -234,7 +244,7 @@ pub(crate) async fn drain(
     let deadline = limits.duration.map(|d| tokio::time::Instant::now() + d);
     let mut poll = tokio::time::interval(POLL);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut line = progress_line::ProgressLine::new(live);
+    let mut view = LiveView::new(live, limits);
     let started = Instant::now();
     let mut last_report = Instant::now();
     let mut received = 0u64;
@@ -248,7 +258,13 @@ pub(crate) async fn drain(
             woken = any_readable(&rings) => woken?,
             _ = poll.tick() => {}
         }
-        if drain_rings(&mut rings, writer, &mut received, limits.max_events)? {
+        if drain_rings(
+            &mut rings,
+            writer,
+            &mut received,
+            limits.max_events,
+            &mut view.tally,
+        )? {
             break stop_reason::MAX_EVENTS;
         }
         if writer.is_finished() {
@@ -260,18 +276,24 @@ pub(crate) async fn drain(
         if last_report.elapsed() >= REPORT {
             last_report = Instant::now();
             let p = counters_maps.progress(attached);
-            line.update(received, started.elapsed(), &stats, p.lost.total());
+            view.update(received, started.elapsed(), &stats, p.lost.total(), &p.seen);
             writer
                 .progress(p)
                 .map_err(|_| anyhow::anyhow!("the writer stopped"))?;
         }
     };
-    line.finish();
+    view.finish();
     // Detach every program first, so the last drain sees everything that will ever arrive.
     drop(loader);
     // At a size or event limit the events still in the ring are left out: the limit holds.
     if reason != stop_reason::MAX_EVENTS && reason != stop_reason::MAX_SIZE {
-        drain_rings(&mut rings, writer, &mut received, limits.max_events)?;
+        drain_rings(
+            &mut rings,
+            writer,
+            &mut received,
+            limits.max_events,
+            &mut None,
+        )?;
         drain_staged(&batches, writer, &mut received, limits.max_events)?;
     }
     let p = counters_maps.progress(attached);

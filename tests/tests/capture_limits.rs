@@ -276,3 +276,83 @@ fn a_signal_right_after_recording_starts_ends_it_cleanly() {
         assert_eq!(r.meta.segment.stop_reason.as_deref(), Some("signal"));
     }
 }
+
+#[test]
+fn a_terminal_gets_the_live_view_and_a_pipe_only_the_summary() {
+    if !should_run("a_terminal_gets_the_live_view_and_a_pipe_only_the_summary") {
+        return;
+    }
+    let pair = Pair::new().expect("network namespaces");
+    let port = 45_610u16;
+    let dir = tempfile::tempdir().unwrap();
+    let bin = binary().unwrap();
+    // Traffic for the whole recording: a transfer every 100 ms for 4 s.
+    let traffic = |pair: &Pair, port: u16| {
+        let addr = pair.addr_b.clone();
+        let l = traffic::listen_in(&pair.b, &addr, port).expect("listen");
+        let rx = std::thread::spawn(move || traffic::receive(l, 40, 4 << 10, Duration::ZERO));
+        let a = pair.a.clone();
+        let tx = std::thread::spawn(move || {
+            for _ in 0..40 {
+                spawn_in(&a, {
+                    let addr = addr.clone();
+                    move || traffic::send(&addr, port, 64 << 10, 4 << 10)
+                })
+                .join()
+                .unwrap()
+                .expect("send");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        (rx, tx)
+    };
+    // On a terminal (`script` gives the recorder a pseudo-terminal).
+    let typescript = dir.path().join("typescript");
+    let out = dir.path().join("tty.parquet");
+    let (rx, tx) = traffic(&pair, port);
+    let status = Command::new("script")
+        .args(["-qec"])
+        .arg(format!(
+            "{} -o {} --duration 3s --port {port}",
+            bin.display(),
+            out.display()
+        ))
+        .arg(&typescript)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("script (util-linux) runs");
+    assert!(status.success());
+    tx.join().unwrap();
+    rx.join().unwrap().expect("receive");
+    let screen = String::from_utf8_lossy(&std::fs::read(&typescript).unwrap()).to_string();
+    assert!(screen.contains(" recorded · "), "{screen}");
+    assert!(screen.contains("left (--duration)"), "{screen}");
+    assert!(screen.contains("per stage/s: "), "{screen}");
+    assert!(
+        screen.contains(&format!("{}:{port} ⇄ ", pair.addr_b))
+            || screen.contains(&format!(" ⇄ {}:{port}", pair.addr_b)),
+        "the test's connection is not among the busiest flows: {screen}"
+    );
+    assert!(screen.contains("wrote "), "no summary: {screen}");
+
+    // On a pipe: the start line and the summary, nothing else.
+    let out = dir.path().join("pipe.parquet");
+    let port = port + 1;
+    let (rx, tx) = traffic(&pair, port);
+    let run = Command::new(&bin)
+        .args(["-o", out.to_str().unwrap(), "--duration", "3s"])
+        .args(["--port", &port.to_string()])
+        .output()
+        .unwrap();
+    tx.join().unwrap();
+    rx.join().unwrap().expect("receive");
+    assert!(run.status.success());
+    let log = String::from_utf8_lossy(&run.stderr);
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 2, "{log}");
+    assert!(
+        lines[0].starts_with("recording ") && lines[1].starts_with("wrote "),
+        "{log}"
+    );
+    assert!(!log.contains("events/s"), "{log}");
+}
