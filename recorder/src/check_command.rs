@@ -1,7 +1,8 @@
 //! `tcptape-record check`: what this host can record, per stage, and why not.
 //!
 //! It goes through the same steps as a recording (privileges, BTF, tracefs, loading and attaching
-//! every program) and then detaches everything.
+//! every program) and then detaches everything; with `--cost`, it measures for a while first
+//! ([`crate::cost_probe`]).
 
 use crate::attach_plan::{anything_recorded, attach_all, attach_context, PLAN};
 use crate::cli::CheckArgs;
@@ -12,6 +13,9 @@ use crate::{plan_report, preflight};
 
 /// Runs the subcommand.
 pub fn run(args: &CheckArgs) -> anyhow::Result<()> {
+    if let Some(duration) = args.cost {
+        return cost(args, duration);
+    }
     preflight::check_privileges()?;
     preflight::check_btf()?;
     let warning = preflight::ensure_tracefs();
@@ -51,6 +55,24 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<()> {
             "no stage can be recorded on this kernel (see the table above)",
         )
         .into());
+    }
+    Ok(())
+}
+
+/// `check --cost`: the plan, then what a recording would cost now.
+fn cost(args: &CheckArgs, duration: std::time::Duration) -> anyhow::Result<()> {
+    let (cost, outcomes) = crate::cost_probe::measure(duration, args.no_fentry)?;
+    if args.json {
+        let doc = serde_json::json!({
+            "kernel_release": tcptape_common::metadata::host::kernel_release(),
+            "stages": plan_report::rows(&outcomes),
+            "cost": cost,
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        print!("{}", plan_report::table(&outcomes));
+        println!();
+        print!("{}", crate::cost_probe::table(&cost));
     }
     Ok(())
 }

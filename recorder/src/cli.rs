@@ -137,6 +137,12 @@ pub struct CheckArgs {
     /// Plan without fentry, as `tcptape-record --no-fentry` would record.
     #[arg(long)]
     pub no_fentry: bool,
+    /// Also measure what a recording would cost now: attach every stage for DURATION (default
+    /// 5s), count events and the programs' run time, and print per stage events/s, ns per
+    /// run and kernel CPU, the recorder's CPU and disk at this rate, and advice.
+    #[arg(long, value_name = "DURATION", num_args = 0..=1, default_missing_value = "5s",
+          value_parser = parse_duration)]
+    pub cost: Option<Duration>,
 }
 
 /// Options of `synth`.
@@ -330,7 +336,17 @@ mod tests {
             other => panic!("parsed as {other:?}"),
         }
         assert!(
-            matches!(parse(&["check", "--json"]).unwrap().command, Some(Command::Check(c)) if c.json)
+            matches!(parse(&["check", "--json"]).unwrap().command, Some(Command::Check(c)) if c.json && c.cost.is_none())
         );
+        let cost = |args: &[&str]| match parse(args).unwrap().command {
+            Some(Command::Check(c)) => c.cost,
+            other => panic!("parsed as {other:?}"),
+        };
+        assert_eq!(cost(&["check", "--cost"]), Some(Duration::from_secs(5)));
+        assert_eq!(
+            cost(&["check", "--cost", "2s"]),
+            Some(Duration::from_secs(2))
+        );
+        assert!(parse(&["check", "--cost", "0s"]).is_err());
     }
 }

@@ -24,6 +24,7 @@ pub mod attach_plan;
 pub mod capture;
 pub mod check_command;
 pub mod cli;
+pub mod cost_probe;
 pub mod cpu_priority;
 pub mod drain_loop;
 pub mod drop_reasons;

@@ -356,3 +356,86 @@ fn a_terminal_gets_the_live_view_and_a_pipe_only_the_summary() {
     );
     assert!(!log.contains("events/s"), "{log}");
 }
+
+/// Packets an interface has sent, from its counter inside `ns`.
+fn tx_packets(ns: &str, dev: &str) -> u64 {
+    let path = format!("/sys/class/net/{dev}/statistics/tx_packets");
+    tcptape_e2e::netns::run_in(ns, "cat", &[&path])
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn check_cost_measures_the_packet_rate_the_interfaces_count() {
+    if !should_run("check_cost_measures_the_packet_rate_the_interfaces_count") {
+        return;
+    }
+    // A steady stream: a bulk transfer through a 10 Mbit/s tbf, long enough to cover the
+    // probe's loading and its 4 s window.
+    let pair = Pair::new().expect("network namespaces");
+    pair.shape_sender("10mbit", "16kb", "100kb").unwrap();
+    let port = 45_620u16;
+    let addr = pair.addr_b.clone();
+    let l = traffic::listen_in(&pair.b, &addr, port).expect("listen");
+    let rx = std::thread::spawn(move || traffic::receive(l, 1, 64 << 10, Duration::ZERO));
+    let tx = spawn_in(&pair.a, move || {
+        traffic::send(&addr, port, 16 << 20, 64 << 10)
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    // The interfaces' own rate, over a window inside the probe's run.
+    let (a, b) = (pair.a.clone(), pair.b.clone());
+    let counted = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(2));
+        let n0 = tx_packets(&a, "va") + tx_packets(&b, "vb");
+        let t0 = std::time::Instant::now();
+        std::thread::sleep(Duration::from_secs(3));
+        let n1 = tx_packets(&a, "va") + tx_packets(&b, "vb");
+        (n1 - n0) as f64 / t0.elapsed().as_secs_f64()
+    });
+    let out = Command::new(binary().unwrap())
+        .args(["check", "--cost", "4s", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let per_sec = counted.join().unwrap();
+    tx.join().unwrap().expect("send");
+    rx.join().unwrap().expect("receive");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let cost = &doc["cost"];
+    let stage = |name: &str| {
+        cost["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["stage"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {cost}"))
+            .clone()
+    };
+    let driver = stage("tx_driver");
+    let measured = driver["events_per_sec"].as_f64().unwrap();
+    // Both ends' packets (data one way, ACKs the other) are the host's tx_driver events.
+    // TCP sizes its skbs to the pacing rate: at 10 Mbit/s a few segments each, ~200 skbs/s.
+    assert!(
+        per_sec > 100.0,
+        "the stream did not run: {per_sec:.0} packets/s"
+    );
+    assert!(
+        (measured - per_sec).abs() <= per_sec * 0.25,
+        "check --cost saw {measured:.0} tx_driver events/s, the interfaces sent {per_sec:.0} packets/s"
+    );
+    // The kernel's run time is counted: the programs ran, for a plausible time each.
+    let ns = driver["ns_per_run"].as_f64().expect("run-time statistics");
+    assert!(ns > 20.0 && ns < 100_000.0, "{ns} ns per run");
+    assert!(driver["runs_per_sec"].as_f64().unwrap() >= measured * 0.9);
+    assert!(cost["kernel_cpu"].as_f64().unwrap() > 0.0);
+    assert!(
+        cost["advice"].as_str().unwrap().starts_with("safe"),
+        "{cost}"
+    );
+}

@@ -381,6 +381,23 @@ def main():
     except (ValueError, KeyError) as e:
         c.check("check: JSON output", False, f"unreadable: {e}")
 
+    print("\n== tcptape-record check --cost 1s --json")
+    crc = (read_text(os.path.join(results, "cost.rc")) or "?").strip()
+    c.check("check --cost: exit status", crc == "0",
+            crc if crc == "0" else f"{crc}: {read_text(os.path.join(results, 'cost.err'))}")
+    try:
+        cost_doc = json.loads(read_text(os.path.join(results, "cost.json")) or "")
+        cost = cost_doc["cost"]
+        # fentry and kprobe programs report their run time as the tracepoints do here.
+        c.check("check --cost: the kernel counts the programs' run time",
+                cost.get("kernel_cpu") is not None and not cost.get("notes"),
+                f"kernel_cpu {cost.get('kernel_cpu')}, notes {cost.get('notes')}")
+        c.check("check --cost: every attached stage measured",
+                len(cost["stages"]) == sum(1 for s in cost_doc["stages"] if s.get("chosen")),
+                f"{len(cost['stages'])} stages measured")
+    except (ValueError, KeyError) as e:
+        c.check("check --cost: JSON output", False, f"unreadable: {e}")
+
     for run, expect in RUNS:
         check_run(c, args, results, env, run, expect)
 

@@ -45,6 +45,9 @@ fi
 say "tcptape-record check --json"
 tcptape-record check --json > $OUT/check.json 2> $OUT/check.err
 echo $? > $OUT/check.rc
+say "tcptape-record check --cost 1s --json"
+tcptape-record check --cost 1s --json > $OUT/cost.json 2> $OUT/cost.err
+echo $? > $OUT/cost.rc
 
 # Two namespaces, two veth pairs: link 1 delays (netem delay), link 2 drops (netem loss).
 $IP netns add A && $IP netns add B || { say "ERROR: ip netns add failed"; finish; }
