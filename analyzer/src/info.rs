@@ -92,13 +92,17 @@ pub fn gather(rec: &Recording) -> anyhow::Result<Info> {
 /// `disk-full` or `max-size` is whole up to that point, but shorter than asked); an unclosed
 /// one says how much time its finished segments cover.
 fn status(rec: &Recording, duration_ns: u64) -> String {
+    // Older segments deleted by the recorder's rolling window: the recording starts later.
+    let window = rec.rolled_out().map_or(String::new(), |(n, keep)| {
+        format!("; starts at segment {n}: the older ones rolled out of the --keep {keep} window")
+    });
     if rec.closed() {
         let why = rec
             .meta()
             .segment
             .stop_reason
             .unwrap_or_else(|| "unknown".into());
-        return format!("closed (stopped: {why})");
+        return format!("closed (stopped: {why}){window}");
     }
     format!(
         "NOT CLOSED: the recorder did not finish this recording (killed?); {} finished \
@@ -112,8 +116,8 @@ fn status(rec: &Recording, duration_ns: u64) -> String {
                 ", {} unfinished segment file(s) ignored",
                 rec.unfinished.len()
             )
-        }
-    )
+        },
+    ) + &window
 }
 
 /// Runs `info`.

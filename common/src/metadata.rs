@@ -196,6 +196,21 @@ pub struct SegmentInfo {
     pub last: bool,
     /// Why the recording stopped (in the last segment): `duration`, `signal`, `max-size`, ...
     pub stop_reason: Option<String>,
+    /// Monotonic time this segment's data starts at (the previous segment's end; the
+    /// recording's start for the first), when the recorder stored it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_ns: Option<u64>,
+    /// The rolling window in force (`--keep`, e.g. `10m` or `2 GiB`): older segments are
+    /// deleted so that the recording on disk stays within it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep: Option<String>,
+    /// Segments deleted by that window before this one was finished.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rolled_out: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Why key-value metadata is not a valid tcptape description.

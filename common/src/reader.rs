@@ -170,17 +170,32 @@ impl Recording {
     }
 
     /// The recording's metadata: fixed facts from the first segment, cumulative counters and the
-    /// end (time, stop reason) from the last.
+    /// end (time, stop reason) from the last. When older segments rolled out of a `--keep`
+    /// window, the start is where the first segment left on disk starts.
     pub fn meta(&self) -> RecordingMeta {
         let first = &self.segments[0].meta;
         let last = &self.segments[self.segments.len() - 1].meta;
+        let start_ns = match first.segment.start_ns {
+            Some(s) if first.segment.index > 0 => s.max(first.start_ns),
+            _ => first.start_ns,
+        };
         RecordingMeta {
+            start_ns,
             end_ns: last.end_ns,
             lost: last.lost.clone(),
             seen: last.seen.clone(),
             segment: last.segment.clone(),
             ..first.clone()
         }
+    }
+
+    /// Segments older than the first one here that a `--keep` window deleted, with that window;
+    /// `None` when nothing rolled out.
+    pub fn rolled_out(&self) -> Option<(u32, String)> {
+        let first = &self.segments[0].meta.segment;
+        let last = &self.segments[self.segments.len() - 1].meta.segment;
+        (first.index > 0 && last.rolled_out > 0)
+            .then(|| (first.index, last.keep.clone().unwrap_or_default()))
     }
 
     /// True when the recorder finished the recording (its last segment says so).

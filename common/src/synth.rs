@@ -585,6 +585,7 @@ pub fn write_file_with_meta(
         index: 0,
         last: true,
         stop_reason: Some("complete".into()),
+        ..Default::default()
     };
     w.finish(&RecordingMeta {
         end_ns,

@@ -109,6 +109,9 @@ fn full_meta() -> RecordingMeta {
         index: 0,
         last: true,
         stop_reason: Some("signal".into()),
+        start_ns: Some(17),
+        keep: Some("10m".into()),
+        rolled_out: 3,
     };
     m.synth = Some(serde_json::json!({"seed": 1}));
     m

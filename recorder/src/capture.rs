@@ -40,6 +40,16 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<()> {
         .map_err(|e| ExitError::new(exit_code::USAGE, e))?;
     let rings =
         RingLayout::for_host(args.ring_size).map_err(|e| ExitError::new(exit_code::USAGE, e))?;
+    if args.keep.is_some() && matches!(Output::from_path(path), Output::File(_)) {
+        return Err(ExitError::new(
+            exit_code::USAGE,
+            format!(
+                "--keep needs a directory output: {} ends in .parquet (drop the extension)",
+                path.display()
+            ),
+        )
+        .into());
+    }
     if std::fs::symlink_metadata(path).is_ok() {
         return Err(ExitError::new(
             exit_code::USAGE,
@@ -159,6 +169,9 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<()> {
     let output = Output::from_path(path);
     let dirs = output.written_dirs();
     let mut writer = SegmentWriter::create(output, meta, encoder, limits)?;
+    if let Some(keep) = args.keep {
+        writer.set_keep(keep)?;
+    }
     if args.anonymize {
         // A fresh key, never stored: pseudonyms are consistent within this recording only.
         let options = AnonOptions {
@@ -210,7 +223,12 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<()> {
     let live = say && std::io::stderr().is_terminal();
     let limits = Limits {
         duration: args.duration,
-        max_size: args.max_size,
+        // A rolling window bounds the disk itself; the recording goes on until stopped.
+        max_size: if args.keep.is_some() {
+            u64::MAX
+        } else {
+            args.max_size
+        },
         max_events: args.max_events,
     };
     let drained = runtime.block_on(drain(
@@ -270,6 +288,14 @@ fn report_summary(s: &Summary, reason: &str, t: &Totals) {
         if s.segments == 1 { "" } else { "s" },
         t.lost,
     );
+    if s.rolled_out > 0 {
+        tcptape_common::note!(
+            "the {} oldest segment(s) rolled out of the --keep window; {} remain ({} on disk)",
+            s.rolled_out,
+            s.segments - s.rolled_out,
+            bytesize::ByteSize::b(s.bytes),
+        );
+    }
     let bad = UNDECODABLE.load(std::sync::atomic::Ordering::Relaxed);
     if bad > 0 {
         tcptape_common::note!(

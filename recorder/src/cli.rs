@@ -103,6 +103,12 @@ pub struct RecordArgs {
     /// Finish a segment at least this often, so a killed recorder loses at most this much.
     #[arg(long, default_value_t = 5, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub segment_secs: u64,
+    /// Rolling window: keep only the last WINDOW of the recording on disk, a time (`10m`) or a
+    /// size (`2G`), deleting the oldest segments; the recording goes on until stopped, and
+    /// `--max-size` no longer stops it. Needs a directory output (a path not ending in
+    /// `.parquet`).
+    #[arg(long, value_name = "WINDOW", value_parser = parse_keep)]
+    pub keep: Option<KeepWindow>,
     /// Ring-buffer memory, e.g. `16M`: split into one ring per online CPU, each the largest
     /// power of two that fits its share (at least a page).
     #[arg(long, default_value = "16M", value_parser = parse_size, value_name = "SIZE")]
@@ -181,6 +187,40 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         return Err("must be longer than zero".into());
     }
     Ok(d)
+}
+
+/// How much of a recording a rolling window keeps on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeepWindow {
+    /// The segments that end within this long of the newest event.
+    Time(Duration),
+    /// The newest segments that fit in this many bytes.
+    Size(u64),
+}
+
+impl std::fmt::Display for KeepWindow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeepWindow::Time(d) => write!(f, "{}", humantime::format_duration(*d)),
+            KeepWindow::Size(b) => write!(f, "{}", bytesize::ByteSize::b(*b)),
+        }
+    }
+}
+
+/// A size has an upper-case unit (`500M`, `2G`, `1GiB`), a time a lower-case one (`30s`, `10m`):
+/// `M` would otherwise be read as months.
+fn parse_keep(s: &str) -> Result<KeepWindow, String> {
+    let help = "a time (30s, 10m, 1h) or a size with an upper-case unit (500M, 2G)";
+    if s.trim_end().ends_with(|c: char| c.is_ascii_uppercase()) {
+        return parse_size(s)
+            .map(KeepWindow::Size)
+            .map_err(|_| help.to_string());
+    }
+    match humantime::parse_duration(s) {
+        Ok(d) if d.is_zero() => Err("must be longer than zero".into()),
+        Ok(d) => Ok(KeepWindow::Time(d)),
+        Err(_) => Err(help.into()),
+    }
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
@@ -348,5 +388,12 @@ mod tests {
             Some(Duration::from_secs(2))
         );
         assert!(parse(&["check", "--cost", "0s"]).is_err());
+        let keep = |v: &str| parse(&["-o", "d", "--keep", v]).map(|c| c.record.keep);
+        assert_eq!(
+            keep("10m").unwrap(),
+            Some(KeepWindow::Time(Duration::from_secs(600)))
+        );
+        assert_eq!(keep("2M").unwrap(), Some(KeepWindow::Size(2_000_000)));
+        assert!(keep("0s").is_err() && keep("soon").is_err());
     }
 }

@@ -108,12 +108,25 @@ pub struct Summary {
     pub bytes: u64,
     /// Segments written (1 for a merged file).
     pub segments: u32,
+    /// Segments deleted by the rolling window (`--keep`).
+    pub rolled_out: u32,
 }
 
 struct OpenSegment {
     writer: ParquetFileWriter,
     opened: Instant,
     first_ts: Option<u64>,
+    /// Where its data starts: the previous segment's end.
+    start_ns: u64,
+}
+
+/// A rolling window (`--keep`): the finished segments on disk, oldest first, and how many were
+/// deleted.
+struct Window {
+    keep: crate::cli::KeepWindow,
+    /// (path, bytes, end time) of each finished segment still on disk.
+    kept: std::collections::VecDeque<(PathBuf, u64, u64)>,
+    rolled_out: u32,
 }
 
 /// Writes a recording as segments.
@@ -130,6 +143,7 @@ pub struct SegmentWriter {
     last_ts: u64,
     anonymizer: Option<Anonymizer>,
     stopped: Option<String>,
+    window: Option<Window>,
 }
 
 /// Space kept free on the output's file system; below it the recording stops cleanly.
@@ -184,7 +198,57 @@ impl SegmentWriter {
             rows: 0,
             anonymizer: None,
             stopped: None,
+            window: None,
         })
+    }
+
+    /// Keeps only the newest `keep` of the recording on disk: before each segment is finished,
+    /// the oldest finished ones that fall out of the window are deleted (never the newest).
+    /// Segments are made small enough (an eighth of a size window) that the open one adds
+    /// little to it. Only for a directory output.
+    pub fn set_keep(&mut self, keep: crate::cli::KeepWindow) -> io::Result<()> {
+        if matches!(self.output, Output::File(_)) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "--keep needs a directory output (a path not ending in .parquet)",
+            ));
+        }
+        if let crate::cli::KeepWindow::Size(b) = keep {
+            self.limits.segment_bytes = self.limits.segment_bytes.min((b / 8).max(64 << 10));
+        }
+        self.window = Some(Window {
+            keep,
+            kept: Default::default(),
+            rolled_out: 0,
+        });
+        Ok(())
+    }
+
+    /// Deletes the oldest finished segments that the window no longer holds once `adding` more
+    /// bytes are finished, ending at `end_ns`.
+    fn roll(&mut self, adding: u64, end_ns: u64) -> io::Result<()> {
+        let Some(w) = &mut self.window else {
+            return Ok(());
+        };
+        loop {
+            let on_disk: u64 = w.kept.iter().map(|k| k.1).sum::<u64>() + adding;
+            let out = match (w.keep, w.kept.front()) {
+                (_, None) => false,
+                (crate::cli::KeepWindow::Size(b), Some(_)) => on_disk > b,
+                (crate::cli::KeepWindow::Time(d), Some(front)) => {
+                    front.2.saturating_add(d.as_nanos() as u64) < end_ns
+                }
+            };
+            if !out {
+                return Ok(());
+            }
+            let (path, bytes, _) = w.kept.pop_front().expect("checked above");
+            std::fs::remove_file(&path).map_err(|e| {
+                io::Error::new(e.kind(), format!("cannot delete {}: {e}", path.display()))
+            })?;
+            self.finished_bytes -= bytes;
+            w.rolled_out += 1;
+        }
     }
 
     /// Updates the counters the next finished segment records.
@@ -314,6 +378,7 @@ impl SegmentWriter {
             writer,
             opened: Instant::now(),
             first_ts: None,
+            start_ns: self.meta.end_ns.max(self.meta.start_ns),
         });
         Ok(())
     }
@@ -326,15 +391,23 @@ impl SegmentWriter {
             // The last segment carries the final counters even when it has no rows.
             self.open_segment()?;
         }
+        let approx = self.open.as_ref().map_or(0, |o| o.writer.approx_bytes());
+        self.roll(approx, self.meta.end_ns)?;
         let seg = self.open.take().expect("checked above");
         self.meta.segment = SegmentInfo {
             index: self.next_index,
             last,
             stop_reason: stop_reason.map(str::to_string),
+            start_ns: Some(seg.start_ns),
+            keep: self.window.as_ref().map(|w| w.keep.to_string()),
+            rolled_out: self.window.as_ref().map_or(0, |w| w.rolled_out),
         };
-        let (_, size) = seg.writer.finish(&self.meta)?;
+        let (path, size) = seg.writer.finish(&self.meta)?;
         self.finished_bytes += size;
         self.next_index += 1;
+        if let Some(w) = &mut self.window {
+            w.kept.push_back((path, size, self.meta.end_ns));
+        }
         Ok(())
     }
 
@@ -353,6 +426,7 @@ impl SegmentWriter {
                 rows: self.rows,
                 bytes: self.finished_bytes,
                 segments: self.next_index,
+                rolled_out: self.window.as_ref().map_or(0, |w| w.rolled_out),
             }),
             Output::File(path) => self.merge_into(&path),
         }
@@ -375,6 +449,7 @@ impl SegmentWriter {
             w.finish(&RecordingMeta {
                 segment: SegmentInfo {
                     index: 0,
+                    start_ns: None,
                     ..meta.segment.clone()
                 },
                 ..meta
@@ -405,6 +480,7 @@ impl SegmentWriter {
             rows,
             bytes,
             segments: 1,
+            rolled_out: 0,
         })
     }
 }

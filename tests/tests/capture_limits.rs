@@ -439,3 +439,134 @@ fn check_cost_measures_the_packet_rate_the_interfaces_count() {
         "{cost}"
     );
 }
+
+/// Bytes of the files in `dir` (0 when it does not exist yet).
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir).map_or(0, |d| {
+        d.flatten()
+            .filter_map(|e| e.metadata().ok())
+            .map(|m| m.len())
+            .sum()
+    })
+}
+
+#[test]
+fn keep_rolls_the_oldest_segments_out_and_the_window_holds_on_disk() {
+    if !should_run("keep_rolls_the_oldest_segments_out_and_the_window_holds_on_disk") {
+        return;
+    }
+    // A steady transfer through a 20 Mbit/s tbf for the whole recording, recorded twice at
+    // once: in a 256 KB window and in a 3 s window.
+    let pair = Pair::new().expect("network namespaces");
+    pair.shape_sender("20mbit", "16kb", "100kb").unwrap();
+    let port = 45_630u16;
+    let dir = tempfile::tempdir().unwrap();
+    let (by_size, by_time) = (dir.path().join("size"), dir.path().join("time"));
+    const KEEP: u64 = 256_000;
+    let start = |out: &std::path::Path, keep: &str| {
+        RecorderProcess::start(
+            &[
+                "-o",
+                out.to_str().unwrap(),
+                "--keep",
+                keep,
+                "--segment-secs",
+                "1",
+                "--port",
+                &port.to_string(),
+            ],
+            &[],
+        )
+        .expect("recorder starts")
+    };
+    let size_rec = start(&by_size, "256K");
+    let time_rec = start(&by_time, "3s");
+    let addr = pair.addr_b.clone();
+    let l = traffic::listen_in(&pair.b, &addr, port).expect("listen");
+    let rx = std::thread::spawn(move || traffic::receive(l, 1, 64 << 10, Duration::ZERO));
+    let tx = spawn_in(&pair.a, move || {
+        traffic::send(&addr, port, 24 << 20, 64 << 10)
+    });
+    // Bytes on disk of the size window, every 20 ms while the traffic lasts.
+    let mut largest_dir = 0u64;
+    while !tx.is_finished() {
+        largest_dir = largest_dir.max(dir_bytes(&by_size));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    tx.join().unwrap().expect("send");
+    rx.join().unwrap().expect("receive");
+    let (code, size_log) = size_rec.stop(libc::SIGINT).unwrap();
+    assert_eq!(code, 0, "{size_log}");
+    let (code, time_log) = time_rec.stop(libc::SIGINT).unwrap();
+    assert_eq!(code, 0, "{time_log}");
+
+    let segments = |d: &std::path::Path| -> Vec<(u32, u64)> {
+        let mut v: Vec<(u32, u64)> = std::fs::read_dir(d)
+            .unwrap()
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().to_string();
+                let n = name
+                    .strip_prefix("seg-")?
+                    .strip_suffix(".parquet")?
+                    .parse()
+                    .ok()?;
+                Some((n, e.metadata().ok()?.len()))
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let kept = segments(&by_size);
+    let largest_segment = kept.iter().map(|s| s.1).max().unwrap();
+    assert!(kept[0].0 > 0, "nothing rolled out: {kept:?}\n{size_log}");
+    // What is left is the newest segments, none missing in between.
+    assert!(kept.windows(2).all(|w| w[1].0 == w[0].0 + 1), "{kept:?}");
+    assert!(
+        largest_dir <= KEEP + largest_segment,
+        "{largest_dir} bytes on disk, window {KEEP} + one segment of {largest_segment}"
+    );
+    assert!(
+        size_log.contains(&format!("the {} oldest segment(s) rolled out", kept[0].0)),
+        "{size_log}"
+    );
+    // The analyzer reads what is left, and says the recording starts late.
+    let out = tcptape_e2e::analyzer::run(&[
+        "report",
+        "-q",
+        "--format",
+        "json",
+        by_size.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let notes = report["notes"].to_string();
+    assert!(notes.contains("rolled out of the --keep"), "{notes}");
+
+    // The time window: what is left covers the last 3 s, give or take a segment.
+    let kept = segments(&by_time);
+    assert!(
+        kept[0].0 > 0,
+        "nothing rolled out of the 3 s window: {kept:?}"
+    );
+    let out = tcptape_e2e::analyzer::run(&["info", "--format", "json", by_time.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let span = info["duration_ns"].as_u64().unwrap();
+    assert!(
+        span <= 5_000_000_000 && span >= 2_000_000_000,
+        "the 3 s window keeps {span} ns"
+    );
+    assert!(
+        info["status"].as_str().unwrap().contains("rolled out"),
+        "{info}"
+    );
+}

@@ -127,6 +127,14 @@ pub fn build_with_journeys(
             ));
         }
         for (r, m) in recs.iter().zip(&metas) {
+            if let Some((n, keep)) = r.rolled_out() {
+                notes.push(format!(
+                    "{} starts at {}: its {n} older segment(s) rolled out of the --keep {keep} \
+                     window (deleted by the recorder, not lost)",
+                    r.path.display(),
+                    crate::units::wall(m.start_ns, m.mono_to_wall_ns)
+                ));
+            }
             if !r.closed() {
                 notes.push(format!(
                     "{} was not finished by the recorder (killed?): it ends early",
