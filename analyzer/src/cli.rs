@@ -94,6 +94,10 @@ pub struct ReportArgs {
     /// Rows per table in the table, Markdown and HTML formats (the JSON has every row).
     #[arg(long, value_name = "N", default_value_t = 20)]
     pub limit: usize,
+    /// Only the SPAN before and after the trigger that saved a flight recorder's window
+    /// (`tcptape-record --keep … --trigger …`): e.g. `--around 5s`. Conflicts with --from/--to.
+    #[arg(long, value_name = "SPAN", value_parser = humantime::parse_duration, conflicts_with_all = ["from", "to"])]
+    pub around: Option<std::time::Duration>,
     /// The table format without fitting 120 columns: flows in full in every row, no wrapping.
     #[arg(long)]
     pub wide: bool,

@@ -97,12 +97,22 @@ fn status(rec: &Recording, duration_ns: u64) -> String {
         format!("; starts at segment {n}: the older ones rolled out of the --keep {keep} window")
     });
     if rec.closed() {
-        let why = rec
-            .meta()
+        let meta = rec.meta();
+        let why = meta
             .segment
             .stop_reason
+            .clone()
             .unwrap_or_else(|| "unknown".into());
-        return format!("closed (stopped: {why}){window}");
+        let trigger = meta.segment.trigger.as_ref().map_or(String::new(), |t| {
+            format!(
+                "; a window saved by trigger '{}' at {}{}",
+                t.reason,
+                crate::units::wall(t.at_ns, meta.mono_to_wall_ns),
+                t.value
+                    .map_or(String::new(), |v| format!(" (value {v:.0})"))
+            )
+        });
+        return format!("closed (stopped: {why}){trigger}{window}");
     }
     format!(
         "NOT CLOSED: the recorder did not finish this recording (killed?); {} finished \

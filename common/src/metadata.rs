@@ -207,7 +207,29 @@ pub struct SegmentInfo {
     /// Segments deleted by that window before this one was finished.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub rolled_out: u32,
+    /// In the last segment of a window saved by a trigger: what fired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<Trigger>,
 }
+
+/// A trigger that saved a flight recorder's window (`tcptape-record --keep … --trigger …`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Trigger {
+    /// Monotonic time it fired, ns.
+    pub at_ns: u64,
+    /// Why: `SIGUSR1`, the text given to `tcptape-record trigger --reason`, or the condition.
+    pub reason: String,
+    /// The condition that fired, as given (`retrans>200/s`), for a condition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub condition: Option<String>,
+    /// The condition's value when it fired (per second, or ns for a latency).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    /// How long recording went on after it, ns.
+    pub after_ns: u64,
+}
+
+impl Eq for Trigger {}
 
 fn is_zero(n: &u32) -> bool {
     *n == 0

@@ -112,6 +112,13 @@ fn full_meta() -> RecordingMeta {
         start_ns: Some(17),
         keep: Some("10m".into()),
         rolled_out: 3,
+        trigger: Some(tcptape_common::metadata::Trigger {
+            at_ns: 5,
+            reason: "retrans>200/s".into(),
+            condition: Some("retrans>200/s".into()),
+            value: Some(250.0),
+            after_ns: 30_000_000_000,
+        }),
     };
     m.synth = Some(serde_json::json!({"seed": 1}));
     m

@@ -8,7 +8,7 @@
 
 use crate::attach_plan::{anything_recorded, attach_context, attach_selected, PLAN, TASK_STAGES};
 use crate::cli::RecordArgs;
-use crate::drain_loop::{drain, Limits, StopSignals, Totals, UNDECODABLE};
+use crate::drain_loop::{drain, Flight, Limits, StopSignals, Totals, UNDECODABLE};
 use crate::exit_code::{self, ExitError};
 use crate::filters::{if_index, KernelFilters};
 use crate::kernel_counters::{counters_readable, program_stats_readable};
@@ -171,6 +171,7 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<()> {
     let mut writer = SegmentWriter::create(output, meta, encoder, limits)?;
     if let Some(keep) = args.keep {
         writer.set_keep(keep)?;
+        writer.set_flight(args.after, args.max_saved as usize)?;
     }
     if args.anonymize {
         // A fresh key, never stored: pseudonyms are consistent within this recording only.
@@ -240,6 +241,10 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<()> {
         limits,
         stop_signals,
         live,
+        args.keep.map(|_| Flight {
+            conditions: args.triggers.clone(),
+            hold_off: args.hold_off,
+        }),
     ));
     let (reason, totals) = match drained {
         Ok(x) => x,

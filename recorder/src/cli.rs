@@ -44,6 +44,8 @@ pub enum Command {
     Check(CheckArgs),
     /// Write a synthetic recording with known per-stage delays (no root needed).
     Synth(SynthArgs),
+    /// Ask running flight recorders (started with --keep) to save their window now.
+    Trigger(TriggerArgs),
     /// Shell completions, printed to standard output: `tcptape-record completions bash >
     /// /etc/bash_completion.d/tcptape-record`.
     Completions(tcptape_common::shell_integration::CompletionsArgs),
@@ -109,6 +111,21 @@ pub struct RecordArgs {
     /// `.parquet`).
     #[arg(long, value_name = "WINDOW", value_parser = parse_keep)]
     pub keep: Option<KeepWindow>,
+    /// With --keep: save the window when CONDITION holds (repeatable): `retrans>200/s`,
+    /// `drops>50/s`, `drops[REASON]>10/s`, `srtt>100ms`, `stage:FROM→TO:p99>20ms`. SIGUSR1 and
+    /// `tcptape-record trigger` save it too. The window and what follows for --after go to
+    /// DIR/saved/TIME-REASON/, a complete recording.
+    #[arg(long = "trigger", value_name = "CONDITION", value_parser = crate::trigger_conditions::parse_condition, requires = "keep")]
+    pub triggers: Vec<crate::trigger_conditions::Condition>,
+    /// How long recording goes on into a saved window after its trigger.
+    #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
+    pub after: Duration,
+    /// Triggers within this long of the last one are ignored, so a storm saves one window.
+    #[arg(long, default_value = "60s", value_parser = parse_duration, value_name = "DURATION")]
+    pub hold_off: Duration,
+    /// Saved windows kept at most; the oldest is deleted first.
+    #[arg(long, default_value_t = 5, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub max_saved: u32,
     /// Ring-buffer memory, e.g. `16M`: split into one ring per online CPU, each the largest
     /// power of two that fits its share (at least a page).
     #[arg(long, default_value = "16M", value_parser = parse_size, value_name = "SIZE")]
@@ -149,6 +166,17 @@ pub struct CheckArgs {
     #[arg(long, value_name = "DURATION", num_args = 0..=1, default_missing_value = "5s",
           value_parser = parse_duration)]
     pub cost: Option<Duration>,
+}
+
+/// Options of `trigger`.
+#[derive(Debug, Args)]
+pub struct TriggerArgs {
+    /// Why, stored in the saved window and shown by `tcptape info` and `report`.
+    #[arg(long, default_value = "trigger command", value_name = "TEXT")]
+    pub reason: String,
+    /// Only the recorder of this process (default: every running one).
+    #[arg(long, value_name = "PID")]
+    pub pid: Option<u32>,
 }
 
 /// Options of `synth`.

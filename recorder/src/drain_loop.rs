@@ -5,10 +5,12 @@
 //! The programs wake the reader only once `wake_bytes` wait in a ring, so the loop also polls
 //! on a short timer.
 
+use crate::flight_control::{self, FlightControl};
 use crate::kernel_counters::CountersMaps;
 use crate::live_view::{self, FlowTally, LiveView};
 use crate::loader::{AyaLoader, CaptureMaps, CpuRing};
 use crate::ring_reader::RingReader;
+use crate::trigger_conditions::{Condition, Watch};
 use crate::write_pipeline::WriterHandle;
 use aya::maps::MapData;
 use std::os::fd::OwnedFd;
@@ -46,6 +48,22 @@ pub(crate) struct Totals {
     pub(crate) lost: u64,
 }
 
+/// What looks at the events on their way to the writer: the live view's flow counts and the
+/// flight recorder's conditions, each only when in use.
+#[derive(Default)]
+pub(crate) struct Taps {
+    tally: Option<FlowTally>,
+    watch: Option<Watch>,
+}
+
+/// The flight recorder's settings, for [`drain`].
+pub(crate) struct Flight {
+    /// The `--trigger` conditions.
+    pub(crate) conditions: Vec<Condition>,
+    /// Triggers within this long of the last one are ignored.
+    pub(crate) hold_off: Duration,
+}
+
 /// Ring records that were not events of this version.
 pub(crate) static UNDECODABLE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
@@ -56,7 +74,7 @@ fn drain_rings(
     writer: &WriterHandle,
     received: &mut u64,
     max_events: Option<u64>,
-    tally: &mut Option<FlowTally>,
+    taps: &mut Taps,
 ) -> anyhow::Result<bool> {
     let mut batch = Vec::with_capacity(BATCH);
     for ring in rings {
@@ -65,28 +83,27 @@ fn drain_rings(
             &mut batch,
             writer,
             (received, max_events),
-            tally,
+            taps,
         )? {
             // The limit holds: what the other rings still have is left out.
-            send(writer, batch, tally)?;
+            send(writer, batch, taps)?;
             return Ok(true);
         }
     }
-    send(writer, batch, tally)?;
+    send(writer, batch, taps)?;
     Ok(false)
 }
 
-/// Hands a batch to the writer, counting its flows first while the live view is drawn.
-fn send(
-    writer: &WriterHandle,
-    batch: Vec<RawEvent>,
-    tally: &mut Option<FlowTally>,
-) -> anyhow::Result<()> {
+/// Hands a batch to the writer, through the taps in use first.
+fn send(writer: &WriterHandle, batch: Vec<RawEvent>, taps: &mut Taps) -> anyhow::Result<()> {
     if batch.is_empty() {
         return Ok(());
     }
-    if let Some(t) = tally {
+    if let Some(t) = &mut taps.tally {
         t.add(&batch);
+    }
+    if let Some(w) = &mut taps.watch {
+        w.add(&batch);
     }
     writer
         .send(batch)
@@ -100,7 +117,7 @@ fn drain_ring(
     batch: &mut Vec<RawEvent>,
     writer: &WriterHandle,
     (received, max_events): (&mut u64, Option<u64>),
-    tally: &mut Option<FlowTally>,
+    taps: &mut Taps,
 ) -> anyhow::Result<bool> {
     let mut full = Ok(());
     let mut done = false;
@@ -122,7 +139,7 @@ fn drain_ring(
                 full = send(
                     writer,
                     std::mem::replace(batch, Vec::with_capacity(BATCH)),
-                    tally,
+                    taps,
                 );
                 if full.is_err() {
                     return false;
@@ -172,7 +189,7 @@ fn drain_staged(
             take_event(ev.as_bytes(), &mut batch, received);
         }
     }
-    send(writer, batch, &mut None)
+    send(writer, batch, &mut Taps::default())
 }
 
 /// Resolves once any ring's descriptor is readable (the kernel woke the reader), clearing that
@@ -215,6 +232,7 @@ pub(crate) async fn drain(
     limits: Limits,
     mut stop_signals: StopSignals,
     live: bool,
+    flight: Option<Flight>,
 ) -> anyhow::Result<(&'static str, Totals)> {
     let CaptureMaps {
         rings,
@@ -245,6 +263,26 @@ pub(crate) async fn drain(
     let mut poll = tokio::time::interval(POLL);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut view = LiveView::new(live, limits);
+    let mut taps = Taps {
+        tally: view.drawn().then(FlowTally::default),
+        watch: flight.as_ref().map(|f| {
+            Watch::new(
+                f.conditions.clone(),
+                crate::drop_reasons::host_drop_reasons(),
+            )
+        }),
+    };
+    let mut control = match &flight {
+        Some(f) => {
+            let c = FlightControl::new(f.hold_off)?;
+            if let Some(w) = &c.socket_warning {
+                tcptape_common::note!("warning: {w}");
+            }
+            Some(c)
+        }
+        None => None,
+    };
+    let mut last_watch = Instant::now();
     let started = Instant::now();
     let mut last_report = Instant::now();
     let mut received = 0u64;
@@ -257,13 +295,25 @@ pub(crate) async fn drain(
             _ = sleep_until(deadline) => break stop_reason::DURATION,
             woken = any_readable(&rings) => woken?,
             _ = poll.tick() => {}
+            (reason, stream) = async {
+                match &mut control {
+                    Some(c) => c.next().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                if let (Some(c), false) = (&mut control, reason.is_empty()) {
+                    let said = c.fire(writer, &reason, None, None)?;
+                    tcptape_common::note!("{said}");
+                    flight_control::answer(stream, &said).await;
+                }
+            }
         }
         if drain_rings(
             &mut rings,
             writer,
             &mut received,
             limits.max_events,
-            &mut view.tally,
+            &mut taps,
         )? {
             break stop_reason::MAX_EVENTS;
         }
@@ -276,7 +326,23 @@ pub(crate) async fn drain(
         if last_report.elapsed() >= REPORT {
             last_report = Instant::now();
             let p = counters_maps.progress(attached);
-            view.update(received, started.elapsed(), &stats, p.lost.total(), &p.seen);
+            view.update(
+                (received, started.elapsed()),
+                &stats,
+                p.lost.total(),
+                &p.seen,
+                taps.tally.as_mut(),
+            );
+            if let (Some(w), Some(c)) = (&mut taps.watch, &mut control) {
+                let fired = w.evaluate(last_watch.elapsed());
+                last_watch = Instant::now();
+                // The first condition over its threshold; within the hold-off, silently none (a
+                // storm would otherwise say so every second).
+                if let Some((cond, value)) = fired.into_iter().next().filter(|_| !c.holding_off()) {
+                    let said = c.fire(writer, &cond.text, Some(&cond), Some(value))?;
+                    tcptape_common::note!("{said}");
+                }
+            }
             writer
                 .progress(p)
                 .map_err(|_| anyhow::anyhow!("the writer stopped"))?;
@@ -292,7 +358,7 @@ pub(crate) async fn drain(
             writer,
             &mut received,
             limits.max_events,
-            &mut None,
+            &mut Taps::default(),
         )?;
         drain_staged(&batches, writer, &mut received, limits.max_events)?;
     }

@@ -155,8 +155,6 @@ pub struct LiveView {
     bar: Option<ProgressBar>,
     limits: Limits,
     last: Option<(Duration, u64, u64, BTreeMap<String, u64>)>,
-    /// Counts flows while the view is drawn.
-    pub tally: Option<FlowTally>,
 }
 
 impl LiveView {
@@ -170,21 +168,26 @@ impl LiveView {
             b
         });
         LiveView {
-            tally: bar.as_ref().map(|_| FlowTally::default()),
             bar,
             limits,
             last: None,
         }
     }
 
-    /// Redraws with the latest figures: `seen` is the kernel's per-stage count, cumulative.
+    /// True when the view is drawn (and wants a [`FlowTally`]).
+    pub fn drawn(&self) -> bool {
+        self.bar.is_some()
+    }
+
+    /// Redraws with the latest figures: `seen` is the kernel's per-stage count, cumulative;
+    /// `tally` the flows counted since the last redraw.
     pub fn update(
         &mut self,
-        events: u64,
-        elapsed: Duration,
+        (events, elapsed): (u64, Duration),
         stats: &WriterStats,
         lost: u64,
         seen: &BTreeMap<String, u64>,
+        tally: Option<&mut FlowTally>,
     ) {
         let Some(bar) = &self.bar else { return };
         let bytes = stats.bytes.load(Ordering::Relaxed);
@@ -200,9 +203,7 @@ impl LiveView {
                 (n.clone(), v.saturating_sub(before) as f64 / dt)
             })
             .collect();
-        let flows = self
-            .tally
-            .as_mut()
+        let flows = tally
             .map(|t| t.take_top())
             .unwrap_or_default()
             .into_iter()

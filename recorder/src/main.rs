@@ -10,6 +10,9 @@ fn main() {
     let cli = Cli::parse();
     let result = match &cli.command {
         Some(Command::Synth(args)) => synth_command::run(args),
+        Some(Command::Trigger(args)) => {
+            tcptape_recorder::flight_control::send(&args.reason, args.pid)
+        }
         Some(Command::Check(args)) => check_command::run(args),
         Some(Command::Completions(args)) => shell_integration::write_completions(
             Cli::command(),

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tcptape_common::anonymize::Anonymizer;
 use tcptape_common::encode::BatchEncoder;
-use tcptape_common::metadata::{Lost, RecordingMeta, SegmentInfo};
+use tcptape_common::metadata::{Lost, RecordingMeta, SegmentInfo, Trigger};
 use tcptape_common::parquet_file::{check_output_dir, parent_dir, sync_parent, ParquetFileWriter};
 use tcptape_common::reader::{Recording, SEGMENT_PREFIX};
 use tcptape_common::RawEvent;
@@ -144,6 +144,40 @@ pub struct SegmentWriter {
     anonymizer: Option<Anonymizer>,
     stopped: Option<String>,
     window: Option<Window>,
+    flight: Option<Flight>,
+}
+
+/// A flight recorder: on a trigger the window's segments are kept in `saved/`, and the
+/// segments of the next `after` with them.
+struct Flight {
+    after: Duration,
+    max_saved: usize,
+    saving: Option<Saving>,
+}
+
+/// A window being saved.
+struct Saving {
+    dir: PathBuf,
+    until: Instant,
+    trigger: Trigger,
+}
+
+/// The directory saved windows go to, inside the recording's directory.
+pub const SAVED_DIR: &str = "saved";
+
+/// A trigger reason as part of a directory name: letters, digits, `.`, `-`, `_`, 40 at most.
+fn name_part(reason: &str) -> String {
+    reason
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(40)
+        .collect()
 }
 
 /// Space kept free on the output's file system; below it the recording stops cleanly.
@@ -199,7 +233,120 @@ impl SegmentWriter {
             anonymizer: None,
             stopped: None,
             window: None,
+            flight: None,
         })
+    }
+
+    /// Makes the rolling window a flight recorder: [`SegmentWriter::trigger`] keeps the window
+    /// and the next `after`, at most `max_saved` saved windows (the oldest deleted first).
+    pub fn set_flight(&mut self, after: Duration, max_saved: usize) -> io::Result<()> {
+        if self.window.is_none() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "triggers need a rolling window (--keep)",
+            ));
+        }
+        self.flight = Some(Flight {
+            after,
+            max_saved: max_saved.max(1),
+            saving: None,
+        });
+        Ok(())
+    }
+
+    /// Saves the window: its finished segments are hard-linked into `saved/TIME-REASON/` (no
+    /// copy), and so are the segments finished during the next `after`; then the saved set is
+    /// closed with a last segment that records `trigger`. Returns the directory, or `None` while
+    /// an earlier trigger's window is still being saved.
+    pub fn trigger(&mut self, mut trigger: Trigger) -> io::Result<Option<PathBuf>> {
+        let (Some(flight), Some(window)) = (&mut self.flight, &self.window) else {
+            return Err(io::Error::other("this recording has no triggers"));
+        };
+        if flight.saving.is_some() {
+            return Ok(None);
+        }
+        trigger.after_ns = flight.after.as_nanos() as u64;
+        let root = self.dir.join(SAVED_DIR);
+        let mut b = std::fs::DirBuilder::new();
+        std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+        b.recursive(true).create(&root)?;
+        let wall = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+            .to_string()
+            .replace(':', "");
+        let mut dir = root.join(format!("{wall}-{}", name_part(&trigger.reason)));
+        let mut n = 1;
+        while dir.exists() {
+            n += 1;
+            dir = root.join(format!("{wall}-{}-{n}", name_part(&trigger.reason)));
+        }
+        b.recursive(false).create(&dir)?;
+        for (path, _, _) in &window.kept {
+            std::fs::hard_link(path, dir.join(path.file_name().expect("a segment file")))?;
+        }
+        // The cap: the oldest saved windows go first.
+        let mut saved: Vec<PathBuf> = std::fs::read_dir(&root)?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_dir())
+            .collect();
+        saved.sort();
+        while saved.len() > flight.max_saved {
+            let old = saved.remove(0);
+            std::fs::remove_dir_all(&old)?;
+            tcptape_common::note!(
+                "deleted the oldest saved window {} (at most {} are kept)",
+                old.display(),
+                flight.max_saved
+            );
+        }
+        flight.saving = Some(Saving {
+            dir: dir.clone(),
+            until: Instant::now() + flight.after,
+            trigger,
+        });
+        Ok(Some(dir))
+    }
+
+    /// Closes the window being saved once its `after` is over (or `now` when the recording
+    /// ends): the open segment is finished (and linked), and a last segment recording the
+    /// trigger is written into the saved set.
+    fn close_saving(&mut self, now: bool) -> io::Result<()> {
+        let due = self
+            .flight
+            .as_ref()
+            .and_then(|f| f.saving.as_ref())
+            .is_some_and(|s| now || Instant::now() >= s.until);
+        if !due {
+            return Ok(());
+        }
+        self.finish_segment(false, None)?;
+        let saving = self
+            .flight
+            .as_mut()
+            .and_then(|f| f.saving.take())
+            .expect("checked above");
+        let path = saving
+            .dir
+            .join(format!("{SEGMENT_PREFIX}{:06}.parquet", self.next_index));
+        let meta = RecordingMeta {
+            segment: SegmentInfo {
+                index: self.next_index,
+                last: true,
+                stop_reason: Some("trigger".into()),
+                start_ns: Some(self.meta.end_ns),
+                keep: self.window.as_ref().map(|w| w.keep.to_string()),
+                rolled_out: self.window.as_ref().map_or(0, |w| w.rolled_out),
+                trigger: Some(saving.trigger.clone()),
+            },
+            ..self.meta.clone()
+        };
+        ParquetFileWriter::create(&path)?.finish(&meta)?;
+        tcptape_common::note!(
+            "saved the window of trigger '{}' to {}",
+            saving.trigger.reason,
+            saving.dir.display()
+        );
+        Ok(())
     }
 
     /// Keeps only the newest `keep` of the recording on disk: before each segment is finished,
@@ -355,6 +502,7 @@ impl SegmentWriter {
         if self.stopped.is_some() {
             return Ok(());
         }
+        self.guard(|w| w.close_saving(false))?;
         let Some(seg) = &self.open else { return Ok(()) };
         let span = Duration::from_nanos(
             self.last_ts
@@ -401,10 +549,14 @@ impl SegmentWriter {
             start_ns: Some(seg.start_ns),
             keep: self.window.as_ref().map(|w| w.keep.to_string()),
             rolled_out: self.window.as_ref().map_or(0, |w| w.rolled_out),
+            trigger: None,
         };
         let (path, size) = seg.writer.finish(&self.meta)?;
         self.finished_bytes += size;
         self.next_index += 1;
+        if let Some(s) = self.flight.as_ref().and_then(|f| f.saving.as_ref()) {
+            std::fs::hard_link(&path, s.dir.join(path.file_name().expect("a segment file")))?;
+        }
         if let Some(w) = &mut self.window {
             w.kept.push_back((path, size, self.meta.end_ns));
         }
@@ -419,6 +571,8 @@ impl SegmentWriter {
                 "the recording already stopped ({reason})"
             )));
         }
+        // A window being saved is closed first: it ends where the recording ends.
+        self.guard(|w| w.close_saving(true))?;
         self.guard(|w| w.finish_segment(true, Some(stop_reason)))?;
         match self.output.clone() {
             Output::Directory(path) => Ok(Summary {

@@ -11,14 +11,20 @@ use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TryS
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
+use tcptape_common::metadata::Trigger;
 use tcptape_common::RawEvent;
 
 /// How often the writer thread checks whether the open segment is due when idle.
 const TICK: Duration = Duration::from_millis(200);
 
+/// Where a trigger's window is saved: the directory, `None` while an earlier one is still being
+/// saved, or why it could not be.
+pub type TriggerReply = Result<Option<std::path::PathBuf>, String>;
+
 enum Msg {
     Events(Vec<RawEvent>),
     Progress(Progress),
+    Trigger(Trigger, std::sync::mpsc::Sender<TriggerReply>),
     Finish(String),
 }
 
@@ -81,6 +87,16 @@ impl WriterHandle {
         self.tx.send(Msg::Progress(p)).map_err(|_| WriterGone)
     }
 
+    /// Saves the flight recorder's window for `trigger`; the reply comes once the window's
+    /// segments are kept (hard links: quick).
+    pub fn trigger(&self, trigger: Trigger) -> Result<TriggerReply, WriterGone> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.tx
+            .send(Msg::Trigger(trigger, tx))
+            .map_err(|_| WriterGone)?;
+        rx.recv().map_err(|_| WriterGone)
+    }
+
     /// Live figures.
     pub fn stats(&self) -> &Arc<WriterStats> {
         &self.stats
@@ -121,6 +137,9 @@ fn run(writer: &mut SegmentWriter, rx: Receiver<Msg>, stats: &WriterStats) -> io
                 stats.bytes.store(writer.bytes(), Ordering::Relaxed);
             }
             Msg::Progress(p) => last_progress = p,
+            Msg::Trigger(t, reply) => {
+                let _ = reply.send(writer.trigger(t).map_err(|e| e.to_string()));
+            }
             Msg::Finish(reason) => {
                 last_progress.lost.writer_queue = stats.queue_lost.load(Ordering::Relaxed);
                 writer.set_progress(&last_progress);

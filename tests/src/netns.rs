@@ -136,6 +136,11 @@ impl Pair {
         ))
     }
 
+    /// Removes every rule [`Pair::drop_at_receiver`] and its kin added.
+    pub fn clear_receiver_rules(&self) -> Result<(), String> {
+        run_in(&self.b, "nft", &["delete", "table", "inet", "tcptape_test"]).map(|_| ())
+    }
+
     /// Adds `rule` to the receiver's nft input chain (created with the first rule).
     fn receiver_input_rule(&self, rule: &str) -> Result<(), String> {
         let rules = format!(

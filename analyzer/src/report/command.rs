@@ -19,8 +19,23 @@ pub fn run(args: &ReportArgs, out: &mut impl Write) -> anyhow::Result<i32> {
     let mut reports = Vec::new();
     for (host, recs) in &hosts {
         let start = recs.iter().map(|r| r.meta().start_ns).min().unwrap_or(0);
+        let mut selection = args.select.selection(start)?;
+        if let Some(span) = args.around {
+            let at = recs
+                .iter()
+                .find_map(|r| r.meta().segment.trigger.map(|t| t.at_ns))
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "--around: no recording of {host} was saved by a trigger \
+                         (tcptape-record --keep … --trigger …)"
+                    )
+                })?;
+            let span = span.as_nanos() as u64;
+            selection.from_ns = Some(at.saturating_sub(span));
+            selection.to_ns = Some(at.saturating_add(span));
+        }
         let opts = Options {
-            selection: args.select.selection(start)?,
+            selection,
             max_hop_gap_ns: args.max_hop_gap.as_nanos() as u64,
             pictures: args.format == ReportFormat::Html,
         };

@@ -127,6 +127,17 @@ pub fn build_with_journeys(
             ));
         }
         for (r, m) in recs.iter().zip(&metas) {
+            if let Some(t) = &m.segment.trigger {
+                let value = t.value.map_or(String::new(), |v| format!(", value {v:.0}"));
+                notes.push(format!(
+                    "{} is a flight recorder's window saved by trigger '{}' at {}{value} \
+                     (+{} after it)",
+                    r.path.display(),
+                    t.reason,
+                    crate::units::wall(t.at_ns, m.mono_to_wall_ns),
+                    crate::units::ns(t.after_ns as f64),
+                ));
+            }
             if let Some((n, keep)) = r.rolled_out() {
                 notes.push(format!(
                     "{} starts at {}: its {n} older segment(s) rolled out of the --keep {keep} \

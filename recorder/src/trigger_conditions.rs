@@ -1,0 +1,303 @@
+//! The flight recorder's conditions (`--trigger`), evaluated on the live stream once a second:
+//! retransmitted segments per second, drops per second (optionally of one reason), the smoothed
+//! RTT of any flow, and a stage pair's p99 over the last second.
+//!
+//! They read the events as the drain loop hands them to the writer, so they see what the
+//! recording holds (after the kernel's filters and sampling).
+
+use rustc_hash::FxHashMap;
+use std::time::Duration;
+use tcptape_common::{RawEvent, Stage};
+
+/// What a condition measures.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Measure {
+    /// Retransmitted segments per second.
+    Retransmits,
+    /// Drops per second, of one kernel reason (by name) or all.
+    Drops(Option<String>),
+    /// The largest smoothed RTT any event carried in the second, ns.
+    Srtt,
+    /// The p99 of `from → to` of packets (by skb) in the second, ns.
+    StageP99(Stage, Stage),
+}
+
+/// A condition: a measure above a threshold.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Condition {
+    /// As given on the command line.
+    pub text: String,
+    /// What it measures.
+    pub measure: Measure,
+    /// Fires above this (per second, or ns).
+    pub above: f64,
+}
+
+fn parse_duration_ns(s: &str) -> Result<f64, String> {
+    humantime::parse_duration(s)
+        .map(|d| d.as_nanos() as f64)
+        .map_err(|e| format!("'{s}': {e} (examples: 500us, 20ms)"))
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    let n = s
+        .strip_suffix("/s")
+        .ok_or_else(|| format!("'{s}': a rate ends in /s (e.g. 200/s)"))?;
+    n.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|v| *v >= 0.0)
+        .ok_or_else(|| format!("'{s}': not a number per second"))
+}
+
+/// Parses `retrans>200/s`, `drops>50/s`, `drops[NETFILTER_DROP]>10/s`, `srtt>100ms`,
+/// `stage:tx_qdisc_enq→tx_qdisc_deq:p99>20ms` (`->` works for `→`).
+pub fn parse_condition(text: &str) -> Result<Condition, String> {
+    let help = "conditions: retrans>N/s, drops>N/s, drops[REASON]>N/s, srtt>DURATION, \
+                stage:FROM→TO:p99>DURATION";
+    let (what, above) = text
+        .split_once('>')
+        .ok_or_else(|| format!("'{text}': no '>' ({help})"))?;
+    let what = what.trim();
+    let (measure, above) = if what == "retrans" {
+        (Measure::Retransmits, parse_rate(above)?)
+    } else if what == "drops" {
+        (Measure::Drops(None), parse_rate(above)?)
+    } else if let Some(reason) = what
+        .strip_prefix("drops[")
+        .and_then(|r| r.strip_suffix(']'))
+    {
+        (
+            Measure::Drops(Some(reason.trim().to_ascii_uppercase())),
+            parse_rate(above)?,
+        )
+    } else if what == "srtt" {
+        (Measure::Srtt, parse_duration_ns(above)?)
+    } else if let Some(pair) = what
+        .strip_prefix("stage:")
+        .and_then(|p| p.strip_suffix(":p99"))
+    {
+        let pair = pair.replace("->", "→");
+        let (from, to) = pair
+            .split_once('→')
+            .ok_or_else(|| format!("'{text}': a stage pair is FROM→TO"))?;
+        let stage = |s: &str| {
+            s.trim()
+                .parse::<Stage>()
+                .map_err(|_| format!("'{text}': unknown stage '{}'", s.trim()))
+        };
+        (
+            Measure::StageP99(stage(from)?, stage(to)?),
+            parse_duration_ns(above)?,
+        )
+    } else {
+        return Err(format!("'{text}': unknown condition ({help})"));
+    };
+    Ok(Condition {
+        text: text.to_string(),
+        measure,
+        above,
+    })
+}
+
+/// Packets whose first stage is waiting for the second at most (a bound on memory).
+const MAX_PENDING: usize = 1 << 20;
+
+/// What the conditions have seen since the last evaluation.
+pub struct Watch {
+    conditions: Vec<Condition>,
+    /// Drop reason names by the kernel's code.
+    reasons: FxHashMap<u32, String>,
+    retransmits: u64,
+    drops: FxHashMap<Option<String>, u64>,
+    srtt_max_us: u32,
+    /// Per stage-pair condition: the `from` times by skb, and the durations seen.
+    pending: Vec<FxHashMap<u64, u64>>,
+    durations: Vec<Vec<u64>>,
+}
+
+impl Watch {
+    /// Watches `conditions`; `reasons` names the kernel's drop reasons (`SKB_DROP_REASON_`
+    /// prefixes are dropped, as the recording's `drop_reason` column drops them).
+    pub fn new(
+        conditions: Vec<Condition>,
+        reasons: impl IntoIterator<Item = (u32, String)>,
+    ) -> Watch {
+        let n = conditions.len();
+        let reasons = reasons
+            .into_iter()
+            .map(|(k, v)| {
+                let v = v.strip_prefix("SKB_DROP_REASON_").unwrap_or(&v).to_string();
+                (k, v)
+            })
+            .collect();
+        Watch {
+            conditions,
+            reasons,
+            retransmits: 0,
+            drops: FxHashMap::default(),
+            srtt_max_us: 0,
+            pending: vec![FxHashMap::default(); n],
+            durations: vec![Vec::new(); n],
+        }
+    }
+
+    /// Counts what `batch` holds for the conditions.
+    pub fn add(&mut self, batch: &[RawEvent]) {
+        for e in batch {
+            if e.kind == Stage::Retransmit.code() && e.err == 0 {
+                self.retransmits += u64::from(e.segs.max(1));
+            } else if e.kind == Stage::Drop.code() {
+                *self.drops.entry(None).or_default() += 1;
+                if let Some(name) = self.reasons.get(&e.drop_reason) {
+                    *self.drops.entry(Some(name.clone())).or_default() += 1;
+                }
+            }
+            self.srtt_max_us = self.srtt_max_us.max(e.srtt_us);
+            for (i, c) in self.conditions.iter().enumerate() {
+                let Measure::StageP99(from, to) = c.measure else {
+                    continue;
+                };
+                if e.skb == 0 {
+                    continue;
+                }
+                if e.kind == from.code() {
+                    if self.pending[i].len() >= MAX_PENDING {
+                        self.pending[i].clear();
+                    }
+                    self.pending[i].insert(e.skb, e.ts_ns);
+                } else if e.kind == to.code() {
+                    if let Some(t0) = self.pending[i].remove(&e.skb) {
+                        self.durations[i].push(e.ts_ns.saturating_sub(t0));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The conditions above their threshold over the `elapsed` since the last call, with their
+    /// values; starts counting again.
+    pub fn evaluate(&mut self, elapsed: Duration) -> Vec<(Condition, f64)> {
+        let secs = elapsed.as_secs_f64().max(1e-3);
+        let mut fired = Vec::new();
+        for (i, c) in self.conditions.iter().enumerate() {
+            let value = match &c.measure {
+                Measure::Retransmits => Some(self.retransmits as f64 / secs),
+                Measure::Drops(reason) => {
+                    Some(self.drops.get(reason).copied().unwrap_or(0) as f64 / secs)
+                }
+                Measure::Srtt => Some(f64::from(self.srtt_max_us) * 1e3),
+                Measure::StageP99(..) => {
+                    let d = &mut self.durations[i];
+                    // A p99 of a handful of packets is one packet: wait for ten.
+                    (d.len() >= 10).then(|| {
+                        d.sort_unstable();
+                        d[((d.len() as f64 * 0.99).ceil() as usize).max(1) - 1] as f64
+                    })
+                }
+            };
+            if let Some(v) = value.filter(|v| *v > c.above) {
+                fired.push((c.clone(), v));
+            }
+        }
+        self.retransmits = 0;
+        self.drops.clear();
+        self.srtt_max_us = 0;
+        self.durations.iter_mut().for_each(Vec::clear);
+        fired
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conditions_parse_as_documented() {
+        let c = parse_condition("retrans>200/s").unwrap();
+        assert_eq!((c.measure, c.above), (Measure::Retransmits, 200.0));
+        let c = parse_condition("drops[netfilter_drop]>10/s").unwrap();
+        assert_eq!(c.measure, Measure::Drops(Some("NETFILTER_DROP".into())));
+        let c = parse_condition("srtt>100ms").unwrap();
+        assert_eq!((c.measure, c.above), (Measure::Srtt, 100e6));
+        let c = parse_condition("stage:tx_qdisc_enq->tx_qdisc_deq:p99>20ms").unwrap();
+        assert_eq!(
+            (c.measure, c.above),
+            (
+                Measure::StageP99(Stage::TxQdiscEnq, Stage::TxQdiscDeq),
+                20e6
+            )
+        );
+        for bad in [
+            "retrans>200",
+            "retrans",
+            "stage:a→b:p99>1ms",
+            "cpu>3/s",
+            "srtt>soon",
+        ] {
+            assert!(parse_condition(bad).is_err(), "{bad}");
+        }
+    }
+
+    fn ev(kind: Stage, ts_ns: u64, skb: u64) -> RawEvent {
+        RawEvent {
+            kind: kind.code(),
+            ts_ns,
+            skb,
+            ..RawEvent::default()
+        }
+    }
+
+    #[test]
+    fn rates_are_per_second_and_reset_after_each_evaluation() {
+        let conds = ["retrans>5/s", "drops>1/s", "drops[NO_SOCKET]>100/s"]
+            .iter()
+            .map(|c| parse_condition(c).unwrap())
+            .collect();
+        let mut w = Watch::new(conds, [(2u32, "SKB_DROP_REASON_NO_SOCKET".to_string())]);
+        let mut r = ev(Stage::Retransmit, 0, 0);
+        r.segs = 4;
+        let mut failed = r;
+        failed.err = -105;
+        let mut d = ev(Stage::Drop, 0, 0);
+        d.drop_reason = 2;
+        w.add(&[r, r, r, failed, d, d, d]);
+        // 12 segments and 3 drops in 2 s: 6/s and 1.5/s.
+        let fired: Vec<(String, f64)> = w
+            .evaluate(Duration::from_secs(2))
+            .into_iter()
+            .map(|(c, v)| (c.text, v))
+            .collect();
+        assert_eq!(
+            fired,
+            vec![("retrans>5/s".into(), 6.0), ("drops>1/s".into(), 1.5)]
+        );
+        assert!(w.evaluate(Duration::from_secs(1)).is_empty());
+    }
+
+    #[test]
+    fn a_stage_pair_p99_joins_packets_by_skb() {
+        let c = parse_condition("stage:tx_qdisc_enq→tx_qdisc_deq:p99>20ms").unwrap();
+        let mut w = Watch::new(vec![c], []);
+        let mut batch = Vec::new();
+        // 100 packets: 99 wait 1 ms, one 50 ms; p99 (nearest rank) is the 99th: 1 ms.
+        for skb in 1..=100u64 {
+            let wait = if skb == 100 { 50_000_000 } else { 1_000_000 };
+            batch.push(ev(Stage::TxQdiscEnq, skb * 10, skb));
+            batch.push(ev(Stage::TxQdiscDeq, skb * 10 + wait, skb));
+        }
+        w.add(&batch);
+        assert!(w.evaluate(Duration::from_secs(1)).is_empty());
+        // Now 2 in 100 wait 50 ms: the p99 is 50 ms.
+        batch.clear();
+        for skb in 1..=100u64 {
+            let wait = if skb > 98 { 50_000_000 } else { 1_000_000 };
+            batch.push(ev(Stage::TxQdiscEnq, 0, skb));
+            batch.push(ev(Stage::TxQdiscDeq, wait, skb));
+        }
+        w.add(&batch);
+        let fired = w.evaluate(Duration::from_secs(1));
+        assert_eq!(fired.len(), 1);
+        assert_eq!(fired[0].1, 50e6);
+    }
+}
