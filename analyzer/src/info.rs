@@ -130,14 +130,65 @@ fn status(rec: &Recording, duration_ns: u64) -> String {
     ) + &window
 }
 
-/// Runs `info`.
+/// Runs `info`: one recording in full, or a recording set one line per recording.
 pub fn run(args: &InfoArgs, out: &mut impl Write) -> anyhow::Result<i32> {
+    let arg = args.rec.to_string_lossy().into_owned();
+    let paths = crate::inputs::expand(std::slice::from_ref(&arg))?;
+    if paths.len() != 1 || paths[0] != args.rec {
+        return run_set(&paths, args.format, out);
+    }
     let rec = Recording::open(&args.rec)?;
     let info = gather(&rec)?;
     match args.format {
         InfoFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&info)?)?,
         InfoFormat::Table => write_text(&info, out)?,
     }
+    Ok(exit_code::OK)
+}
+
+/// `info` of a recording set: per recording its host, kernel, start, span, events, lost events,
+/// sampling and status (JSON: every recording's full `info`).
+fn run_set(
+    paths: &[std::path::PathBuf],
+    format: InfoFormat,
+    out: &mut impl Write,
+) -> anyhow::Result<i32> {
+    let infos = paths
+        .iter()
+        .map(|p| gather(&Recording::open(p)?))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if format == InfoFormat::Json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&infos)?)?;
+        return Ok(exit_code::OK);
+    }
+    let mut t = comfy_table::Table::new();
+    t.load_preset(comfy_table::presets::UTF8_BORDERS_ONLY);
+    t.set_header([
+        "host",
+        "kernel",
+        "start",
+        "span",
+        "events",
+        "lost",
+        "sampling",
+        "status",
+        "recording",
+    ]);
+    for i in &infos {
+        let m = &i.meta;
+        t.add_row([
+            m.hostname.clone(),
+            m.kernel_release.clone(),
+            crate::units::wall(m.start_ns, m.mono_to_wall_ns),
+            ns(i.duration_ns as f64),
+            i.events.to_string(),
+            m.lost.total().to_string(),
+            format!("1 in {}", m.sampling.one_in.max(1)),
+            i.status.split(';').next().unwrap_or_default().to_string(),
+            i.path.clone(),
+        ]);
+    }
+    writeln!(out, "{} recordings\n{t}", infos.len())?;
     Ok(exit_code::OK)
 }
 

@@ -3,14 +3,61 @@
 
 use anyhow::{bail, Context};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use tcptape_common::reader::SEGMENT_PREFIX;
 use tcptape_common::Recording;
 
-/// Expands patterns (`*`, `?`, `[`) that the shell left alone; plain paths pass through.
+/// True for a directory of segments (one recording), false for any other directory.
+fn is_segment_dir(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|d| {
+        d.flatten().any(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n.starts_with(SEGMENT_PREFIX) && n.ends_with(".parquet")
+        })
+    })
+}
+
+/// The recordings in a recording set (`tcptape-record --into DIR`, or any tree of recordings):
+/// `.parquet` files and directories of segments, found recursively, in path order. A flight
+/// recorder's saved windows (inside a recording's directory) are recordings of their own and
+/// are not walked into.
+fn recordings_in(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .flatten()
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .map(|e| e.path())
+        .collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            if is_segment_dir(&p) {
+                out.push(p);
+            } else {
+                recordings_in(&p, out)?;
+            }
+        } else if p.extension().is_some_and(|x| x == "parquet") {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+/// Expands patterns (`*`, `?`, `[`) that the shell left alone, and directories that are
+/// recording sets (not one recording's segments) into the recordings they hold; other paths
+/// pass through.
 pub fn expand(args: &[String]) -> anyhow::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for a in args {
-        let is_pattern = a.contains(['*', '?', '[']) && !std::path::Path::new(a).exists();
+        let path = Path::new(a);
+        if path.is_dir() && !is_segment_dir(path) {
+            let before = out.len();
+            recordings_in(path, &mut out).with_context(|| format!("{a}: cannot read"))?;
+            if out.len() == before {
+                bail!("{a}: no recording in this directory (no .parquet file, no segments)");
+            }
+            continue;
+        }
+        let is_pattern = a.contains(['*', '?', '[']) && !path.exists();
         if !is_pattern {
             out.push(PathBuf::from(a));
             continue;

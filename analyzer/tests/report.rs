@@ -356,3 +356,72 @@ fn the_table_fits_120_columns_and_wide_keeps_the_flows() {
         );
     }
 }
+
+#[test]
+fn a_recording_set_is_reported_per_host_and_ranked() {
+    // Three hosts in a Hive-style set: each host's queue (tx_qdisc_enq → tx_qdisc_deq) waits a
+    // fixed time, so their ranking is known: c (9 ms), a (5 ms), b (1 ms).
+    let dir = tempfile::tempdir().unwrap();
+    let set = dir.path().join("set");
+    let mut one_by_one = Vec::new();
+    for (host, queue_ns, seed) in [
+        ("a", 5_000_000u64, 1),
+        ("b", 1_000_000, 2),
+        ("c", 9_000_000, 3),
+    ] {
+        let d = set.join(format!("host={host}")).join("date=2026-12-07");
+        std::fs::create_dir_all(&d).unwrap();
+        let path = d.join("tcptape-20261207T000000Z.parquet");
+        let mut cfg = SynthConfig::new(Mix::Bulk, 5_000, seed)
+            .with_fixed_delays(&[(Stage::TxQdiscDeq, queue_ns)]);
+        cfg.hostname = Some(host.to_string());
+        write_file(&path, cfg).unwrap();
+        one_by_one.push((host, json_report(&[path.to_str().unwrap()])));
+    }
+    let r = json_report(&[set.to_str().unwrap()]);
+    let hosts = r["hosts"].as_array().unwrap();
+    assert_eq!(hosts.len(), 3);
+    // Each host's report is the report of its recording alone.
+    for (host, alone) in &one_by_one {
+        let h = hosts.iter().find(|h| h["host"] == *host).unwrap();
+        assert_eq!(h["stages"], alone["stages"], "{host}");
+        assert_eq!(h["events"], alone["events"], "{host}");
+    }
+    let ranked: Vec<(&str, &str, u64)> = r["hosts_ranked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["host"].as_str().unwrap(),
+                h["to"].as_str().unwrap(),
+                h["p50_ns"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ranked,
+        [
+            ("c", "tx_qdisc_deq", 9_000_000),
+            ("a", "tx_qdisc_deq", 5_000_000),
+            ("b", "tx_qdisc_deq", 1_000_000)
+        ]
+    );
+    // The table says the same, and `info` lists the set.
+    let text = String::from_utf8(tcptape(&["report", "-q", set.to_str().unwrap()]).stdout).unwrap();
+    assert!(
+        text.contains("Hosts, by the stage where their packets spend most time"),
+        "{text}"
+    );
+    let info = tcptape(&["info", set.to_str().unwrap()]);
+    assert!(info.status.success());
+    let info = String::from_utf8(info.stdout).unwrap();
+    assert!(info.starts_with("3 recordings"), "{info}");
+    // A directory without recordings is refused in one line.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    assert_input_error(
+        &["report", empty.to_str().unwrap()],
+        "no recording in this directory",
+    );
+}

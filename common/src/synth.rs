@@ -104,6 +104,10 @@ pub struct SynthConfig {
     /// has another packet id. Off by default: the hops then share one id.
     #[serde(default)]
     pub xmit_on_write_queue: bool,
+    /// The host name the recording says it was made on (default `synthetic`): synthetic
+    /// recordings of several hosts make a recording set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
 }
 
 impl SynthConfig {
@@ -150,6 +154,7 @@ impl SynthConfig {
             retransmit_one_in: 200,
             drop_one_in: 500,
             xmit_on_write_queue: false,
+            hostname: None,
         }
     }
 
@@ -528,7 +533,7 @@ pub fn synth_meta(cfg: &SynthConfig) -> RecordingMeta {
     let mut meta = RecordingMeta::new("synth");
     meta.start_ns = SYNTH_START_NS;
     meta.end_ns = SYNTH_START_NS;
-    meta.hostname = "synthetic".into();
+    meta.hostname = cfg.hostname.clone().unwrap_or_else(|| "synthetic".into());
     meta.boot_id = "00000000-0000-0000-0000-000000000000".into();
     // A fixed wall clock (2026-01-01T00:00:00Z at the start) keeps synthetic files reproducible.
     meta.mono_to_wall_ns = 1_767_225_600_000_000_000 - SYNTH_START_NS as i64;

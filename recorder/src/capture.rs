@@ -19,6 +19,7 @@ use crate::write_pipeline::WriterHandle;
 use crate::{drop_reasons, environment, least_privilege, plan_report, preflight};
 use std::io::IsTerminal;
 use std::os::fd::OwnedFd;
+use std::os::unix::fs::DirBuilderExt;
 use std::time::Duration;
 use tcptape_common::anonymize::{AnonOptions, Anonymizer};
 use tcptape_common::encode::{BatchEncoder, EncodeContext};
@@ -30,12 +31,25 @@ use tokio::signal::unix::{signal, SignalKind};
 const WRITER_QUEUE: usize = 32;
 /// Records as `args` says.
 pub fn run(args: &RecordArgs) -> anyhow::Result<()> {
-    let path = args.output.as_ref().ok_or_else(|| {
+    let in_set = args.into.as_ref().map(|d| set_path(d, args.keep.is_some()));
+    let path = args.output.as_ref().or(in_set.as_ref()).ok_or_else(|| {
         ExitError::new(
             exit_code::USAGE,
-            "a recording needs an output path: -o PATH (see --help)",
+            "a recording needs an output path: -o PATH or --into DIR (see --help)",
         )
     })?;
+    if let Some(parent) = in_set.as_ref().and_then(|p| p.parent()) {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)
+            .map_err(|e| {
+                ExitError::new(
+                    exit_code::USAGE,
+                    format!("cannot create {}: {e}", parent.display()),
+                )
+            })?;
+    }
     let filters = KernelFilters::from_args(args, if_index)
         .map_err(|e| ExitError::new(exit_code::USAGE, e))?;
     let rings =
@@ -314,6 +328,28 @@ fn report_summary(s: &Summary, reason: &str, t: &Totals) {
             s.rows
         );
     }
+}
+
+/// Where a recording goes in a recording set: `DIR/host=NAME/date=YYYY-MM-DD/tcptape-TIME`, a
+/// `.parquet` file, or a directory of segments for a rolling window. The host and date in the
+/// path are for engines that prune by directory; every file also carries them (and the kernel
+/// and the recording id) in its metadata.
+fn set_path(dir: &std::path::Path, segments: bool) -> std::path::PathBuf {
+    let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let date = now.get(..10).unwrap_or("unknown-date");
+    // A host name is a path component: no slash, no `=`.
+    let host: String = host::hostname()
+        .chars()
+        .map(|c| if c == '/' || c == '=' { '_' } else { c })
+        .collect();
+    let name = format!(
+        "tcptape-{}{}",
+        now.replace(':', ""),
+        if segments { "" } else { ".parquet" }
+    );
+    dir.join(format!("host={host}"))
+        .join(format!("date={date}"))
+        .join(name)
 }
 
 /// Wall-clock minus monotonic time, measured between two monotonic reads so the error is at most

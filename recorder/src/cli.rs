@@ -30,7 +30,8 @@ pub struct Cli {
 /// Exit codes, shown at the end of `--help`.
 pub const EXIT_CODES_HELP: &str = "Exit codes:
   0  the recording (or command) completed; Ctrl-C/SIGTERM also end a recording with 0
-  1  the recording failed while running (e.g. the disk is full); finished segments are intact
+  1  the recording failed while running (e.g. the disk is full); finished segments are intact;
+     `trigger`: no running flight recorder answered
   2  bad arguments or an unusable output path; also rings the kernel has no memory for
      (a smaller --ring-size may fit)
   3  missing privileges (CAP_BPF and CAP_PERFMON, or root; also a kernel that refuses the
@@ -60,8 +61,13 @@ pub enum Command {
 pub struct RecordArgs {
     /// Output: a path ending in `.parquet` for one file, anything else for a directory of
     /// segments. Must not exist yet.
-    #[arg(short, long, value_name = "PATH")]
+    #[arg(short, long, value_name = "PATH", conflicts_with = "into")]
     pub output: Option<PathBuf>,
+    /// Output into a recording set: `DIR/host=NAME/date=YYYY-MM-DD/tcptape-TIME.parquet` (or a
+    /// directory of segments with --keep), a Hive-style layout that DuckDB, Spark and
+    /// `tcptape report DIR` read as one set of many hosts' recordings.
+    #[arg(long, value_name = "DIR")]
+    pub into: Option<PathBuf>,
     /// Stop after this long (e.g. `30s`, `5m`). Default: until Ctrl-C or SIGTERM.
     #[arg(short, long, value_parser = parse_duration, value_name = "TIME")]
     pub duration: Option<Duration>,
@@ -194,6 +200,10 @@ pub struct SynthArgs {
     /// Traffic mix: `bulk` (64 KB segments through a queue) or `rr` (small requests, slow reader).
     #[arg(long, default_value = "bulk", value_name = "MIX")]
     pub mix: tcptape_common::synth::Mix,
+    /// The host name the recording says it was made on (default `synthetic`), to make sets of
+    /// several hosts' recordings.
+    #[arg(long, value_name = "NAME")]
+    pub hostname: Option<String>,
     /// Concurrent flows (default: 4 for bulk, 8 for rr).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10000))]
     pub flows: Option<u32>,

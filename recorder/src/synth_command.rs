@@ -46,6 +46,7 @@ pub fn run(args: &SynthArgs) -> anyhow::Result<()> {
     if let Some(f) = args.flows {
         cfg.flows = f;
     }
+    cfg.hostname = args.hostname.clone();
     let summary = write_synth(
         cfg,
         Output::from_path(&args.output),

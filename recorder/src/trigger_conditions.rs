@@ -55,7 +55,9 @@ fn parse_rate(s: &str) -> Result<f64, String> {
 pub fn parse_condition(text: &str) -> Result<Condition, String> {
     let help = "conditions: retrans>N/s, drops>N/s, drops[REASON]>N/s, srtt>DURATION, \
                 stage:FROM→TO:p99>DURATION";
-    let (what, above) = text
+    // `->` for `→`, before the threshold's `>` is looked for.
+    let normal = text.replace("->", "→");
+    let (what, above) = normal
         .split_once('>')
         .ok_or_else(|| format!("'{text}': no '>' ({help})"))?;
     let what = what.trim();
@@ -77,7 +79,6 @@ pub fn parse_condition(text: &str) -> Result<Condition, String> {
         .strip_prefix("stage:")
         .and_then(|p| p.strip_suffix(":p99"))
     {
-        let pair = pair.replace("->", "→");
         let (from, to) = pair
             .split_once('→')
             .ok_or_else(|| format!("'{text}': a stage pair is FROM→TO"))?;

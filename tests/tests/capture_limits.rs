@@ -570,3 +570,62 @@ fn keep_rolls_the_oldest_segments_out_and_the_window_holds_on_disk() {
         "{info}"
     );
 }
+
+#[test]
+fn into_writes_a_hive_style_set_that_the_analyzer_reads() {
+    if !should_run("into_writes_a_hive_style_set_that_the_analyzer_reads") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let set = dir.path().join("set");
+    for _ in 0..2 {
+        let out = Command::new(binary().unwrap())
+            .args(["--into", set.to_str().unwrap(), "--duration", "1s", "-q"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // Two recordings a second apart have two names.
+        std::thread::sleep(Duration::from_millis(1100));
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let hosts: Vec<_> = std::fs::read_dir(&set)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(
+        hosts,
+        [std::ffi::OsString::from(format!("host={}", host.trim()))]
+    );
+    let dates: Vec<_> = std::fs::read_dir(set.join(&hosts[0]))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(dates.len(), 1);
+    let name = dates[0].file_name().unwrap().to_string_lossy().to_string();
+    assert!(
+        name.starts_with("date=20") && name.len() == "date=2026-12-07".len(),
+        "{name}"
+    );
+    let files: Vec<_> = std::fs::read_dir(&dates[0]).unwrap().flatten().collect();
+    assert_eq!(files.len(), 2, "{files:?}");
+    let out = tcptape_e2e::analyzer::run(&["info", set.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("2 recordings"));
+    let out =
+        tcptape_e2e::analyzer::run(&["report", "-q", "--format", "json", set.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -49,6 +49,9 @@ pub fn scan(files: &[PathBuf]) -> PolarsResult<LazyFrame> {
     let args = ScanArgsParquet {
         // The files are given one by one; a `[` or `*` in a name is not a pattern.
         glob: false,
+        // A recording set's `host=NAME/date=…` directories are for engines that prune by path;
+        // every file carries its host in its metadata, and its columns are the recording's.
+        hive_options: HiveOptions::new_disabled(),
         ..ScanArgsParquet::default()
     };
     LazyFrame::scan_parquet_files(paths.into_iter().collect(), args)

@@ -90,6 +90,7 @@ fn write(
                     &serde_json::json!({
                         "schema": REPORT_SCHEMA,
                         "hosts": reports,
+                        "hosts_ranked": crate::report::model::rank_hosts(reports),
                         "between_hosts": between.unwrap_or_default(),
                     }),
                 )?;
@@ -108,6 +109,10 @@ fn write(
                 }
                 table::write_with(&sections::sections(r, args.limit), layout, out)?;
             }
+            if reports.len() > 2 {
+                writeln!(out, "\n{}", "═".repeat(60))?;
+                table::write_with(&sections::hosts_ranked(reports, args.limit), layout, out)?;
+            }
             if let Some(pairs) = between {
                 writeln!(out, "\n{}", "═".repeat(60))?;
                 table::write_with(&sections::between_hosts(pairs), layout, out)?;
@@ -120,6 +125,9 @@ fn write(
                     &sections::sections(r, args.limit),
                     out,
                 )?;
+            }
+            if reports.len() > 2 {
+                markdown::write("hosts", &sections::hosts_ranked(reports, args.limit), out)?;
             }
             if let Some(pairs) = between {
                 markdown::write("between hosts", &sections::between_hosts(pairs), out)?;

@@ -415,3 +415,50 @@ pub struct TcpSections {
 
 /// At most this many retransmissions and drops are listed one by one in [`TcpSections::events`].
 pub const MAX_TCP_EVENTS: usize = 20_000;
+
+/// A host of a multi-host report, by the stage pair where its packets spend most time (largest
+/// median), with what qualifies its figures.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HostRank {
+    /// The host.
+    pub host: String,
+    /// Earlier stage of its dominant pair (empty when no pair was measured).
+    pub from: String,
+    /// Later stage.
+    pub to: String,
+    /// The pair's median, ns.
+    pub p50_ns: u64,
+    /// The pair's p99, ns.
+    pub p99_ns: u64,
+    /// Packets measured on the pair.
+    pub count: u64,
+    /// Events analyzed on the host.
+    pub events: u64,
+    /// Events lost while recording.
+    pub lost_events: u64,
+    /// Flow sampling (1 in N).
+    pub sampling_one_in: u32,
+}
+
+/// The hosts of a multi-host report, the one whose dominant pair's median is largest first.
+pub fn rank_hosts(reports: &[Report]) -> Vec<HostRank> {
+    let mut v: Vec<HostRank> = reports
+        .iter()
+        .map(|r| {
+            let top = r.stages.iter().max_by_key(|l| (l.p50_ns, l.p99_ns));
+            HostRank {
+                host: r.host.clone(),
+                from: top.map_or(String::new(), |l| l.from.clone()),
+                to: top.map_or(String::new(), |l| l.to.clone()),
+                p50_ns: top.map_or(0, |l| l.p50_ns),
+                p99_ns: top.map_or(0, |l| l.p99_ns),
+                count: top.map_or(0, |l| l.count),
+                events: r.events,
+                lost_events: r.lost_events,
+                sampling_one_in: r.sampling_one_in,
+            }
+        })
+        .collect();
+    v.sort_by(|a, b| b.p50_ns.cmp(&a.p50_ns).then_with(|| a.host.cmp(&b.host)));
+    v
+}

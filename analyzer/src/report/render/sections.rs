@@ -428,6 +428,46 @@ fn lost_line(r: &Report) -> String {
     format!("{} ({})", r.lost_events, parts.join("; "))
 }
 
+/// The hosts of a multi-host report ranked by their dominant stage pair ([`rank_hosts`]).
+pub fn hosts_ranked(reports: &[Report], limit: usize) -> Vec<Block> {
+    let rows = rank_hosts(reports)
+        .into_iter()
+        .map(|h| {
+            vec![
+                h.host,
+                if h.from.is_empty() {
+                    "-".into()
+                } else {
+                    pair(&h.from, &h.to)
+                },
+                ns(h.p50_ns as f64),
+                ns(h.p99_ns as f64),
+                h.count.to_string(),
+                h.events.to_string(),
+                h.lost_events.to_string(),
+                format!("1 in {}", h.sampling_one_in.max(1)),
+            ]
+        })
+        .collect();
+    vec![
+        Block::Heading("Hosts, by the stage where their packets spend most time".into()),
+        table(
+            &[
+                "host",
+                "dominant stages",
+                "p50",
+                "p99",
+                "packets",
+                "events",
+                "lost",
+                "sampling",
+            ],
+            rows,
+            limit,
+        ),
+    ]
+}
+
 /// The section on traffic between the hosts of a report ([`crate::journeys::cross_host`]).
 pub fn between_hosts(pairs: &[crate::journeys::cross_host::HostPair]) -> Vec<Block> {
     let mut b = vec![Block::Heading("Between hosts".into())];
