@@ -407,6 +407,52 @@ fn a_recording_set_is_reported_per_host_and_ranked() {
             ("b", "tx_qdisc_deq", 1_000_000)
         ]
     );
+    // Pooled over the hosts: exact counts and mean, each percentile within its bin (2.33 %)
+    // above the nearest-rank value of all hosts' packets together.
+    let pooled = r["pooled"]["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["from"] == "tx_qdisc_enq" && l["to"] == "tx_qdisc_deq")
+        .unwrap()
+        .clone();
+    let mut groups: Vec<(u64, u64)> = ["b", "a", "c"]
+        .iter()
+        .zip([1_000_000u64, 5_000_000, 9_000_000])
+        .map(|(h, d)| {
+            let host = hosts.iter().find(|x| x["host"] == *h).unwrap();
+            (
+                d,
+                stage_row(host, "tx_qdisc_enq", "tx_qdisc_deq")["count"]
+                    .as_u64()
+                    .unwrap(),
+            )
+        })
+        .collect();
+    groups.sort();
+    let n: u64 = groups.iter().map(|g| g.1).sum();
+    assert_eq!(pooled["count"].as_u64(), Some(n));
+    let sum: u64 = groups.iter().map(|(d, c)| d * c).sum();
+    let mean = pooled["mean_ns"].as_f64().unwrap();
+    assert!((mean - sum as f64 / n as f64).abs() < 1e-6 * mean, "{mean}");
+    for (q, key) in [(0.5, "p50_ns"), (0.9, "p90_ns"), (0.99, "p99_ns")] {
+        let rank = (n as f64 * q).ceil() as u64;
+        let mut seen = 0;
+        let exact = groups
+            .iter()
+            .find(|(_, c)| {
+                seen += c;
+                seen >= rank
+            })
+            .unwrap()
+            .0;
+        let shown = pooled[key].as_u64().unwrap();
+        assert!(
+            shown >= exact && shown as f64 <= exact as f64 * 1.0234,
+            "{key}: {shown} for {exact}"
+        );
+    }
+    assert_eq!(pooled["max_ns"].as_u64(), Some(9_000_000));
     // The table says the same, and `info` lists the set.
     let text = String::from_utf8(tcptape(&["report", "-q", set.to_str().unwrap()]).stdout).unwrap();
     assert!(

@@ -157,6 +157,7 @@ pub fn run(args: &DiffArgs, out: &mut impl Write) -> anyhow::Result<i32> {
             selection: args.select.selection(start)?,
             max_hop_gap_ns: args.max_hop_gap.as_nanos() as u64,
             pictures: false,
+            pooling: false,
         })
     };
     let settings = model::Settings {

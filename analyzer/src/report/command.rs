@@ -11,6 +11,9 @@ use crate::report::{self, Options};
 use anyhow::Context;
 use std::io::Write;
 
+/// Hosts whose traffic between them is joined at most (every pair is: quadratic).
+const MAX_JOINED_HOSTS: usize = 8;
+
 /// Runs `report`, writing to `out` unless `-o` names a file.
 pub fn run(args: &ReportArgs, out: &mut impl Write) -> anyhow::Result<i32> {
     let paths = crate::inputs::expand(&args.recs)?;
@@ -38,6 +41,7 @@ pub fn run(args: &ReportArgs, out: &mut impl Write) -> anyhow::Result<i32> {
             selection,
             max_hop_gap_ns: args.max_hop_gap.as_nanos() as u64,
             pictures: args.format == ReportFormat::Html,
+            pooling: hosts.len() > 1,
         };
         if args.explain {
             tcptape_common::note!("{}", report::explain(recs, &opts)?);
@@ -48,8 +52,16 @@ pub fn run(args: &ReportArgs, out: &mut impl Write) -> anyhow::Result<i32> {
         reports.push(r);
     }
     drop(steps);
-    // Several hosts: what crossed between them, with their clocks aligned.
-    let between = if hosts.len() > 1 {
+    // Several hosts: what crossed between them, with their clocks aligned. Every pair is
+    // joined, so a fleet is not: name the hosts to join.
+    if hosts.len() > MAX_JOINED_HOSTS && !args.quiet {
+        tcptape_common::note!(
+            "note: the traffic between hosts is not joined for {} hosts (at most \
+             {MAX_JOINED_HOSTS}); give the recordings of the hosts to join",
+            hosts.len()
+        );
+    }
+    let between = if (2..=MAX_JOINED_HOSTS).contains(&hosts.len()) {
         let edges = hosts
             .iter()
             .map(|(h, recs)| Ok((h.clone(), cross_host::WireEdge::read(recs)?)))
@@ -91,6 +103,10 @@ fn write(
                         "schema": REPORT_SCHEMA,
                         "hosts": reports,
                         "hosts_ranked": crate::report::model::rank_hosts(reports),
+                        "pooled": {
+                            "rule": crate::report::model::POOLED_RULE,
+                            "stages": crate::report::model::pooled(reports),
+                        },
                         "between_hosts": between.unwrap_or_default(),
                     }),
                 )?;
@@ -112,6 +128,7 @@ fn write(
             if reports.len() > 2 {
                 writeln!(out, "\n{}", "═".repeat(60))?;
                 table::write_with(&sections::hosts_ranked(reports, args.limit), layout, out)?;
+                table::write_with(&sections::pooled(reports), layout, out)?;
             }
             if let Some(pairs) = between {
                 writeln!(out, "\n{}", "═".repeat(60))?;
@@ -128,6 +145,7 @@ fn write(
             }
             if reports.len() > 2 {
                 markdown::write("hosts", &sections::hosts_ranked(reports, args.limit), out)?;
+                markdown::write("all hosts", &sections::pooled(reports), out)?;
             }
             if let Some(pairs) = between {
                 markdown::write("between hosts", &sections::between_hosts(pairs), out)?;

@@ -4,7 +4,7 @@
 
 use crate::journeys::journey::Journeys;
 use crate::queries;
-use crate::report::latency_stats::{bin_lo, PairSamples, Stats};
+use crate::report::latency_stats::{bin_lo, LogBins, PairSamples, Stats};
 use crate::report::model::*;
 use tcptape_common::Stage;
 
@@ -22,11 +22,17 @@ pub struct LatencySections {
     pub stages_over_time: Vec<SecondLatency>,
     /// Latency distribution per stage pair (when asked for).
     pub histograms: Vec<Histogram>,
+    /// Each pair's packets on the pooling axis (when asked for).
+    pub pooling: Vec<PairBins>,
 }
 
 /// Builds the latency sections of journeys; `start` is the recordings' start (second 0),
-/// `pictures` asks for the histograms.
-pub fn build(j: &Journeys, start: u64, pictures: bool) -> anyhow::Result<LatencySections> {
+/// `pictures` asks for the histograms and `pooling` for the bins that pool hosts.
+pub fn build(
+    j: &Journeys,
+    start: u64,
+    (pictures, pooling): (bool, bool),
+) -> anyhow::Result<LatencySections> {
     let samples = PairSamples::new(j.pair_rows(), &j.flows)?;
     let samples = &samples;
     std::thread::scope(|scope| {
@@ -43,6 +49,18 @@ pub fn build(j: &Journeys, start: u64, pictures: bool) -> anyhow::Result<Latency
         } else {
             Vec::new()
         };
+        let pooling = if pooling {
+            samples
+                .histograms(LogBins::POOLING)
+                .into_iter()
+                .map(|(p, bins)| {
+                    let (from, to) = stage_names(samples, p);
+                    PairBins { from, to, bins }
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         let end_to_end = end_to_end(j);
         let (stages_per_flow, stages_per_cpu) = per_flow_and_cpu
             .join()
@@ -54,6 +72,7 @@ pub fn build(j: &Journeys, start: u64, pictures: bool) -> anyhow::Result<Latency
             stages_per_cpu,
             stages_over_time,
             histograms,
+            pooling,
         })
     })
 }
@@ -121,7 +140,7 @@ fn over_time(samples: &PairSamples, start: u64) -> Vec<SecondLatency> {
 
 fn histograms(samples: &PairSamples) -> Vec<Histogram> {
     let mut out: Vec<Histogram> = samples
-        .histograms()
+        .histograms(LogBins::PICTURES)
         .into_iter()
         .map(|(p, bins)| {
             let (from, to) = stage_names(samples, p);

@@ -49,33 +49,59 @@ pub(crate) fn rank_index(n: usize, q: f64) -> usize {
     ((n as f64 * q).ceil() - 1.0).max(0.0) as usize
 }
 
-/// Bins per decade of the histograms' log time axis.
-pub const BINS_PER_DECADE: i32 = 4;
+/// A log time axis from 1 ns, cut into `per_decade` bins per power of ten: bin `k` holds
+/// `[10^(k/per_decade), 10^((k+1)/per_decade))` ns (edges rounded up to whole ns; bins whose
+/// edges round alike hold nothing), and bin -1 everything under 1 ns (0 and the negative
+/// durations two CPUs' clocks can give).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogBins {
+    /// Bins per decade.
+    pub per_decade: i32,
+}
 
-/// The histogram bin of a duration: `k` holds `[10^(k/4), 10^((k+1)/4))` ns; bin -1 holds
-/// everything under 1 ns (0 and the negative durations two CPUs' clocks can give).
+impl LogBins {
+    /// The HTML report's histograms: four bins per decade.
+    pub const PICTURES: LogBins = LogBins { per_decade: 4 };
+    /// Pooling several hosts' figures: 100 bins per decade, each at most 2.33 % wide.
+    pub const POOLING: LogBins = LogBins { per_decade: 100 };
+
+    /// The bin of a duration.
+    pub fn bin(self, ns: i64) -> i32 {
+        if ns < 1 {
+            return -1;
+        }
+        let mut k = ((ns as f64).log10() * self.per_decade as f64).floor() as i32;
+        // Exact at the edges, where the floating-point logarithm may land a hair off.
+        while k > 0 && self.lo(k) > ns as u64 {
+            k -= 1;
+        }
+        while self.lo(k + 1) <= ns as u64 {
+            k += 1;
+        }
+        k
+    }
+
+    /// The lower edge of bin `k`, ns (0 for bin -1).
+    pub fn lo(self, k: i32) -> u64 {
+        if k < 0 {
+            0
+        } else {
+            10f64.powf(k as f64 / self.per_decade as f64).ceil() as u64
+        }
+    }
+}
+
+/// Bins per decade of the HTML report's histograms.
+pub const BINS_PER_DECADE: i32 = LogBins::PICTURES.per_decade;
+
+/// The bin of a duration on the HTML report's axis ([`LogBins::PICTURES`]).
 pub fn log_bin(ns: i64) -> i32 {
-    if ns < 1 {
-        return -1;
-    }
-    let mut k = ((ns as f64).log10() * BINS_PER_DECADE as f64).floor() as i32;
-    // Exact at the edges, where the floating-point logarithm may land a hair off.
-    while k > 0 && bin_lo(k) > ns as u64 {
-        k -= 1;
-    }
-    while bin_lo(k + 1) <= ns as u64 {
-        k += 1;
-    }
-    k
+    LogBins::PICTURES.bin(ns)
 }
 
 /// The lower edge of bin `k` of [`log_bin`], ns (0 for bin -1).
 pub fn bin_lo(k: i32) -> u64 {
-    if k < 0 {
-        0
-    } else {
-        10f64.powf(k as f64 / BINS_PER_DECADE as f64).ceil() as u64
-    }
+    LogBins::PICTURES.lo(k)
 }
 
 /// The values of a per-row column in sorted order.
@@ -218,9 +244,9 @@ impl PairSamples {
         self.pairs[id]
     }
 
-    /// Packets per bin of a log time axis, per pair: `(pair index, [(bin, count)])` with bins
-    /// as [`log_bin`] numbers them, ascending; pairs and bins without packets are left out.
-    pub fn histograms(&self) -> Vec<(usize, Vec<(i32, u64)>)> {
+    /// Packets per bin of `axis`, per pair: `(pair index, [(bin, count)])`, bins ascending;
+    /// pairs and bins without packets are left out.
+    pub fn histograms(&self, axis: LogBins) -> Vec<(usize, Vec<(i32, u64)>)> {
         let mut out: Vec<(usize, Vec<(i32, u64)>)> = Vec::new();
         let mask = if self.dt_bits == 64 {
             u64::MAX
@@ -234,7 +260,7 @@ impl PairSamples {
             } else {
                 (key >> self.dt_bits) as usize
             };
-            let bin = log_bin((key & mask) as i64 + self.dt_min);
+            let bin = axis.bin((key & mask) as i64 + self.dt_min);
             if out.last().is_none_or(|(p, _)| *p != pair) {
                 out.push((pair, Vec::new()));
             }
@@ -413,7 +439,7 @@ mod tests {
         dt.extend([200, 100]);
         let cpu = vec![0u16; dt.len()];
         let s = PairSamples::new(rows(&dt, &cpu), &Flows::default()).unwrap();
-        let h = s.histograms();
+        let h = s.histograms(LogBins::PICTURES);
         assert_eq!(h.len(), 1);
         let total: u64 = h[0].1.iter().map(|b| b.1).sum();
         assert_eq!(total, 12);
@@ -422,5 +448,31 @@ mod tests {
             h[0].1,
             vec![(0, 1), (1, 2), (2, 2), (3, 4), (4, 1), (8, 1), (9, 1)]
         );
+    }
+
+    #[test]
+    fn pooling_bins_are_narrow_and_exact_at_their_edges() {
+        let axis = LogBins::POOLING;
+        for ns in [
+            1i64,
+            7,
+            99,
+            100,
+            1_000,
+            4_999_999,
+            5_000_000,
+            123_456_789,
+            1 << 40,
+        ] {
+            let k = axis.bin(ns);
+            let (lo, hi) = (axis.lo(k), axis.lo(k + 1));
+            assert!(lo <= ns as u64 && (ns as u64) < hi, "{ns} in [{lo}, {hi})");
+            // What pooling reports for a value in this bin, `hi - 1`, is under 10^(1/100) times
+            // the value.
+            assert!(
+                ((hi - 1) as f64) < ns as f64 * 10f64.powf(0.01),
+                "{ns}: [{lo}, {hi})"
+            );
+        }
     }
 }

@@ -30,6 +30,8 @@ pub struct Options {
     /// Compute what only the HTML report's pictures show (histograms, retransmissions and
     /// drops one by one).
     pub pictures: bool,
+    /// Compute the bins that pool several hosts' stage pairs ([`model::pooled`]).
+    pub pooling: bool,
 }
 
 /// Number of steps [`build`] reports to its progress display.
@@ -102,7 +104,7 @@ pub fn build_with_journeys(
         let j = j?;
 
         steps.step("per-stage latency");
-        let l = crate::report::latency_sections::build(&j, start, opts.pictures)?;
+        let l = crate::report::latency_sections::build(&j, start, (opts.pictures, opts.pooling))?;
 
         let rx_app = j
             .stages
@@ -226,6 +228,11 @@ pub fn build_with_journeys(
                 .histograms
                 .into_iter()
                 .filter(|h: &Histogram| sel.shows(&h.from, &h.to))
+                .collect(),
+            pooling: l
+                .pooling
+                .into_iter()
+                .filter(|p: &PairBins| sel.shows(&p.from, &p.to))
                 .collect(),
             tcp: t,
         };

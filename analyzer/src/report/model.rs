@@ -373,6 +373,10 @@ pub struct Report {
     /// Latency distribution per stage pair (HTML reports only; empty otherwise).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub histograms: Vec<Histogram>,
+    /// Each stage pair's packets on the pooling axis, when several hosts are pooled (not in the
+    /// JSON: [`pooled`] turns them into rows).
+    #[serde(skip)]
+    pub pooling: Vec<PairBins>,
     /// The sections read from the per-connection TCP events, in place (the JSON has their
     /// fields at this level).
     #[serde(flatten)]
@@ -461,4 +465,91 @@ pub fn rank_hosts(reports: &[Report]) -> Vec<HostRank> {
         .collect();
     v.sort_by(|a, b| b.p50_ns.cmp(&a.p50_ns).then_with(|| a.host.cmp(&b.host)));
     v
+}
+
+/// One stage pair's packets per bin of [`crate::report::latency_stats::LogBins::POOLING`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct PairBins {
+    /// Earlier stage.
+    pub from: String,
+    /// Later stage.
+    pub to: String,
+    /// (bin, packets), bins ascending.
+    pub bins: Vec<(i32, u64)>,
+}
+
+/// How the pooled percentiles are found, said in the JSON.
+pub const POOLED_RULE: &str = "count, mean and max exact; a percentile is the upper edge (less \
+    1 ns, at most the max) of the 1/100-decade bin that holds the nearest-rank value over all \
+    hosts' packets: at most 2.33 % above it";
+
+/// Every host's stage pairs pooled into one row per pair, in packet order (see [`POOLED_RULE`]).
+/// Memory is one small histogram per pair and host, whatever the packets.
+pub fn pooled(reports: &[Report]) -> Vec<StageLatency> {
+    use crate::report::latency_stats::LogBins;
+    use std::collections::BTreeMap;
+    /// Per pair: packets per bin, the sum of durations, the largest.
+    #[derive(Default)]
+    struct Pooled {
+        bins: BTreeMap<i32, u64>,
+        sum: f64,
+        max: u64,
+    }
+    let mut pairs: BTreeMap<(String, String), Pooled> = BTreeMap::new();
+    for r in reports {
+        for p in &r.pooling {
+            let e = pairs.entry((p.from.clone(), p.to.clone())).or_default();
+            for &(k, n) in &p.bins {
+                *e.bins.entry(k).or_default() += n;
+            }
+        }
+        for l in &r.stages {
+            if let Some(e) = pairs.get_mut(&(l.from.clone(), l.to.clone())) {
+                e.sum += l.mean_ns * l.count as f64;
+                e.max = e.max.max(l.max_ns);
+            }
+        }
+    }
+    let axis = LogBins::POOLING;
+    let mut out: Vec<StageLatency> = pairs
+        .into_iter()
+        .map(|((from, to), Pooled { bins, sum, max })| {
+            let n: u64 = bins.values().sum();
+            let at = |q: f64| -> u64 {
+                let rank = ((n as f64 * q).ceil() as u64).max(1);
+                let mut seen = 0;
+                for (&k, &c) in &bins {
+                    seen += c;
+                    if seen >= rank {
+                        return if k < 0 {
+                            0
+                        } else {
+                            (axis.lo(k + 1) - 1).min(max)
+                        };
+                    }
+                }
+                max
+            };
+            StageLatency {
+                from,
+                to,
+                count: n,
+                mean_ns: if n > 0 { sum / n as f64 } else { 0.0 },
+                p50_ns: at(0.5),
+                p90_ns: at(0.9),
+                p99_ns: at(0.99),
+                p999_ns: at(0.999),
+                max_ns: max,
+            }
+        })
+        .filter(|l| l.count > 0)
+        .collect();
+    let order = |name: &str| {
+        name.parse::<tcptape_common::Stage>()
+            .ok()
+            .and_then(crate::queries::journey_rank)
+            .unwrap_or(u8::MAX)
+    };
+    out.sort_by_key(|l| (order(&l.from), order(&l.to)));
+    out
 }

@@ -468,6 +468,26 @@ pub fn hosts_ranked(reports: &[Report], limit: usize) -> Vec<Block> {
     ]
 }
 
+/// Every host's stage pairs pooled ([`pooled`]).
+pub fn pooled(reports: &[Report]) -> Vec<Block> {
+    let rows = crate::report::model::pooled(reports)
+        .iter()
+        .map(|l| {
+            let mut r = vec![pair(&l.from, &l.to)];
+            r.extend(lat_cells(l));
+            r
+        })
+        .collect();
+    vec![
+        Block::Heading(format!(
+            "All {} hosts pooled (per-stage latency)",
+            reports.len()
+        )),
+        Block::Text(vec![POOLED_RULE.to_string()]),
+        table(&with_lat(&["stages"]), rows, usize::MAX),
+    ]
+}
+
 /// The section on traffic between the hosts of a report ([`crate::journeys::cross_host`]).
 pub fn between_hosts(pairs: &[crate::journeys::cross_host::HostPair]) -> Vec<Block> {
     let mut b = vec![Block::Heading("Between hosts".into())];
