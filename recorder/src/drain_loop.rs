@@ -26,6 +26,8 @@ pub const BATCH: usize = 8192;
 const POLL: Duration = Duration::from_millis(50);
 /// How often counters are read and the live line is updated.
 const REPORT: Duration = Duration::from_secs(1);
+/// How often the flight recorder's conditions look at the last second.
+const WATCH: Duration = Duration::from_millis(250);
 
 /// Why a recording stopped, as stored in the metadata.
 pub mod stop_reason {
@@ -323,6 +325,20 @@ pub(crate) async fn drain(
         if projected_bytes(&stats, received) >= limits.max_size {
             break stop_reason::MAX_SIZE;
         }
+        // The conditions, over the last second, four times a second.
+        if last_watch.elapsed() >= WATCH {
+            last_watch = Instant::now();
+            if let (Some(w), Some(c)) = (&mut taps.watch, &mut control) {
+                let now = tcptape_common::metadata::host::monotonic_ns().unwrap_or(0);
+                // The first condition over its threshold; within the hold-off, silently none
+                // (a storm would otherwise say so four times a second).
+                let fired = w.evaluate(now);
+                if let Some((cond, value)) = fired.into_iter().next().filter(|_| !c.holding_off()) {
+                    let said = c.fire(writer, &cond.text, Some(&cond), Some(value))?;
+                    tcptape_common::note!("{said}");
+                }
+            }
+        }
         if last_report.elapsed() >= REPORT {
             last_report = Instant::now();
             let p = counters_maps.progress(attached);
@@ -333,16 +349,6 @@ pub(crate) async fn drain(
                 &p.seen,
                 taps.tally.as_mut(),
             );
-            if let (Some(w), Some(c)) = (&mut taps.watch, &mut control) {
-                let fired = w.evaluate(last_watch.elapsed());
-                last_watch = Instant::now();
-                // The first condition over its threshold; within the hold-off, silently none (a
-                // storm would otherwise say so every second).
-                if let Some((cond, value)) = fired.into_iter().next().filter(|_| !c.holding_off()) {
-                    let said = c.fire(writer, &cond.text, Some(&cond), Some(value))?;
-                    tcptape_common::note!("{said}");
-                }
-            }
             writer
                 .progress(p)
                 .map_err(|_| anyhow::anyhow!("the writer stopped"))?;

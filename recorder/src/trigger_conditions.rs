@@ -1,12 +1,11 @@
-//! The flight recorder's conditions (`--trigger`), evaluated on the live stream once a second:
-//! retransmitted segments per second, drops per second (optionally of one reason), the smoothed
-//! RTT of any flow, and a stage pair's p99 over the last second.
+//! The flight recorder's conditions (`--trigger`), evaluated on the live stream four times a
+//! second, each over the last second (in 50 ms slots): retransmitted segments per second, drops
+//! per second (optionally of one reason), the smoothed RTT of any flow, and a stage pair's p99.
 //!
 //! They read the events as the drain loop hands them to the writer, so they see what the
 //! recording holds (after the kernel's filters and sampling).
 
 use rustc_hash::FxHashMap;
-use std::time::Duration;
 use tcptape_common::{RawEvent, Stage};
 
 /// What a condition measures.
@@ -103,18 +102,32 @@ pub fn parse_condition(text: &str) -> Result<Condition, String> {
 
 /// Packets whose first stage is waiting for the second at most (a bound on memory).
 const MAX_PENDING: usize = 1 << 20;
+/// Durations kept per slot at most (a bound on memory; a p99 of 64 K packets is steady).
+const MAX_DURATIONS: usize = 1 << 16;
+/// The window the conditions look at: the last second, in slots of 50 ms.
+pub const WINDOW_NS: u64 = 1_000_000_000;
+const SLOT_NS: u64 = 50_000_000;
 
-/// What the conditions have seen since the last evaluation.
+/// What the events of one 50 ms slot hold for the conditions.
+#[derive(Default)]
+struct Slot {
+    /// Slot number (event time / 50 ms).
+    n: u64,
+    retransmits: u64,
+    drops: FxHashMap<Option<String>, u64>,
+    srtt_max_us: u32,
+    /// Per stage-pair condition, the durations that ended in the slot.
+    durations: Vec<Vec<u64>>,
+}
+
+/// What the conditions have seen over the last second.
 pub struct Watch {
     conditions: Vec<Condition>,
     /// Drop reason names by the kernel's code.
     reasons: FxHashMap<u32, String>,
-    retransmits: u64,
-    drops: FxHashMap<Option<String>, u64>,
-    srtt_max_us: u32,
-    /// Per stage-pair condition: the `from` times by skb, and the durations seen.
+    slots: std::collections::VecDeque<Slot>,
+    /// Per stage-pair condition: the `from` times by skb.
     pending: Vec<FxHashMap<u64, u64>>,
-    durations: Vec<Vec<u64>>,
 }
 
 impl Watch {
@@ -135,28 +148,59 @@ impl Watch {
         Watch {
             conditions,
             reasons,
-            retransmits: 0,
-            drops: FxHashMap::default(),
-            srtt_max_us: 0,
+            slots: Default::default(),
             pending: vec![FxHashMap::default(); n],
-            durations: vec![Vec::new(); n],
         }
+    }
+
+    /// The slot of event time `ts`, made when new (events come nearly in time order; one that
+    /// is older than every slot kept counts in the oldest).
+    fn slot(&mut self, ts: u64) -> &mut Slot {
+        let n = ts / SLOT_NS;
+        let i = match self.slots.iter().rposition(|s| s.n <= n) {
+            Some(i) if self.slots[i].n == n => i,
+            Some(i) if i + 1 < self.slots.len() || self.slots[i].n < n => {
+                let slot = Slot {
+                    n,
+                    durations: vec![Vec::new(); self.conditions.len()],
+                    ..Slot::default()
+                };
+                self.slots.insert(i + 1, slot);
+                i + 1
+            }
+            Some(i) => i,
+            None if self.slots.is_empty() => {
+                self.slots.push_back(Slot {
+                    n,
+                    durations: vec![Vec::new(); self.conditions.len()],
+                    ..Slot::default()
+                });
+                0
+            }
+            None => 0,
+        };
+        &mut self.slots[i]
     }
 
     /// Counts what `batch` holds for the conditions.
     pub fn add(&mut self, batch: &[RawEvent]) {
         for e in batch {
             if e.kind == Stage::Retransmit.code() && e.err == 0 {
-                self.retransmits += u64::from(e.segs.max(1));
+                self.slot(e.ts_ns).retransmits += u64::from(e.segs.max(1));
             } else if e.kind == Stage::Drop.code() {
-                *self.drops.entry(None).or_default() += 1;
-                if let Some(name) = self.reasons.get(&e.drop_reason) {
-                    *self.drops.entry(Some(name.clone())).or_default() += 1;
+                let name = self.reasons.get(&e.drop_reason).cloned();
+                let slot = self.slot(e.ts_ns);
+                *slot.drops.entry(None).or_default() += 1;
+                if name.is_some() {
+                    *slot.drops.entry(name).or_default() += 1;
                 }
             }
-            self.srtt_max_us = self.srtt_max_us.max(e.srtt_us);
-            for (i, c) in self.conditions.iter().enumerate() {
-                let Measure::StageP99(from, to) = c.measure else {
+            if e.srtt_us > 0 {
+                let slot = self.slot(e.ts_ns);
+                slot.srtt_max_us = slot.srtt_max_us.max(e.srtt_us);
+            }
+            for i in 0..self.conditions.len() {
+                let Measure::StageP99(from, to) = self.conditions[i].measure else {
                     continue;
                 };
                 if e.skb == 0 {
@@ -169,27 +213,49 @@ impl Watch {
                     self.pending[i].insert(e.skb, e.ts_ns);
                 } else if e.kind == to.code() {
                     if let Some(t0) = self.pending[i].remove(&e.skb) {
-                        self.durations[i].push(e.ts_ns.saturating_sub(t0));
+                        let d = &mut self.slot(e.ts_ns).durations[i];
+                        if d.len() < MAX_DURATIONS {
+                            d.push(e.ts_ns.saturating_sub(t0));
+                        }
                     }
                 }
             }
         }
     }
 
-    /// The conditions above their threshold over the `elapsed` since the last call, with their
-    /// values; starts counting again.
-    pub fn evaluate(&mut self, elapsed: Duration) -> Vec<(Condition, f64)> {
-        let secs = elapsed.as_secs_f64().max(1e-3);
+    /// The conditions above their threshold over the second before `now_ns` (monotonic, the
+    /// events' clock), with their values. Older slots are let go.
+    pub fn evaluate(&mut self, now_ns: u64) -> Vec<(Condition, f64)> {
+        let first = now_ns.saturating_sub(WINDOW_NS) / SLOT_NS;
+        while self.slots.front().is_some_and(|s| s.n < first) {
+            self.slots.pop_front();
+        }
+        let secs = WINDOW_NS as f64 / 1e9;
         let mut fired = Vec::new();
         for (i, c) in self.conditions.iter().enumerate() {
             let value = match &c.measure {
-                Measure::Retransmits => Some(self.retransmits as f64 / secs),
-                Measure::Drops(reason) => {
-                    Some(self.drops.get(reason).copied().unwrap_or(0) as f64 / secs)
+                Measure::Retransmits => {
+                    Some(self.slots.iter().map(|s| s.retransmits).sum::<u64>() as f64 / secs)
                 }
-                Measure::Srtt => Some(f64::from(self.srtt_max_us) * 1e3),
+                Measure::Drops(reason) => Some(
+                    self.slots
+                        .iter()
+                        .map(|s| s.drops.get(reason).copied().unwrap_or(0))
+                        .sum::<u64>() as f64
+                        / secs,
+                ),
+                Measure::Srtt => self
+                    .slots
+                    .iter()
+                    .map(|s| s.srtt_max_us)
+                    .max()
+                    .map(|us| f64::from(us) * 1e3),
                 Measure::StageP99(..) => {
-                    let d = &mut self.durations[i];
+                    let mut d: Vec<u64> = self
+                        .slots
+                        .iter()
+                        .flat_map(|s| s.durations[i].iter().copied())
+                        .collect();
                     // A p99 of a handful of packets is one packet: wait for ten.
                     (d.len() >= 10).then(|| {
                         d.sort_unstable();
@@ -201,10 +267,6 @@ impl Watch {
                 fired.push((c.clone(), v));
             }
         }
-        self.retransmits = 0;
-        self.drops.clear();
-        self.srtt_max_us = 0;
-        self.durations.iter_mut().for_each(Vec::clear);
         fired
     }
 }
@@ -250,7 +312,7 @@ mod tests {
     }
 
     #[test]
-    fn rates_are_per_second_and_reset_after_each_evaluation() {
+    fn rates_are_over_the_last_second_and_the_window_slides() {
         let conds = ["retrans>5/s", "drops>1/s", "drops[NO_SOCKET]>100/s"]
             .iter()
             .map(|c| parse_condition(c).unwrap())
@@ -262,18 +324,32 @@ mod tests {
         failed.err = -105;
         let mut d = ev(Stage::Drop, 0, 0);
         d.drop_reason = 2;
-        w.add(&[r, r, r, failed, d, d, d]);
-        // 12 segments and 3 drops in 2 s: 6/s and 1.5/s.
-        let fired: Vec<(String, f64)> = w
-            .evaluate(Duration::from_secs(2))
-            .into_iter()
-            .map(|(c, v)| (c.text, v))
-            .collect();
+        // At 10.1 s: 12 segments and 3 drops; at 10.7 s, 3 more drops.
+        let at = |mut e: RawEvent, ts: u64| {
+            e.ts_ns = ts;
+            e
+        };
+        let t = 10_100_000_000;
+        w.add(&[at(r, t), at(r, t), at(r, t), at(failed, t)]);
+        w.add(&[at(d, t), at(d, t), at(d, t)]);
+        w.add(&[at(d, t + 600_000_000); 3]);
+        let fired = |w: &mut Watch, now: u64| -> Vec<(String, f64)> {
+            w.evaluate(now)
+                .into_iter()
+                .map(|(c, v)| (c.text, v))
+                .collect()
+        };
+        // Over the second before 10.8 s: 12 segments, 6 drops.
         assert_eq!(
-            fired,
-            vec![("retrans>5/s".into(), 6.0), ("drops>1/s".into(), 1.5)]
+            fired(&mut w, 10_800_000_000),
+            vec![("retrans>5/s".into(), 12.0), ("drops>1/s".into(), 6.0)]
         );
-        assert!(w.evaluate(Duration::from_secs(1)).is_empty());
+        // A second on, the first burst has slid out of the window: 3 drops are left.
+        assert_eq!(
+            fired(&mut w, 11_400_000_000),
+            vec![("drops>1/s".into(), 3.0)]
+        );
+        assert!(fired(&mut w, 12_000_000_000).is_empty());
     }
 
     #[test]
@@ -288,16 +364,17 @@ mod tests {
             batch.push(ev(Stage::TxQdiscDeq, skb * 10 + wait, skb));
         }
         w.add(&batch);
-        assert!(w.evaluate(Duration::from_secs(1)).is_empty());
-        // Now 2 in 100 wait 50 ms: the p99 is 50 ms.
+        assert!(w.evaluate(500_000_000).is_empty());
+        // Two seconds later, 2 in 100 wait 50 ms: the p99 of that second is 50 ms.
         batch.clear();
+        let t = 3_000_000_000;
         for skb in 1..=100u64 {
             let wait = if skb > 98 { 50_000_000 } else { 1_000_000 };
-            batch.push(ev(Stage::TxQdiscEnq, 0, skb));
-            batch.push(ev(Stage::TxQdiscDeq, wait, skb));
+            batch.push(ev(Stage::TxQdiscEnq, t, skb));
+            batch.push(ev(Stage::TxQdiscDeq, t + wait, skb));
         }
         w.add(&batch);
-        let fired = w.evaluate(Duration::from_secs(1));
+        let fired = w.evaluate(t + 100_000_000);
         assert_eq!(fired.len(), 1);
         assert_eq!(fired[0].1, 50e6);
     }

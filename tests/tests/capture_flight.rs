@@ -115,9 +115,10 @@ fn a_burst_of_drops_saves_the_seconds_before_it_and_after() {
         (at as i64 - burst as i64) / 1_000_000,
         trigger["value"]
     );
-    // Within a second or two of the burst (one evaluation a second).
+    // Soon after the burst (the conditions look at the last second four times a second; the
+    // retransmissions take a round trip or a timeout to come).
     assert!(
-        at >= burst && at < burst + 2_500_000_000,
+        at >= burst && at < burst + 1_500_000_000,
         "fired {} ms after the burst",
         (at as i64 - burst as i64) / 1_000_000
     );
@@ -226,7 +227,7 @@ fn a_queue_added_halfway_fires_the_stage_trigger_within_a_second() {
         trigger["value"]
     );
     assert!(
-        at > queued && at < queued + 1_500_000_000,
+        at > queued && at < queued + 1_000_000_000,
         "fired {} ms after the queue was added",
         (at as i64 - queued as i64) / 1_000_000
     );
