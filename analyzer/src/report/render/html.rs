@@ -106,6 +106,7 @@ body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:1100px;padding
 h1{font-size:1.5em}h2{margin-top:1.6em;border-bottom:1px solid #ddd}h3{font-size:1.05em;margin:.2em 0}\
 h3 small{font-weight:normal;color:#555}\
 .legend{color:#555;font-size:.9em}\
+.note{background:#fff6d6;border-left:4px solid #e0b000;padding:.3em .6em;margin:.3em 0}\
 .lane{margin:1em 0 1.6em}\
 .stack{display:flex;height:28px;border-radius:3px;overflow:hidden;margin:.3em 0 .6em}\
 .stack span{color:#fff;font-size:12px;line-height:28px;padding:0 4px;white-space:nowrap;overflow:hidden;\
@@ -181,6 +182,13 @@ pub fn write(
         esc(&hosts.join(", "))
     )?;
     writeln!(out, "<h1>tcptape report: {}</h1>", esc(&hosts.join(", ")))?;
+    // What qualifies every figure below (lost events, sampling, a flight recorder's trigger)
+    // comes first.
+    for (r, _) in reports {
+        for n in &r.notes {
+            writeln!(out, "<p class=\"note\"><b>{}</b> {}</p>", esc(&r.host), esc(n))?;
+        }
+    }
     let several = reports.len() > 1;
     // The JSON of one host is its report; of several, each is under `hosts`.
     let base = |i: usize| {
