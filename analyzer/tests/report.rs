@@ -463,6 +463,19 @@ fn a_recording_set_is_reported_per_host_and_ranked() {
     assert!(info.status.success());
     let info = String::from_utf8(info.stdout).unwrap();
     assert!(info.starts_with("3 recordings"), "{info}");
+    // Two sets compare host by host: the set against itself changes nothing.
+    let d = tcptape(&[
+        "diff",
+        "--base",
+        set.to_str().unwrap(),
+        "--candidate",
+        set.to_str().unwrap(),
+    ]);
+    let text = String::from_utf8(d.stdout).unwrap();
+    assert_eq!(d.status.code(), Some(0), "{text}");
+    for h in ["a", "b", "c"] {
+        assert!(text.contains(&format!("══ host {h} ")), "{text}");
+    }
     // A directory without recordings is refused in one line.
     let empty = dir.path().join("empty");
     std::fs::create_dir(&empty).unwrap();

@@ -186,7 +186,12 @@ pub fn write(
     // comes first.
     for (r, _) in reports {
         for n in &r.notes {
-            writeln!(out, "<p class=\"note\"><b>{}</b> {}</p>", esc(&r.host), esc(n))?;
+            writeln!(
+                out,
+                "<p class=\"note\"><b>{}</b> {}</p>",
+                esc(&r.host),
+                esc(n)
+            )?;
         }
     }
     let several = reports.len() > 1;
