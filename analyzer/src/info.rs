@@ -105,11 +105,8 @@ fn status(rec: &Recording, duration_ns: u64) -> String {
             .unwrap_or_else(|| "unknown".into());
         let trigger = meta.segment.trigger.as_ref().map_or(String::new(), |t| {
             format!(
-                "; a window saved by trigger '{}' at {}{}",
-                t.reason,
-                crate::units::wall(t.at_ns, meta.mono_to_wall_ns),
-                t.value
-                    .map_or(String::new(), |v| format!(" (value {v:.0})"))
+                "; a window saved by trigger {}",
+                crate::units::trigger(t, meta.mono_to_wall_ns)
             )
         });
         return format!("closed (stopped: {why}){trigger}{window}");

@@ -37,6 +37,17 @@ pub fn wall(mono_ns: u64, mono_to_wall_ns: i64) -> String {
     humantime::format_rfc3339_millis(t).to_string()
 }
 
+/// A flight recorder's trigger as `'REASON' at WALL-TIME (value V)` (the value for a condition).
+pub fn trigger(t: &tcptape_common::metadata::Trigger, mono_to_wall_ns: i64) -> String {
+    format!(
+        "'{}' at {}{}",
+        t.reason,
+        wall(t.at_ns, mono_to_wall_ns),
+        t.value
+            .map_or(String::new(), |v| format!(" (value {v:.0})"))
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,11 +6,10 @@
 //! recorder's own CPU per event and bytes per event are the figures of the benchmark
 //! (`recorder/scripts/overhead.sh`), stated as such.
 
-use crate::attach_plan::{anything_recorded, attach_all, attach_context, StageOutcome, PLAN};
+use crate::attach_plan::{anything_recorded, StageOutcome};
+use crate::check_command::{attach_every_stage, Attached};
 use crate::exit_code::{self, ExitError};
-use crate::filters::KernelFilters;
-use crate::loader::{AyaLoader, LoadConfig, RingLayout};
-use crate::preflight;
+use crate::kernel_counters::seen_of;
 use crate::program_stats::{enable_run_time_stats, run_time};
 use serde::Serialize;
 use std::os::fd::{AsFd, OwnedFd};
@@ -78,14 +77,7 @@ fn read(
 ) -> Reading {
     Reading {
         at: Instant::now(),
-        seen: stages
-            .iter()
-            .map(|(s, _)| {
-                seen.get(&u32::from(s.code()), 0)
-                    .map(|v| v.iter().sum())
-                    .unwrap_or(0)
-            })
-            .collect(),
+        seen: stages.iter().map(|(s, _)| seen_of(seen, *s)).collect(),
         runs: stages
             .iter()
             .map(|(_, fds)| {
@@ -184,23 +176,13 @@ pub fn figures(
 
 /// Attaches every stage and measures for `duration`.
 pub fn measure(duration: Duration, no_fentry: bool) -> anyhow::Result<(Cost, Vec<StageOutcome>)> {
-    preflight::check_privileges()?;
-    preflight::check_btf()?;
-    let _ = preflight::ensure_tracefs();
-    let cfg = LoadConfig {
-        filters: KernelFilters::default(),
-        sample: 1,
-        // The rings of a recording with the default --ring-size, so the programs do what a
-        // recording's would.
-        rings: RingLayout::for_host(16_000_000)
-            .map_err(|e| ExitError::new(exit_code::UNSUPPORTED, e))?,
-    };
-    let mut loader = AyaLoader::open(&cfg).map_err(ExitError::from)?;
-    if no_fentry {
-        loader.disable(crate::attach_plan::Mechanism::Fentry);
-    }
-    let _ = attach_context(&mut loader);
-    let outcomes = attach_all(PLAN, &mut loader);
+    // The rings of a recording with the default --ring-size, so the programs do what a
+    // recording's would.
+    let Attached {
+        mut loader,
+        outcomes,
+        ..
+    } = attach_every_stage(no_fentry, 16_000_000)?;
     if !anything_recorded(&outcomes) {
         return Err(ExitError::new(
             exit_code::UNSUPPORTED,

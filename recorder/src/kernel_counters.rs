@@ -24,6 +24,13 @@ pub(crate) fn program_stats_readable(programs: &[(Stage, Vec<OwnedFd>)]) -> bool
         .all(|fd| recursion_misses(fd.as_fd()).is_some())
 }
 
+/// Events the kernel saw of `stage` so far, all CPUs (0 when the map cannot be read).
+pub(crate) fn seen_of(seen: &aya::maps::PerCpuArray<MapData, u64>, stage: Stage) -> u64 {
+    seen.get(&u32::from(stage.code()), 0)
+        .map(|v| v.iter().sum())
+        .unwrap_or(0)
+}
+
 /// The per-CPU counter maps.
 pub(crate) struct CountersMaps {
     pub(crate) seen: aya::maps::PerCpuArray<MapData, u64>,
@@ -37,12 +44,7 @@ impl CountersMaps {
     pub(crate) fn progress(&self, attached: &[Stage]) -> Progress {
         let mut seen = BTreeMap::new();
         for &stage in attached {
-            let n = self
-                .seen
-                .get(&u32::from(stage.code()), 0)
-                .map(|v| v.iter().sum::<u64>())
-                .unwrap_or(0);
-            seen.insert(stage.name().to_string(), n);
+            seen.insert(stage.name().to_string(), seen_of(&self.seen, stage));
         }
         let ring_per_cpu = self
             .lost

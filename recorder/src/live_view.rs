@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
+use tcptape_common::encode::ip_from_bytes;
 use tcptape_common::RawEvent;
 
 /// The busiest flows shown.
@@ -57,11 +58,10 @@ impl FlowTally {
 
 /// An address and port as people write them (`[::1]:80` for IPv6).
 fn end(family: u16, addr: [u8; 16], port: u16) -> String {
-    if family == libc::AF_INET6 as u16 {
-        format!("[{}]:{port}", IpAddr::from(addr))
-    } else {
-        let v4: [u8; 4] = addr[..4].try_into().expect("four bytes");
-        format!("{}:{port}", IpAddr::from(v4))
+    match ip_from_bytes(family, &addr) {
+        Some(IpAddr::V6(a)) => format!("[{a}]:{port}"),
+        Some(a) => format!("{a}:{port}"),
+        None => format!("?:{port}"),
     }
 }
 

@@ -330,13 +330,8 @@ impl SegmentWriter {
             .join(format!("{SEGMENT_PREFIX}{:06}.parquet", self.next_index));
         let meta = RecordingMeta {
             segment: SegmentInfo {
-                index: self.next_index,
-                last: true,
-                stop_reason: Some("trigger".into()),
-                start_ns: Some(self.meta.end_ns),
-                keep: self.window.as_ref().map(|w| w.keep.to_string()),
-                rolled_out: self.window.as_ref().map_or(0, |w| w.rolled_out),
                 trigger: Some(saving.trigger.clone()),
+                ..self.segment_info(true, Some("trigger"), self.meta.end_ns)
             },
             ..self.meta.clone()
         };
@@ -378,7 +373,9 @@ impl SegmentWriter {
             return Ok(());
         };
         loop {
-            let on_disk: u64 = w.kept.iter().map(|k| k.1).sum::<u64>() + adding;
+            // Every finished segment is in the window (it is set before the first one), so the
+            // finished bytes are the window's.
+            let on_disk = self.finished_bytes + adding;
             let out = match (w.keep, w.kept.front()) {
                 (_, None) => false,
                 (crate::cli::KeepWindow::Size(b), Some(_)) => on_disk > b,
@@ -531,6 +528,20 @@ impl SegmentWriter {
         Ok(())
     }
 
+    /// The place of the segment finished next: its index, whether it ends the recording and why,
+    /// where its data starts, and the rolling window's state.
+    fn segment_info(&self, last: bool, stop_reason: Option<&str>, start_ns: u64) -> SegmentInfo {
+        SegmentInfo {
+            index: self.next_index,
+            last,
+            stop_reason: stop_reason.map(str::to_string),
+            start_ns: Some(start_ns),
+            keep: self.window.as_ref().map(|w| w.keep.to_string()),
+            rolled_out: self.window.as_ref().map_or(0, |w| w.rolled_out),
+            trigger: None,
+        }
+    }
+
     fn finish_segment(&mut self, last: bool, stop_reason: Option<&str>) -> io::Result<()> {
         if self.open.is_none() {
             if !last {
@@ -542,15 +553,7 @@ impl SegmentWriter {
         let approx = self.open.as_ref().map_or(0, |o| o.writer.approx_bytes());
         self.roll(approx, self.meta.end_ns)?;
         let seg = self.open.take().expect("checked above");
-        self.meta.segment = SegmentInfo {
-            index: self.next_index,
-            last,
-            stop_reason: stop_reason.map(str::to_string),
-            start_ns: Some(seg.start_ns),
-            keep: self.window.as_ref().map(|w| w.keep.to_string()),
-            rolled_out: self.window.as_ref().map_or(0, |w| w.rolled_out),
-            trigger: None,
-        };
+        self.meta.segment = self.segment_info(last, stop_reason, seg.start_ns);
         let (path, size) = seg.writer.finish(&self.meta)?;
         self.finished_bytes += size;
         self.next_index += 1;

@@ -131,20 +131,14 @@ pub struct Watch {
 }
 
 impl Watch {
-    /// Watches `conditions`; `reasons` names the kernel's drop reasons (`SKB_DROP_REASON_`
-    /// prefixes are dropped, as the recording's `drop_reason` column drops them).
+    /// Watches `conditions`; `reasons` names the kernel's drop reasons as the recording's
+    /// `drop_reason` column does ([`crate::drop_reasons::host_drop_reasons`]).
     pub fn new(
         conditions: Vec<Condition>,
         reasons: impl IntoIterator<Item = (u32, String)>,
     ) -> Watch {
         let n = conditions.len();
-        let reasons = reasons
-            .into_iter()
-            .map(|(k, v)| {
-                let v = v.strip_prefix("SKB_DROP_REASON_").unwrap_or(&v).to_string();
-                (k, v)
-            })
-            .collect();
+        let reasons = reasons.into_iter().collect();
         Watch {
             conditions,
             reasons,
@@ -317,7 +311,7 @@ mod tests {
             .iter()
             .map(|c| parse_condition(c).unwrap())
             .collect();
-        let mut w = Watch::new(conds, [(2u32, "SKB_DROP_REASON_NO_SOCKET".to_string())]);
+        let mut w = Watch::new(conds, [(2u32, "NO_SOCKET".to_string())]);
         let mut r = ev(Stage::Retransmit, 0, 0);
         r.segs = 4;
         let mut failed = r;

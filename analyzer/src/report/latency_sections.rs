@@ -228,6 +228,7 @@ fn packet_order(name: &str) -> u8 {
         .unwrap_or(u8::MAX)
 }
 
-fn pair_order(from: &str, to: &str) -> (u8, u8) {
+/// Where a stage pair sorts: in packet order, as the report lists its rows.
+pub(crate) fn pair_order(from: &str, to: &str) -> (u8, u8) {
     (packet_order(from), packet_order(to))
 }

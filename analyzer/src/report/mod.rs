@@ -130,13 +130,10 @@ pub fn build_with_journeys(
         }
         for (r, m) in recs.iter().zip(&metas) {
             if let Some(t) = &m.segment.trigger {
-                let value = t.value.map_or(String::new(), |v| format!(", value {v:.0}"));
                 notes.push(format!(
-                    "{} is a flight recorder's window saved by trigger '{}' at {}{value} \
-                     (+{} after it)",
+                    "{} is a flight recorder's window saved by trigger {} (+{} after it)",
                     r.path.display(),
-                    t.reason,
-                    crate::units::wall(t.at_ns, m.mono_to_wall_ns),
+                    crate::units::trigger(t, m.mono_to_wall_ns),
                     crate::units::ns(t.after_ns as f64),
                 ));
             }

@@ -544,12 +544,6 @@ pub fn pooled(reports: &[Report]) -> Vec<StageLatency> {
         })
         .filter(|l| l.count > 0)
         .collect();
-    let order = |name: &str| {
-        name.parse::<tcptape_common::Stage>()
-            .ok()
-            .and_then(crate::queries::journey_rank)
-            .unwrap_or(u8::MAX)
-    };
-    out.sort_by_key(|l| (order(&l.from), order(&l.to)));
+    out.sort_by_key(|l| crate::report::latency_sections::pair_order(&l.from, &l.to));
     out
 }

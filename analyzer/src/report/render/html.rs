@@ -207,7 +207,7 @@ pub fn write(
     writeln!(out, "<section id=\"path\">")?;
     writeln!(out, "<p class=\"legend\">{}</p>", path_drawing::LEGEND)?;
     if let Some((pairs, _)) = &between {
-        let all: Vec<Report> = reports.iter().map(|(r, _)| r.clone()).collect();
+        let all: Vec<&Report> = reports.iter().map(|(r, _)| r).collect();
         path_drawing::write(&path_drawing::cross_host_lanes(&all, pairs), out)?;
     }
     for (i, (r, _)) in reports.iter().enumerate() {

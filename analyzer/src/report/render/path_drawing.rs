@@ -139,7 +139,7 @@ pub fn lanes(r: &Report, base: &str) -> Vec<Lane> {
 
 /// The lanes across hosts: for each pair and direction with a wire figure, the sender's TX path,
 /// the wire, and the receiver's RX path. `reports` are in the order of the JSON's `hosts`.
-pub fn cross_host_lanes(reports: &[Report], pairs: &[HostPair]) -> Vec<Lane> {
+pub fn cross_host_lanes(reports: &[&Report], pairs: &[HostPair]) -> Vec<Lane> {
     let index = |host: &str| reports.iter().position(|r| r.host == host);
     let prefixed = |hops: Vec<Hop>, host: &str| -> Vec<Hop> {
         hops.into_iter()
@@ -157,7 +157,7 @@ pub fn cross_host_lanes(reports: &[Report], pairs: &[HostPair]) -> Vec<Lane> {
                 continue;
             };
             let of = |i: usize, path: StagePath| -> Vec<Hop> {
-                lanes(&reports[i], &format!("/hosts/{i}"))
+                lanes(reports[i], &format!("/hosts/{i}"))
                     .into_iter()
                     .filter(|l| {
                         l.path
