@@ -180,7 +180,7 @@ fn run_set(
             ns(i.duration_ns as f64),
             i.events.to_string(),
             m.lost.total().to_string(),
-            format!("1 in {}", m.sampling.one_in.max(1)),
+            m.sampling.describe(),
             i.status.split(';').next().unwrap_or_default().to_string(),
             i.path.clone(),
         ]);
@@ -265,14 +265,14 @@ fn write_text(info: &Info, out: &mut impl Write) -> std::io::Result<()> {
     writeln!(
         out,
         "sampling     {}",
-        if m.sampling.one_in <= 1 {
-            "every flow".to_string()
-        } else {
+        if m.sampling.sampled() {
             format!(
-                "1 in {} flows (counts below are of the sampled flows; \
-                 'seen by the kernel' counts before sampling)",
-                m.sampling.one_in
+                "{} (counts below are of the sampled flows; 'seen by the kernel' counts \
+                 before sampling)",
+                m.sampling.describe()
             )
+        } else {
+            m.sampling.describe()
         }
     )?;
     let f = &m.filters;

@@ -111,16 +111,144 @@ impl Filters {
     }
 }
 
-/// Flow sampling: 1 in `one_in` flows is kept, coherently across stages.
+/// Flow sampling: 1 in `one_in` flows is kept, coherently across stages. Under an event budget
+/// (`--budget`) the rate changes while recording, and `steps` say which rate was in force when.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sampling {
+    /// The fixed sampling (`--sample`); 1 = every flow.
+    pub one_in: u32,
+    /// The event budget (events per second) the recorder held by sampling more, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<u64>,
+    /// Under a budget, the rate in force from each step's time on (the first step is the
+    /// recording's start). Each segment stores the steps of its own time span; a recording's
+    /// metadata holds them all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<SamplingStep>,
+}
+
+/// From `from_ns` on, 1 flow in `one_in` was kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SamplingStep {
+    /// Monotonic time the rate took effect.
+    pub from_ns: u64,
     /// 1 = every flow.
     pub one_in: u32,
 }
 
 impl Default for Sampling {
     fn default() -> Self {
-        Sampling { one_in: 1 }
+        Sampling {
+            one_in: 1,
+            budget: None,
+            steps: Vec::new(),
+        }
+    }
+}
+
+impl Sampling {
+    /// The rate in force at monotonic time `ts_ns` (1 = every flow).
+    pub fn one_in_at(&self, ts_ns: u64) -> u32 {
+        let i = self.steps.partition_point(|s| s.from_ns <= ts_ns);
+        match i {
+            0 => self.steps.first().map_or(self.one_in, |s| s.one_in),
+            _ => self.steps[i - 1].one_in,
+        }
+        .max(1)
+    }
+
+    /// The sparsest rate ever in force (1 = every flow at all times).
+    pub fn max_one_in(&self) -> u32 {
+        self.steps
+            .iter()
+            .map(|s| s.one_in)
+            .chain([self.one_in])
+            .max()
+            .unwrap_or(1)
+            .max(1)
+    }
+
+    /// The densest rate ever in force.
+    pub fn min_one_in(&self) -> u32 {
+        match self.steps.iter().map(|s| s.one_in).min() {
+            Some(m) => m.max(1),
+            None => self.one_in.max(1),
+        }
+    }
+
+    /// True when some flows were left out at some time.
+    pub fn sampled(&self) -> bool {
+        self.max_one_in() > 1
+    }
+
+    /// The steps of the time from `start_ns` on: the one in force at `start_ns` (moved to it)
+    /// and those after.
+    pub fn steps_from(&self, start_ns: u64) -> Vec<SamplingStep> {
+        let i = self.steps.partition_point(|s| s.from_ns <= start_ns);
+        let mut v = Vec::with_capacity(self.steps.len() + 1 - i.min(self.steps.len()));
+        if i > 0 {
+            v.push(SamplingStep {
+                from_ns: start_ns,
+                one_in: self.steps[i - 1].one_in,
+            });
+        }
+        v.extend_from_slice(&self.steps[i..]);
+        v
+    }
+
+    /// Joins the steps of consecutive segments (each holding its own span's) into one
+    /// timeline, dropping steps that change nothing.
+    pub fn join_steps<'a>(
+        parts: impl IntoIterator<Item = &'a [SamplingStep]>,
+    ) -> Vec<SamplingStep> {
+        let mut all: Vec<SamplingStep> = parts.into_iter().flatten().copied().collect();
+        all.sort_by_key(|s| s.from_ns);
+        all.dedup_by(|b, a| a.one_in == b.one_in);
+        all
+    }
+
+    /// The sampling of several recordings read as one (a host's recordings): at each time the
+    /// sparsest rate any of them had in force, so a scaled count is never an underestimate for
+    /// want of a recording's rate.
+    pub fn merged<'a>(parts: impl IntoIterator<Item = &'a Sampling>) -> Sampling {
+        let parts: Vec<&Sampling> = parts.into_iter().collect();
+        if let [one] = parts.as_slice() {
+            return (*one).clone();
+        }
+        let mut times: Vec<u64> = parts
+            .iter()
+            .flat_map(|p| p.steps.iter().map(|s| s.from_ns))
+            .collect();
+        times.sort_unstable();
+        times.dedup();
+        let steps = times
+            .into_iter()
+            .map(|t| SamplingStep {
+                from_ns: t,
+                one_in: parts.iter().map(|p| p.one_in_at(t)).max().unwrap_or(1),
+            })
+            .collect::<Vec<_>>();
+        Sampling {
+            one_in: parts.iter().map(|p| p.one_in.max(1)).max().unwrap_or(1),
+            budget: parts.iter().filter_map(|p| p.budget).max(),
+            steps: Sampling::join_steps([steps.as_slice()]),
+        }
+    }
+
+    /// How the flows were sampled, in a few words: `every flow`, `1 in 10 flows`, or under a
+    /// budget `1 in 1 to 1 in 8 flows over time (budget 20000 events/s)`.
+    pub fn describe(&self) -> String {
+        let (lo, hi) = (self.min_one_in(), self.max_one_in());
+        let rate = match (lo, hi) {
+            (1, 1) => "every flow".to_string(),
+            (lo, hi) if lo == hi => format!("1 in {hi} flows"),
+            (lo, hi) => format!("1 in {lo} to 1 in {hi} flows over time"),
+        };
+        match self.budget {
+            Some(b) if hi > 1 => format!("{rate} (budget {b} events/s)"),
+            Some(b) => format!("{rate} (budget {b} events/s, never reached)"),
+            None => rate,
+        }
     }
 }
 
@@ -399,5 +527,88 @@ pub mod host {
         std::fs::read_to_string(path)
             .ok()
             .map(|s| s.trim().to_string())
+    }
+}
+
+#[cfg(test)]
+mod sampling_tests {
+    use super::*;
+
+    fn step(from_ns: u64, one_in: u32) -> SamplingStep {
+        SamplingStep { from_ns, one_in }
+    }
+
+    fn budget(steps: Vec<SamplingStep>) -> Sampling {
+        Sampling {
+            one_in: 1,
+            budget: Some(1000),
+            steps,
+        }
+    }
+
+    #[test]
+    fn the_rate_at_a_time_is_the_last_step_at_or_before_it() {
+        let s = budget(vec![step(100, 1), step(200, 8), step(300, 4)]);
+        assert_eq!(s.one_in_at(50), 1);
+        assert_eq!(s.one_in_at(100), 1);
+        assert_eq!(s.one_in_at(199), 1);
+        assert_eq!(s.one_in_at(200), 8);
+        assert_eq!(s.one_in_at(299), 8);
+        assert_eq!(s.one_in_at(10_000), 4);
+        assert_eq!((s.min_one_in(), s.max_one_in()), (1, 8));
+        assert!(s.sampled());
+        // Without steps: the fixed rate.
+        let fixed = Sampling {
+            one_in: 10,
+            ..Default::default()
+        };
+        assert_eq!(fixed.one_in_at(5), 10);
+        assert_eq!(fixed.describe(), "1 in 10 flows");
+        assert!(!Sampling::default().sampled());
+    }
+
+    #[test]
+    fn segments_split_and_join_the_timeline_unchanged() {
+        let s = budget(vec![step(100, 1), step(200, 8), step(300, 4), step(400, 2)]);
+        // Three segments: [100, 250), [250, 350), [350, …), each finished knowing the steps
+        // so far.
+        let upto = |v: Vec<SamplingStep>, end: u64| -> Vec<SamplingStep> {
+            v.into_iter().filter(|x| x.from_ns < end).collect()
+        };
+        let parts = [
+            upto(s.steps_from(100), 250),
+            upto(s.steps_from(250), 350),
+            s.steps_from(350),
+        ];
+        assert_eq!(parts[1], [step(250, 8), step(300, 4)]);
+        assert_eq!(parts[2], [step(350, 4), step(400, 2)]);
+        let joined = Sampling::join_steps(parts.iter().map(|p| p.as_slice()));
+        let j = budget(joined);
+        for t in [100, 150, 200, 249, 250, 299, 300, 349, 350, 399, 400, 999] {
+            assert_eq!(j.one_in_at(t), s.one_in_at(t), "at {t}");
+        }
+        // A rolled-out first segment: the timeline starts where the kept ones do.
+        let tail = budget(Sampling::join_steps(
+            parts[1..].iter().map(|p| p.as_slice()),
+        ));
+        assert_eq!(tail.steps.first(), Some(&step(250, 8)));
+    }
+
+    #[test]
+    fn merged_recordings_take_the_sparsest_rate_at_each_time() {
+        let a = budget(vec![step(0, 1), step(100, 8)]);
+        let b = budget(vec![step(0, 2), step(50, 1), step(150, 16)]);
+        let m = Sampling::merged([&a, &b]);
+        let at: Vec<u32> = [0, 50, 100, 150].iter().map(|&t| m.one_in_at(t)).collect();
+        assert_eq!(at, [2, 1, 8, 16]);
+        assert_eq!(Sampling::merged([&a]), a);
+        assert_eq!(
+            m.describe(),
+            "1 in 1 to 1 in 16 flows over time (budget 1000 events/s)"
+        );
+        assert_eq!(
+            budget(vec![step(0, 1)]).describe(),
+            "every flow (budget 1000 events/s, never reached)"
+        );
     }
 }

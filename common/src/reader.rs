@@ -179,12 +179,19 @@ impl Recording {
             Some(s) if first.segment.index > 0 => s.max(first.start_ns),
             _ => first.start_ns,
         };
+        let mut sampling = first.sampling.clone();
+        sampling.steps = crate::metadata::Sampling::join_steps(
+            self.segments
+                .iter()
+                .map(|s| s.meta.sampling.steps.as_slice()),
+        );
         RecordingMeta {
             start_ns,
             end_ns: last.end_ns,
             lost: last.lost.clone(),
             seen: last.seen.clone(),
             segment: last.segment.clone(),
+            sampling,
             ..first.clone()
         }
     }

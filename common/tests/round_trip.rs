@@ -79,7 +79,20 @@ fn full_meta() -> RecordingMeta {
         ifaces: vec!["eth0".into()],
         stages: vec!["rx_app".into(), "retransmit".into()],
     };
-    m.sampling = Sampling { one_in: 100 };
+    m.sampling = Sampling {
+        one_in: 10,
+        budget: Some(50_000),
+        steps: vec![
+            SamplingStep {
+                from_ns: 1,
+                one_in: 10,
+            },
+            SamplingStep {
+                from_ns: 2_000,
+                one_in: 64,
+            },
+        ],
+    };
     m.ring_bytes = 1 << 24;
     m.lost = Lost {
         ring_per_cpu: vec![0, 5],

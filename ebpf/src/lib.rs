@@ -41,6 +41,8 @@ pub mod names {
     pub const BATCHES: &str = "BATCHES";
     /// Ports the `--pid` processes listen on, by network namespace.
     pub const LISTEN_PORTS: &str = "LISTEN_PORTS";
+    /// The flow-hash threshold below which flows are kept while `--budget` adjusts it.
+    pub const KEEP_BELOW: &str = "KEEP_BELOW";
 }
 
 /// Filter capacities of the programs (`MAX_*` in `capture.bpf.h`).

@@ -7,12 +7,14 @@
 //! and at the end, and what the CPUs still had staged once the programs are detached.
 
 use crate::attach_plan::{anything_recorded, attach_context, attach_selected, PLAN, TASK_STAGES};
+use crate::budget_thread::BudgetThread;
 use crate::cli::RecordArgs;
 use crate::drain_loop::{drain, Flight, Limits, StopSignals, Totals, UNDECODABLE};
 use crate::exit_code::{self, ExitError};
 use crate::filters::{if_index, KernelFilters};
 use crate::kernel_counters::{counters_readable, program_stats_readable};
 use crate::loader::{AyaLoader, LoadConfig, RingLayout};
+use crate::sampling_budget::BudgetControl;
 use crate::segment_writer::{Output, SegmentLimits, SegmentWriter, Summary};
 use crate::stage_selection::StageUse;
 use crate::write_pipeline::WriterHandle;
@@ -85,6 +87,7 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<()> {
     let cfg = LoadConfig {
         filters: filters.clone(),
         sample: args.sample,
+        adaptive: args.budget.0.is_some(),
         rings: rings.clone(),
     };
     let mut loader = AyaLoader::open(&cfg).map_err(ExitError::from)?;
@@ -143,7 +146,7 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<()> {
         )
         .into());
     }
-    let maps = loader.take_maps().map_err(anyhow::Error::msg)?;
+    let mut maps = loader.take_maps().map_err(anyhow::Error::msg)?;
     if args.verbose {
         tcptape_common::note_raw!("{}", plan_report::table(&outcomes));
     }
@@ -157,6 +160,8 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<()> {
     meta.filters = filters.to_meta();
     meta.sampling = Sampling {
         one_in: args.sample,
+        budget: args.budget.0,
+        steps: Vec::new(),
     };
     meta.ring_bytes = rings.total();
     meta.environment = environment::fingerprint();
@@ -205,6 +210,16 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<()> {
         Ok(_) => {}
         Err(e) => tcptape_common::note!("warning: capabilities were not dropped: {e}"),
     }
+    // At normal priority whatever --priority says (set after it starts): the budget must be
+    // held on a saturated host, where an idle thread may not run.
+    let budget = match (args.budget.0, maps.budget.take()) {
+        (Some(b), Some(m)) => Some(BudgetThread::spawn(
+            BudgetControl::new(b, args.sample, start_ns),
+            m,
+            attached.clone(),
+        )?),
+        _ => None,
+    };
     // After the verifier's work, before the writer thread starts (which inherits it).
     match args.priority.apply_to_current_thread() {
         Ok(()) if args.verbose => tcptape_common::note!("CPU priority: {}", args.priority.name()),
@@ -259,7 +274,11 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<()> {
             conditions: args.triggers.clone(),
             hold_off: args.hold_off,
         }),
+        budget.as_ref().map(|b| b.shared().as_ref()),
     ));
+    if let Some(b) = budget {
+        b.stop();
+    }
     let (reason, totals) = match drained {
         Ok(x) => x,
         Err(e) => {

@@ -35,6 +35,7 @@ pub fn attach_every_stage(no_fentry: bool, ring_bytes: u64) -> anyhow::Result<At
     let cfg = LoadConfig {
         filters: KernelFilters::default(),
         sample: 1,
+        adaptive: false,
         rings: RingLayout::for_host(ring_bytes)
             .map_err(|e| ExitError::new(exit_code::UNSUPPORTED, e))?,
     };

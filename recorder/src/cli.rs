@@ -102,6 +102,12 @@ pub struct RecordArgs {
     /// Keep 1 in N flows, every stage of a kept flow (counters stay exact for all flows).
     #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub sample: u32,
+    /// Keep the recorded rate under this many events per second (`50k`, `2M`) by keeping fewer
+    /// flows, in the kernel, while the rate is over it: a kept flow is kept whole (every stage,
+    /// both directions), the rate in force over time is stored, and the analyzer scales its
+    /// counts by it. `off` records every flow (what --sample keeps) whatever it costs.
+    #[arg(long, default_value = "100k", value_parser = crate::sampling_budget::parse_budget, value_name = "EVENTS/S")]
+    pub budget: crate::sampling_budget::Budget,
     /// Stop when the recording reaches this size on disk (e.g. `500M`, `2G`).
     #[arg(long, default_value = "1G", value_parser = parse_size, value_name = "SIZE")]
     pub max_size: u64,

@@ -58,6 +58,13 @@ pub struct Cost {
     pub disk_bytes_per_sec: f64,
     /// The smallest `--sample N` that keeps the recorder under 5 % of one CPU (1: none needed).
     pub sample_for_safe: u64,
+    /// The default `--budget`, events per second.
+    pub default_budget: u64,
+    /// The flow sampling the default budget would put in force at this rate (1 in N, a power of
+    /// two; 1: none).
+    pub budget_one_in: u64,
+    /// The recorder's CPU under the default budget, share of one CPU (at most the budget's).
+    pub budget_recorder_cpu: f64,
     /// One sentence of advice.
     pub advice: String,
     /// Why a figure is missing, when one is.
@@ -137,6 +144,14 @@ pub fn figures(
     let kernel_cpu = all_known.then(|| total_ns as f64 / 1e9 / secs);
     let recorder_cpu = events_per_sec * RECORDER_NS_PER_EVENT / 1e9;
     let sample_for_safe = (recorder_cpu / SAFE_SHARE).ceil().max(1.0) as u64;
+    let default_budget = crate::sampling_budget::DEFAULT_BUDGET;
+    // The budget halves the flows kept until the rate is under it.
+    let budget_one_in = (events_per_sec / default_budget as f64)
+        .max(1.0)
+        .log2()
+        .ceil()
+        .exp2() as u64;
+    let budget_recorder_cpu = recorder_cpu / budget_one_in as f64;
     let mut notes = Vec::new();
     if !stats_on {
         notes.push(
@@ -152,9 +167,11 @@ pub fn figures(
         )
     } else {
         format!(
-            "busy: recording everything would take about {:.0} % of one CPU; record with \
-             --sample {sample_for_safe}, or narrow it (--port, --stage), to stay under {:.0} %",
+            "busy: recording everything would take about {:.0} % of one CPU; the default \
+             --budget keeps about 1 flow in {budget_one_in} ({:.1} %); --sample \
+             {sample_for_safe}, or narrowing it (--port, --stage), also stays under {:.0} %",
             recorder_cpu * 100.0,
+            budget_recorder_cpu * 100.0,
             SAFE_SHARE * 100.0
         )
     };
@@ -169,6 +186,9 @@ pub fn figures(
         recorder_cpu,
         disk_bytes_per_sec: events_per_sec * BYTES_PER_EVENT,
         sample_for_safe,
+        default_budget,
+        budget_one_in,
+        budget_recorder_cpu,
         advice,
         notes,
     }
@@ -261,6 +281,19 @@ pub fn table(c: &Cost) -> String {
         );
     }
     out += "\n";
+    out += &format!(
+        "with the default --budget {}/s: {}\n",
+        c.default_budget,
+        if c.budget_one_in > 1 {
+            format!(
+                "1 flow in {} kept, recorder ≈ {:.2}% of one CPU",
+                c.budget_one_in,
+                c.budget_recorder_cpu * 100.0
+            )
+        } else {
+            "every flow kept (the rate is under it)".to_string()
+        }
+    );
     for n in &c.notes {
         out += &format!("note: {n}\n");
     }
@@ -313,6 +346,17 @@ mod tests {
         // 1 000 500 events/s: 49 % of a CPU, so 1 in 10 flows.
         assert_eq!(busy.sample_for_safe, 10);
         assert!(busy.advice.contains("--sample 10"), "{}", busy.advice);
+        // The default budget of 100 000/s halves the flows kept four times: 1 in 16.
+        assert_eq!(busy.budget_one_in, 16);
+        assert!(close(
+            Some(busy.budget_recorder_cpu),
+            busy.recorder_cpu / 16.0
+        ));
+        assert!(busy.advice.contains("1 flow in 16"), "{}", busy.advice);
+        assert!(table(&busy).contains("with the default --budget 100000/s: 1 flow in 16 kept"));
+        // Just over the budget: 1 in 2.
+        assert_eq!(c.budget_one_in, 2);
+        assert!(table(&c).contains("1 flow in 2 kept"));
     }
 
     #[test]
@@ -325,6 +369,9 @@ mod tests {
             false,
         );
         assert_eq!(c.kernel_cpu, None);
+        // 10 events/s, under the budget: every flow.
+        assert_eq!(c.budget_one_in, 1);
+        assert!(table(&c).contains("every flow kept"), "{}", table(&c));
         assert_eq!(c.stages[0].ns_per_run, None);
         assert_eq!(c.notes.len(), 1);
         assert!(table(&c).contains("note: the kernel did not turn on"));

@@ -5,6 +5,7 @@
 //! The programs wake the reader only once `wake_bytes` wait in a ring, so the loop also polls
 //! on a short timer.
 
+use crate::budget_thread::BudgetShared;
 use crate::flight_control::{self, FlightControl};
 use crate::kernel_counters::CountersMaps;
 use crate::live_view::{self, FlowTally, LiveView};
@@ -235,12 +236,14 @@ pub(crate) async fn drain(
     mut stop_signals: StopSignals,
     live: bool,
     flight: Option<Flight>,
+    budget: Option<&BudgetShared>,
 ) -> anyhow::Result<(&'static str, Totals)> {
     let CaptureMaps {
         rings,
         seen,
         lost,
         batches,
+        budget: _,
     } = maps;
     let mut rings = rings
         .into_iter()
@@ -325,6 +328,9 @@ pub(crate) async fn drain(
         if projected_bytes(&stats, received) >= limits.max_size {
             break stop_reason::MAX_SIZE;
         }
+        if let Some(b) = budget {
+            forward_budget(b, received, writer)?;
+        }
         // The conditions, over the last second, four times a second.
         if last_watch.elapsed() >= WATCH {
             last_watch = Instant::now();
@@ -368,6 +374,9 @@ pub(crate) async fn drain(
         )?;
         drain_staged(&batches, writer, &mut received, limits.max_events)?;
     }
+    if let Some(b) = budget {
+        forward_budget(b, received, writer)?;
+    }
     let p = counters_maps.progress(attached);
     let lost = p.lost.total();
     writer
@@ -380,6 +389,21 @@ pub(crate) async fn drain(
             lost: lost + stats.queue_lost.load(std::sync::atomic::Ordering::Relaxed),
         },
     ))
+}
+
+/// Tells the budget's thread how many events arrived, and hands the writer the rates it set in
+/// force.
+fn forward_budget(b: &BudgetShared, received: u64, writer: &WriterHandle) -> anyhow::Result<()> {
+    b.received
+        .store(received, std::sync::atomic::Ordering::Relaxed);
+    if let Some(e) = b.take_failure() {
+        tcptape_common::note!(
+            "warning: the sampling rate could not be changed ({e}); the budget is no longer held"
+        );
+    }
+    writer
+        .sampling(b.take_steps())
+        .map_err(|_| anyhow::anyhow!("the writer stopped"))
 }
 
 /// Bytes the recording will take once the events handed to the writer so far are written: what

@@ -175,6 +175,13 @@ pub async fn answer(stream: Option<UnixStream>, text: &str) {
     }
 }
 
+/// True when process `pid` exists (signal 0 checks without sending anything).
+fn process_alive(pid: i32) -> bool {
+    // SAFETY: kill with signal 0 only checks for existence and permission.
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
 /// `tcptape-record trigger`: asks every running recorder (or the one of `pid`) to save its
 /// window, and prints their answers. Fails when none answers.
 pub fn send(reason: &str, pid: Option<u32>) -> anyhow::Result<()> {
@@ -202,6 +209,14 @@ pub fn send(reason: &str, pid: Option<u32>) -> anyhow::Result<()> {
                 std::io::BufReader::new(&s).read_line(&mut reply)?;
                 println!("recorder {who}: {}", reply.trim());
                 answered += 1;
+            }
+            // A recorder that was killed (SIGKILL, a crash) could not remove its socket: nothing
+            // listens, and its pid is gone. The socket is removed rather than reported each time.
+            Err(e)
+                if e.kind() == std::io::ErrorKind::ConnectionRefused
+                    && who.parse::<i32>().is_ok_and(|p| !process_alive(p)) =>
+            {
+                let _ = std::fs::remove_file(path);
             }
             Err(e) => eprintln!("recorder {who}: cannot connect ({e})"),
         }

@@ -21,6 +21,7 @@
 #![deny(missing_docs)]
 
 pub mod attach_plan;
+pub mod budget_thread;
 pub mod capture;
 pub mod check_command;
 pub mod cli;
@@ -43,6 +44,7 @@ pub mod plan_report;
 pub mod preflight;
 pub mod program_stats;
 pub mod ring_reader;
+pub mod sampling_budget;
 pub mod segment_writer;
 pub mod stage_selection;
 pub mod synth_command;

@@ -6,9 +6,10 @@ use crate::filters::KernelFilters;
 use crate::listening_sockets::{self, Listener};
 use crate::load_error::LoadError;
 use crate::ring_reader::RingReader;
-use aya::maps::{ArrayOfMaps, HashMap, MapData, PerCpuArray};
+use aya::maps::{Array, ArrayOfMaps, HashMap, IterableMap, MapData, PerCpuArray};
 use aya::programs::{BtfTracePoint, FEntry, FExit, KProbe, Program, ProgramError, TracePoint};
 use aya::{Btf, Ebpf, EbpfLoader};
+use std::os::fd::AsFd;
 use tcptape_ebpf::names;
 
 /// What is set in the object before it is loaded.
@@ -18,6 +19,8 @@ pub struct LoadConfig {
     pub filters: KernelFilters,
     /// Keep 1 flow in N.
     pub sample: u32,
+    /// The recorder moves the sampling threshold while recording (`--budget`).
+    pub adaptive: bool,
     /// How the ring-buffer memory is split between the CPUs.
     pub rings: RingLayout,
 }
@@ -78,6 +81,8 @@ pub struct CaptureMaps {
     pub lost: PerCpuArray<MapData, u64>,
     /// Per-CPU staged events, read once the programs are detached.
     pub batches: PerCpuArray<MapData, tcptape_common::event::RawBatches>,
+    /// What `--budget` reads and moves (taken by its thread).
+    pub budget: Option<crate::budget_thread::BudgetMaps>,
 }
 
 /// How the ring-buffer memory is split: one ring per online CPU, so that CPUs never share a ring
@@ -181,6 +186,7 @@ impl AyaLoader {
             .override_global("targ_ifindex_netns", &f.ifaces_netns, true)
             .override_global("targ_stages", &f.stages.mask(), true)
             .override_global("targ_sample", &cfg.sample, true)
+            .override_global("targ_adaptive", &(cfg.adaptive as u32), true)
             .override_global("wake_bytes", &cfg.rings.wake_bytes(), true)
             .override_global("targ_page_offset_base_at", &page_offset_base_at, true)
             .override_global("targ_vmemmap_base_at", &vmemmap_base_at, true)
@@ -193,6 +199,7 @@ impl AyaLoader {
             rings: Vec::new(),
         };
         loader.create_rings(&cfg.rings)?;
+        loader.set_keep_below(crate::sampling_budget::threshold_of_sample(cfg.sample))?;
         Ok(loader)
     }
 
@@ -218,6 +225,18 @@ impl AyaLoader {
             self.rings.push(CpuRing { cpu, ring });
         }
         Ok(())
+    }
+
+    /// Sets the flow-hash threshold the programs keep flows below under `--budget`, before any
+    /// program runs.
+    fn set_keep_below(&mut self, threshold: u64) -> Result<(), LoadError> {
+        let map = self.ebpf.map_mut(names::KEEP_BELOW).ok_or_else(|| {
+            LoadError::Kernel(format!("the eBPF object has no map {}", names::KEEP_BELOW))
+        })?;
+        let mut a: Array<&mut MapData, u64> =
+            Array::try_from(map).map_err(|e| LoadError::Kernel(e.to_string()))?;
+        a.set(0, threshold, 0)
+            .map_err(|e| LoadError::of(format!("cannot set the sampling threshold: {e}"), &e))
     }
 
     /// Puts the ports the `--pid` processes listen on now into the programs' listener map, before
@@ -265,11 +284,27 @@ impl AyaLoader {
         let seen = PerCpuArray::try_from(take(names::SEEN)?).map_err(|e| e.to_string())?;
         let lost = PerCpuArray::try_from(take(names::LOST)?).map_err(|e| e.to_string())?;
         let batches = PerCpuArray::try_from(take(names::BATCHES)?).map_err(|e| e.to_string())?;
+        let keep_below = Array::try_from(take(names::KEEP_BELOW)?).map_err(|e| e.to_string())?;
+        // A second handle on the counts, for the budget's own thread.
+        let seen_again = seen
+            .map()
+            .fd()
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(|e| format!("cannot duplicate the counters' descriptor: {e}"))
+            .and_then(|fd| MapData::from_fd(fd).map_err(|e| e.to_string()))
+            .and_then(|m| {
+                PerCpuArray::try_from(aya::maps::Map::PerCpuArray(m)).map_err(|e| e.to_string())
+            })?;
         Ok(CaptureMaps {
             rings: std::mem::take(&mut self.rings),
             seen,
             lost,
             batches,
+            budget: Some(crate::budget_thread::BudgetMaps {
+                seen: seen_again,
+                keep_below,
+            }),
         })
     }
 

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tcptape_common::anonymize::Anonymizer;
 use tcptape_common::encode::BatchEncoder;
-use tcptape_common::metadata::{Lost, RecordingMeta, SegmentInfo, Trigger};
+use tcptape_common::metadata::{Lost, RecordingMeta, Sampling, SamplingStep, SegmentInfo, Trigger};
 use tcptape_common::parquet_file::{check_output_dir, parent_dir, sync_parent, ParquetFileWriter};
 use tcptape_common::reader::{Recording, SEGMENT_PREFIX};
 use tcptape_common::RawEvent;
@@ -145,6 +145,8 @@ pub struct SegmentWriter {
     stopped: Option<String>,
     window: Option<Window>,
     flight: Option<Flight>,
+    /// Under `--budget`, the sampling rates in force since the open segment's start.
+    sampling_steps: Vec<SamplingStep>,
 }
 
 /// A flight recorder: on a trigger the window's segments are kept in `saved/`, and the
@@ -234,6 +236,7 @@ impl SegmentWriter {
             stopped: None,
             window: None,
             flight: None,
+            sampling_steps: Vec::new(),
         })
     }
 
@@ -395,6 +398,11 @@ impl SegmentWriter {
         }
     }
 
+    /// Adds sampling rates that `--budget` set in force, in time order.
+    pub fn add_sampling_steps(&mut self, steps: &[SamplingStep]) {
+        self.sampling_steps.extend_from_slice(steps);
+    }
+
     /// Updates the counters the next finished segment records.
     pub fn set_progress(&mut self, p: &Progress) {
         self.meta.lost = p.lost.clone();
@@ -554,6 +562,15 @@ impl SegmentWriter {
         self.roll(approx, self.meta.end_ns)?;
         let seg = self.open.take().expect("checked above");
         self.meta.segment = self.segment_info(last, stop_reason, seg.start_ns);
+        // Each segment holds the rates of its own span, so a rolling window's segments carry
+        // what they need and no segment's metadata grows with the recording's age.
+        let steps = Sampling {
+            steps: std::mem::take(&mut self.sampling_steps),
+            ..Default::default()
+        };
+        self.meta.sampling.steps = steps.steps_from(seg.start_ns);
+        // The next segment starts where this one's data ends.
+        self.sampling_steps = steps.steps_from(self.meta.end_ns);
         let (path, size) = seg.writer.finish(&self.meta)?;
         self.finished_bytes += size;
         self.next_index += 1;

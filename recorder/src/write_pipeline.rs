@@ -11,7 +11,7 @@ use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TryS
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
-use tcptape_common::metadata::Trigger;
+use tcptape_common::metadata::{SamplingStep, Trigger};
 use tcptape_common::RawEvent;
 
 /// How often the writer thread checks whether the open segment is due when idle.
@@ -24,6 +24,7 @@ pub type TriggerReply = Result<Option<std::path::PathBuf>, String>;
 enum Msg {
     Events(Vec<RawEvent>),
     Progress(Progress),
+    Sampling(Vec<SamplingStep>),
     Trigger(Trigger, std::sync::mpsc::Sender<TriggerReply>),
     Finish(String),
 }
@@ -87,6 +88,15 @@ impl WriterHandle {
         self.tx.send(Msg::Progress(p)).map_err(|_| WriterGone)
     }
 
+    /// Hands the writer the sampling rates `--budget` set in force since the last call.
+    pub fn sampling(&self, steps: Vec<SamplingStep>) -> Result<(), WriterGone> {
+        if steps.is_empty() {
+            return Ok(());
+        }
+        // Small, rare and needed to scale the counts: wait for room.
+        self.tx.send(Msg::Sampling(steps)).map_err(|_| WriterGone)
+    }
+
     /// Saves the flight recorder's window for `trigger`; the reply comes once the window's
     /// segments are kept (hard links: quick).
     pub fn trigger(&self, trigger: Trigger) -> Result<TriggerReply, WriterGone> {
@@ -137,6 +147,7 @@ fn run(writer: &mut SegmentWriter, rx: Receiver<Msg>, stats: &WriterStats) -> io
                 stats.bytes.store(writer.bytes(), Ordering::Relaxed);
             }
             Msg::Progress(p) => last_progress = p,
+            Msg::Sampling(steps) => writer.add_sampling_steps(&steps),
             Msg::Trigger(t, reply) => {
                 let _ = reply.send(writer.trigger(t).map_err(|e| e.to_string()));
             }

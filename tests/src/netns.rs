@@ -142,7 +142,7 @@ impl Pair {
     }
 
     /// Adds `rule` to the receiver's nft input chain (created with the first rule).
-    fn receiver_input_rule(&self, rule: &str) -> Result<(), String> {
+    pub fn receiver_input_rule(&self, rule: &str) -> Result<(), String> {
         let rules = format!(
             "table inet tcptape_test {{\n chain input {{\n  type filter hook input priority 0;\n  \
              {rule}\n }}\n}}\n"
@@ -235,6 +235,15 @@ pub fn enter(ns: &str) -> Result<(), String> {
         return Err(format!("setns {ns}: {}", std::io::Error::last_os_error()));
     }
     Ok(())
+}
+
+/// Counter `name` (e.g. `tx_packets`) of interface `dev` in namespace `ns`.
+pub fn link_counter(ns: &str, dev: &str, name: &str) -> Result<u64, String> {
+    let path = format!("/sys/class/net/{dev}/statistics/{name}");
+    let text = run_in(ns, "cat", &[&path])?;
+    text.trim()
+        .parse()
+        .map_err(|e| format!("{path}: {text:?}: {e}"))
 }
 
 /// TCP counters of the calling thread's network namespace (`/proc/thread-self/net/snmp` and

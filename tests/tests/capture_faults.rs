@@ -18,7 +18,15 @@ fn a_tiny_ring_under_load_loses_events_and_says_so_per_cpu() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("tiny.parquet");
     // One page: room for about 25 events, far less than a 50 ms poll of a bulk transfer brings.
-    let args = ["--ring-size", "4096", "-p", &port.to_string()];
+    // Every flow kept (--budget off): recorded + lost then adds up to what the kernel saw.
+    let args = [
+        "--ring-size",
+        "4096",
+        "-p",
+        &port.to_string(),
+        "--budget",
+        "off",
+    ];
     let log = record_during(
         &[&["-o", out.to_str().unwrap()], &args[..]].concat(),
         |_| {

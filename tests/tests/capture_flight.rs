@@ -338,3 +338,42 @@ fn sigusr1_and_the_trigger_command_save_windows_and_the_cap_keeps_the_newest() {
     // The socket is gone with the recorder.
     assert!(!Path::new(&format!("/run/tcptape-record/{pid}.sock")).exists());
 }
+
+#[test]
+fn a_killed_recorders_socket_is_removed_by_the_next_trigger_command() {
+    if !should_run("a_killed_recorders_socket_is_removed_by_the_next_trigger_command") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("flight");
+    let rec = RecorderProcess::start(&["-o", out.to_str().unwrap(), "--keep", "5s"], &[])
+        .expect("recorder starts");
+    let pid = rec.pid();
+    let socket = format!("/run/tcptape-record/{pid}.sock");
+    let t0 = Instant::now();
+    while !Path::new(&socket).exists() && t0.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(Path::new(&socket).exists(), "the recorder listens");
+    // SIGKILL: the recorder cannot remove its socket.
+    let (code, _) = rec.stop(libc::SIGKILL).unwrap();
+    assert_eq!(code, -1, "killed by a signal");
+    assert!(
+        Path::new(&socket).exists(),
+        "a killed recorder leaves its socket"
+    );
+    let reply = Command::new(binary().unwrap())
+        .args(["trigger", "--pid", &pid.to_string()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&reply.stderr);
+    // Nobody answered (exit 1), the dead recorder's socket is gone and not reported as a
+    // connection failure.
+    assert_eq!(reply.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("no running flight recorder answered"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("cannot connect"), "{stderr}");
+    assert!(!Path::new(&socket).exists());
+}

@@ -4,7 +4,7 @@
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::time::Duration;
-use tcptape_e2e::netns::{spawn_in, Pair};
+use tcptape_e2e::netns::{link_counter, spawn_in, Pair};
 use tcptape_e2e::recorder::{binary, RecorderProcess};
 use tcptape_e2e::recording::load;
 use tcptape_e2e::{should_run, traffic};
@@ -357,16 +357,6 @@ fn a_terminal_gets_the_live_view_and_a_pipe_only_the_summary() {
     assert!(!log.contains("events/s"), "{log}");
 }
 
-/// Packets an interface has sent, from its counter inside `ns`.
-fn tx_packets(ns: &str, dev: &str) -> u64 {
-    let path = format!("/sys/class/net/{dev}/statistics/tx_packets");
-    tcptape_e2e::netns::run_in(ns, "cat", &[&path])
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
-}
-
 #[test]
 fn check_cost_measures_the_packet_rate_the_interfaces_count() {
     if !should_run("check_cost_measures_the_packet_rate_the_interfaces_count") {
@@ -388,10 +378,12 @@ fn check_cost_measures_the_packet_rate_the_interfaces_count() {
     let (a, b) = (pair.a.clone(), pair.b.clone());
     let counted = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_secs(2));
-        let n0 = tx_packets(&a, "va") + tx_packets(&b, "vb");
+        let n0 = link_counter(&a, "va", "tx_packets").unwrap()
+            + link_counter(&b, "vb", "tx_packets").unwrap();
         let t0 = std::time::Instant::now();
         std::thread::sleep(Duration::from_secs(3));
-        let n1 = tx_packets(&a, "va") + tx_packets(&b, "vb");
+        let n1 = link_counter(&a, "va", "tx_packets").unwrap()
+            + link_counter(&b, "vb", "tx_packets").unwrap();
         (n1 - n0) as f64 / t0.elapsed().as_secs_f64()
     });
     let out = Command::new(binary().unwrap())

@@ -124,10 +124,7 @@ pub fn differences(base: &RecordingMeta, cand: &RecordingMeta) -> Vec<EnvDiffere
             chosen(cand, stage),
         );
     }
-    let sampling = |m: &RecordingMeta| match m.sampling.one_in {
-        0 | 1 => "every flow".to_string(),
-        n => format!("1 in {n} flows"),
-    };
+    let sampling = |m: &RecordingMeta| m.sampling.describe();
     push(&mut out, "sampling", sampling(base), sampling(cand));
     push(&mut out, "source", base.source.clone(), cand.source.clone());
     out

@@ -15,6 +15,11 @@ pub fn by_reason(tcp: LazyFrame) -> LazyFrame {
         )
 }
 
+/// Each drop's `ts_ns`, for estimates scaled by the sampling in force at its time.
+pub fn times(tcp: LazyFrame) -> LazyFrame {
+    tcp.filter(is_stage(Stage::Drop)).select([col("ts_ns")])
+}
+
 /// Drops per flow, most first.
 pub fn per_flow(tcp: LazyFrame) -> LazyFrame {
     tcp.filter(is_stage(Stage::Drop))

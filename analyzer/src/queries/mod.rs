@@ -11,6 +11,7 @@ pub mod frame;
 pub mod journey_input;
 pub mod lifecycle;
 pub mod retransmits;
+pub mod sampled_counts;
 pub mod samples;
 pub mod scan;
 pub mod select;

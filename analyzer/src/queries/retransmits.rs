@@ -36,6 +36,14 @@ pub fn totals(tcp: LazyFrame) -> LazyFrame {
     ])
 }
 
+/// Each sent retransmission's `ts_ns` and `segs`, for estimates scaled by the sampling in force
+/// at its time.
+pub fn sent_each(tcp: LazyFrame) -> LazyFrame {
+    retransmits(tcp)
+        .filter(sent())
+        .select([col("ts_ns"), col("segs")])
+}
+
 /// Sent segments and attempts per congestion-avoidance state (`loss`, `recovery`, ...).
 pub fn by_ca_state(tcp: LazyFrame) -> LazyFrame {
     retransmits(tcp)

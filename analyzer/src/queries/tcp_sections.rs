@@ -4,10 +4,12 @@
 
 use crate::queries::frame::{bools, collect, flows, i64s, joined_lists, strs, u64s};
 use crate::queries::journey_input::WriteFrame;
+use crate::queries::sampled_counts::scaled;
 use crate::queries::{self, scan, select::Selection};
 use crate::report::model::*;
 use polars::prelude::*;
 use std::collections::HashMap;
+use tcptape_common::metadata::Sampling;
 use tcptape_common::Stage;
 
 fn rel(t: Option<u64>, start: u64) -> u64 {
@@ -17,13 +19,13 @@ fn rel(t: Option<u64>, start: u64) -> u64 {
 /// Builds the TCP sections of the selected events of `files`, and counts the events read that
 /// are not hops (the TCP stages; and `rx_app`, which is both); `writes` are the selected
 /// `tx_sendmsg` events, `start` the recordings' start, `span_ns` the time covered, `sampling`
-/// the flow sampling (1 in N) and `events` asks for retransmissions and drops one by one.
+/// the flow sampling in force over time and `events` asks for retransmissions and drops one by one.
 pub fn build(
     files: &[std::path::PathBuf],
     sel: &Selection,
     writes: &WriteFrame,
     (start, span_ns): (u64, u64),
-    sampling: u32,
+    sampling: &Sampling,
     events: bool,
 ) -> anyhow::Result<(TcpSections, u64)> {
     let writes = &writes.0;
@@ -143,7 +145,11 @@ pub fn build(
         state_transitions,
         drops,
         drops_total,
-        drops_estimated: (sampling > 1).then_some(drops_total * sampling as u64),
+        drops_estimated: scaled(
+            &collect(queries::drops::times(tcp.clone().lazy()))?,
+            None,
+            sampling,
+        )?,
         throughput_tx,
         throughput_rx,
         buffer_pressure,
@@ -156,7 +162,7 @@ pub fn build(
     Ok((sections, tcp.height() as u64 - snapshot_hops))
 }
 
-fn retransmits(tcp: &DataFrame, start: u64, sampling: u32) -> anyhow::Result<Retransmits> {
+fn retransmits(tcp: &DataFrame, start: u64, sampling: &Sampling) -> anyhow::Result<Retransmits> {
     use queries::retransmits as q;
     let t = collect(q::totals(tcp.clone().lazy()))?;
     let one = |c: &str| -> anyhow::Result<u64> {
@@ -226,7 +232,11 @@ fn retransmits(tcp: &DataFrame, start: u64, sampling: u32) -> anyhow::Result<Ret
         failed_attempts: one("failed_attempts")?,
         failed_segments: one("failed_segments")?,
         kernel_counted_segments: one("kernel_counted_segments")?,
-        estimated_segments: (sampling > 1).then_some(segments * sampling as u64),
+        estimated_segments: scaled(
+            &collect(q::sent_each(tcp.clone().lazy()))?,
+            Some("segs"),
+            sampling,
+        )?,
         by_ca_state,
         failed_by_err,
         per_flow,

@@ -17,6 +17,7 @@ use crate::progress::Steps;
 use crate::queries::journey_input::scans;
 use crate::queries::select::Selection;
 use crate::report::model::*;
+use tcptape_common::metadata::Sampling;
 use tcptape_common::metadata::{Lost, RecordingMeta};
 use tcptape_common::{Recording, Stage};
 
@@ -60,11 +61,7 @@ pub fn build_with_journeys(
     let span_ns = to_ns.saturating_sub(from_ns).max(1);
     let files: Vec<_> = recs.iter().flat_map(|r| r.files()).collect();
     let lost: u64 = metas.iter().map(|m| m.lost.total()).sum();
-    let sampling = metas
-        .iter()
-        .map(|m| m.sampling.one_in.max(1))
-        .max()
-        .unwrap_or(1);
+    let sampling = Sampling::merged(metas.iter().map(|m| &m.sampling));
 
     steps.step("building journeys");
     let (hops, writes) = scans(&files, sel)?;
@@ -73,6 +70,7 @@ pub fn build_with_journeys(
     std::thread::scope(|scope| {
         let (sent, received) = std::sync::mpsc::sync_channel(1);
         let files = &files;
+        let sampling = &sampling;
         let tcp = scope.spawn(move || {
             let writes = writes.collect();
             let columns = writes.as_ref().map_err(|e| anyhow::anyhow!("{e:#}"));
@@ -114,6 +112,7 @@ pub fn build_with_journeys(
         // rx_app events are in both frames.
         let events = (j.hop_events() + writes.height()) as u64 + tcp_events - rx_app;
 
+        let estimated = crate::queries::sampled_counts::per_stage(files, sel, sampling)?;
         steps.step("done");
         let mut notes = Vec::new();
         if lost > 0 {
@@ -122,10 +121,11 @@ pub fn build_with_journeys(
              missing a hop are counted incomplete rather than measured"
             ));
         }
-        if sampling > 1 {
+        if sampling.sampled() {
             notes.push(format!(
-                "flows were sampled 1 in {sampling}: counts are of the sampled flows; \
-             estimated totals are scaled by {sampling}"
+                "flows were sampled, {}: counts are of the sampled flows; estimated totals \
+                 scale each event by the sampling in force at its time",
+                sampling.describe()
             ));
         }
         for (r, m) in recs.iter().zip(&metas) {
@@ -179,7 +179,7 @@ pub fn build_with_journeys(
                     source: m.source.clone(),
                     kernel: m.kernel_release.clone(),
                     lost_events: m.lost.total(),
-                    sampling_one_in: m.sampling.one_in.max(1),
+                    sampling_one_in: m.sampling.max_one_in(),
                     closed: r.closed(),
                 })
                 .collect(),
@@ -189,7 +189,8 @@ pub fn build_with_journeys(
             events,
             lost_events: lost,
             lost: merged_losses(&metas),
-            sampling_one_in: sampling,
+            sampling_one_in: sampling.max_one_in(),
+            sampling: sampling.clone(),
             notes,
             stages_recorded: j
                 .stages
@@ -197,10 +198,12 @@ pub fn build_with_journeys(
                 .map(|(s, n)| StageCount {
                     stage: s.name().to_string(),
                     events: *n,
+                    estimated: estimated.get(s).copied(),
                 })
                 .chain((writes.height() > 0).then(|| StageCount {
                     stage: Stage::TxSendmsg.name().to_string(),
                     events: writes.height() as u64,
+                    estimated: estimated.get(&Stage::TxSendmsg).copied(),
                 }))
                 .collect(),
             journeys: j.counts.clone(),

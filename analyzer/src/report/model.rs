@@ -309,6 +309,10 @@ pub struct StageCount {
     pub stage: String,
     /// Events.
     pub events: u64,
+    /// Events before flow sampling, estimated: each event scaled by the sampling in force at
+    /// its time (present only when some flows were left out).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub estimated: Option<u64>,
 }
 
 /// One recording that went into a report.
@@ -352,8 +356,12 @@ pub struct Report {
     /// Where they were lost, summed over the recordings (ring buffer per CPU, writer queue,
     /// skipped program runs per stage).
     pub lost: tcptape_common::metadata::Lost,
-    /// Flow sampling of the recordings (1 = every flow; N: counts are of 1 flow in N).
+    /// The sparsest flow sampling in force (1 = every flow throughout; N: counts are of 1 flow
+    /// in N at least part of the time).
     pub sampling_one_in: u32,
+    /// The sampling in force over time (`--sample`, and under `--budget` its steps): what the
+    /// estimates are scaled by.
+    pub sampling: tcptape_common::metadata::Sampling,
     /// Caveats about the figures (lost events, sampling, unfinished recordings).
     pub notes: Vec<String>,
     /// Hop stages recorded, with event counts.

@@ -51,6 +51,9 @@ const volatile __u32 targ_ifindex_netns = 0;
 const volatile __u32 targ_stages = ~0U;
 /* Keep 1 flow in `targ_sample` (1 = all). */
 const volatile __u32 targ_sample = 1;
+/* Non-zero when the recorder adjusts the sampling while it runs (`--budget`): the threshold is
+ * then read from KEEP_BELOW on every event instead of being fixed at load. */
+const volatile __u32 targ_adaptive = 0;
 /* Wake the reader once this many bytes wait in a CPU's ring (the reader also polls on a timer). */
 const volatile __u64 wake_bytes = 1 << 20;
 
@@ -77,6 +80,17 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } SEEN SEC(".maps");
+
+/* The flows kept while `targ_adaptive`: those whose flow hash is below this value (1 << 32 keeps
+ * every flow). A threshold rather than a modulus, so that the flows kept at a lower rate are a
+ * subset of those kept at a higher one and a flow keeps its place as the rate changes. Written by
+ * the recorder only. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} KEEP_BELOW SEC(".maps");
 
 /* Each CPU's staged events (see struct tcptape_batches in event.h). */
 struct {
@@ -702,8 +716,14 @@ static __always_inline bool admit(__u8 kind, const struct flow *f, struct scope 
 		return false;
 	count(&SEEN, kind, 1);
 	/* h * N / 2^32 is uniform in [0, N) like h % N, without a division on every event. */
-	if (targ_sample > 1 && ((__u64)h * targ_sample) >> 32 != 0)
+	if (targ_adaptive) {
+		__u32 zero = 0;
+		__u64 *below = bpf_map_lookup_elem(&KEEP_BELOW, &zero);
+		if (below && (__u64)h >= *below)
+			return false;
+	} else if (targ_sample > 1 && ((__u64)h * targ_sample) >> 32 != 0) {
 		return false;
+	}
 	if (!scoped)
 		scope_read(sc, sk, dev, task, direct);
 	return true;

@@ -84,10 +84,10 @@ pub fn sections(r: &Report, limit: usize) -> Vec<Block> {
         format!("lost events  {}", lost_line(r)),
         format!(
             "sampling     {}",
-            if r.sampling_one_in <= 1 {
-                "every flow".to_string()
+            if r.sampling.sampled() {
+                format!("{} (estimates scaled)", r.sampling.describe())
             } else {
-                format!("1 in {} flows (estimates scaled)", r.sampling_one_in)
+                r.sampling.describe()
             }
         ),
         format!(
@@ -103,7 +103,10 @@ pub fn sections(r: &Report, limit: usize) -> Vec<Block> {
             "stages       {}",
             r.stages_recorded
                 .iter()
-                .map(|s| format!("{} ({})", s.stage, s.events))
+                .map(|s| match s.estimated {
+                    Some(e) => format!("{} ({}, est. {e})", s.stage, s.events),
+                    None => format!("{} ({})", s.stage, s.events),
+                })
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
