@@ -393,6 +393,13 @@ fn a_load_five_times_the_budget_is_recorded_within_it_and_estimated_within_ten_p
         .find(|s| s["stage"] == "tx_driver")
         .expect("tx_driver counted");
     let est_packets = driver["estimated"].as_u64().expect("an estimate");
+    // The kernel's count before sampling, beside it: every packet but a few ARP and
+    // neighbour-discovery ones.
+    let kernel_packets = driver["kernel"].as_u64().expect("the kernel's count");
+    assert!(
+        kernel_packets <= packets_sent && kernel_packets + 50 >= packets_sent,
+        "the kernel counted {kernel_packets} tx_driver events, the interfaces {packets_sent}"
+    );
     let est_retrans = rep["retransmits"]["estimated_segments"]
         .as_u64()
         .expect("an estimate");

@@ -122,6 +122,14 @@ impl Selection {
         p
     }
 
+    /// True when every event is selected (whatever latency rows are shown).
+    pub fn is_whole(&self) -> bool {
+        self.ports.is_empty()
+            && self.flows.is_empty()
+            && self.from_ns.is_none()
+            && self.to_ns.is_none()
+    }
+
     /// True when a latency row between these stages is shown.
     pub fn shows(&self, from: &str, to: &str) -> bool {
         self.stages.is_empty()

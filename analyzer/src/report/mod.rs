@@ -113,6 +113,12 @@ pub fn build_with_journeys(
         let events = (j.hop_events() + writes.height()) as u64 + tcp_events - rx_app;
 
         let estimated = crate::queries::sampled_counts::per_stage(files, sel, sampling)?;
+        // The kernel's own counts cover whole recordings: shown beside the estimates when
+        // nothing narrows the events.
+        let kernel_count = |s: Stage| -> Option<u64> {
+            (sampling.sampled() && sel.is_whole())
+                .then(|| metas.iter().filter_map(|m| m.seen.get(s.name())).sum())
+        };
         steps.step("done");
         let mut notes = Vec::new();
         if lost > 0 {
@@ -124,7 +130,8 @@ pub fn build_with_journeys(
         if sampling.sampled() {
             notes.push(format!(
                 "flows were sampled, {}: counts are of the sampled flows; estimated totals \
-                 scale each event by the sampling in force at its time",
+                 scale each event by the sampling in force at its time (with few flows they \
+                 vary with which were kept; the kernel's per-stage counts are exact)",
                 sampling.describe()
             ));
         }
@@ -199,11 +206,13 @@ pub fn build_with_journeys(
                     stage: s.name().to_string(),
                     events: *n,
                     estimated: estimated.get(s).copied(),
+                    kernel: kernel_count(*s),
                 })
                 .chain((writes.height() > 0).then(|| StageCount {
                     stage: Stage::TxSendmsg.name().to_string(),
                     events: writes.height() as u64,
                     estimated: estimated.get(&Stage::TxSendmsg).copied(),
+                    kernel: kernel_count(Stage::TxSendmsg),
                 }))
                 .collect(),
             journeys: j.counts.clone(),

@@ -313,6 +313,10 @@ pub struct StageCount {
     /// its time (present only when some flows were left out).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub estimated: Option<u64>,
+    /// Events the kernel counted at this stage before sampling: exact, where `estimated` is
+    /// not (present only when some flows were left out and every event is selected).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<u64>,
 }
 
 /// One recording that went into a report.

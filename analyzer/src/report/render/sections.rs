@@ -103,9 +103,10 @@ pub fn sections(r: &Report, limit: usize) -> Vec<Block> {
             "stages       {}",
             r.stages_recorded
                 .iter()
-                .map(|s| match s.estimated {
-                    Some(e) => format!("{} ({}, est. {e})", s.stage, s.events),
-                    None => format!("{} ({})", s.stage, s.events),
+                .map(|s| match (s.estimated, s.kernel) {
+                    (Some(e), Some(k)) => format!("{} ({}, est. {e}, kernel {k})", s.stage, s.events),
+                    (Some(e), None) => format!("{} ({}, est. {e})", s.stage, s.events),
+                    _ => format!("{} ({})", s.stage, s.events),
                 })
                 .collect::<Vec<_>>()
                 .join(", ")
