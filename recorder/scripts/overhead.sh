@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Overhead of recording: bulk TCP throughput (iperf3) between two network namespaces over veth,
-# without recording, while recording every stage, and while recording with --sample 100,
-# interleaved in one run; plus the recorder's sustained events/s, lost events and CPU time per
-# million events. Root needed; iperf3 from apt.
+# without recording, while recording every stage of every flow (--budget off), with --sample 100,
+# and under the default --budget, interleaved in one run; plus the recorder's sustained events/s,
+# lost events and CPU time per million events. Root needed; iperf3 from apt.
 #
 #   recorder/scripts/overhead.sh [SECONDS_PER_RUN] [ROUNDS]     (defaults: 5 s, 3 rounds)
 #
@@ -109,8 +109,9 @@ hooks_only() {
 
 for ((i = 1; i <= rounds; i++)); do
     throughput >> "$work/base"
-    recorded all >> "$work/all"
-    recorded sampled --sample 100 >> "$work/sampled"
+    recorded all --budget off >> "$work/all"
+    recorded sampled --sample 100 --budget off >> "$work/sampled"
+    recorded budget >> "$work/budget"
     if [[ -n "${OVERHEAD_STAGES:-}" ]]; then
         recorded stages --stage "$OVERHEAD_STAGES" >> "$work/stages"
     fi
@@ -123,13 +124,14 @@ python3 - "$work" "$secs" "${OVERHEAD_STAGES:-}" <<'PY'
 import statistics, sys, os
 work, secs, stages = sys.argv[1], float(sys.argv[2]), sys.argv[3]
 def ints(name): return [int(x) for x in open(os.path.join(work, name)).read().split()]
-base, full, samp = ints("base"), ints("all"), ints("sampled")
+base, full, samp, budg = ints("base"), ints("all"), ints("sampled"), ints("budget")
 med = statistics.median
 print(f"iperf3 over veth, {len(base)} interleaved rounds of {secs:.0f} s, median Gbit/s:")
 print(f"  not recording            {med(base)/1e9:7.2f}")
 print(f"  recording all stages     {med(full)/1e9:7.2f}   ratio {med(full)/med(base):.3f}")
 print(f"  recording --sample 100   {med(samp)/1e9:7.2f}   ratio {med(samp)/med(base):.3f}")
-modes = ["all", "sampled"]
+print(f"  recording, default budget {med(budg)/1e9:6.2f}   ratio {med(budg)/med(base):.3f}")
+modes = ["all", "sampled", "budget"]
 if stages:
     st = ints("stages")
     label = f"recording --stage {stages}"
