@@ -16,6 +16,10 @@
 # on this host to be called at those points, before it does any work. No recorder can do better.
 #
 # OVERHEAD_STAGES=LIST adds a run recording only those stages (`--stage LIST`, e.g. `tcp`).
+#
+# OVERHEAD_RR=1 adds, after the bulk rounds, as many rounds of a 64-byte TCP ping-pong (sockperf,
+# full round trips) over the same veth: not recording, all stages, --sample 100 (and the floor
+# with OVERHEAD_FLOOR=1), interleaved; the median round trip of each and what each adds.
 set -euo pipefail
 
 secs="${1:-5}"; rounds="${2:-3}"
@@ -34,6 +38,7 @@ ns_a="ttb$$-a"; ns_b="ttb$$-b"
 cleanup() {
     [[ -n "${rec_pid:-}" ]] && kill "$rec_pid" 2>/dev/null || true
     [[ -n "${srv_pid:-}" ]] && kill "$srv_pid" 2>/dev/null || true
+    [[ -n "${rr_pid:-}" ]] && kill "$rr_pid" 2>/dev/null || true
     ip netns del "$ns_a" 2>/dev/null || true
     ip netns del "$ns_b" 2>/dev/null || true
     rm -rf "$work"
@@ -48,6 +53,11 @@ for ns in "$ns_a" "$ns_b"; do ip -n "$ns" link set lo up; done
 ip -n "$ns_a" link set va up; ip -n "$ns_b" link set vb up
 ip netns exec "$ns_b" iperf3 -s -B 10.200.251.2 -p 5201 > /dev/null 2>&1 &
 srv_pid=$!
+if [[ "${OVERHEAD_RR:-0}" == 1 ]]; then
+    command -v sockperf > /dev/null || { echo "OVERHEAD_RR=1 needs sockperf (apt install sockperf)" >&2; exit 1; }
+    ip netns exec "$ns_b" sockperf sr --tcp -i 10.200.251.2 -p 11111 > /dev/null 2>&1 &
+    rr_pid=$!
+fi
 sleep 0.5
 
 # wait_for PATTERN LOG: until the program started as $rec_pid prints PATTERN; its log and exit 1
@@ -65,14 +75,24 @@ throughput() {
         | python3 -c 'import json,sys; print(int(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]))'
 }
 
-# recorded MODE ARGS...: throughput while recording; appends recorder figures to $work/MODE.
+# round_trip: prints the median round trip, in ns, of a 64-byte TCP ping-pong for $secs.
+round_trip() {
+    ip netns exec "$ns_a" sockperf pp --tcp --full-rtt -i 10.200.251.2 -p 11111 -t "$secs" -m 64 2>&1 \
+        | sed -n 's/.*percentile 50.000 = *\([0-9.]*\).*/\1/p' \
+        | python3 -c 'import sys; print(int(float(sys.stdin.read()) * 1000))'
+}
+
+# What recorded and hooks_only measure: throughput, or round_trip for the ping-pong rounds.
+measure=throughput
+
+# recorded MODE ARGS...: $measure while recording; appends recorder figures to $work/MODE.
 recorded() {
     local mode="$1"; shift
     local out="$work/$mode-$RANDOM"
     "$rec" -o "$out" -v --segment-secs 2 "$@" 2> "$out.log" &
     rec_pid=$!
     wait_for '^recording ' "$out.log"
-    local bps; bps="$(throughput)"
+    local bps; bps="$($measure)"
     kill -INT "$rec_pid"; wait "$rec_pid"; rec_pid=
     # "wrote N events to ... ; L lost" and "recorder CPU time: C s for N events (P s per million)"
     local events lost cpu
@@ -103,7 +123,7 @@ hooks_only() {
     "$target/release/examples/hooks_floor" "$work/hooks_floor.o" 2> "$work/floor.log" &
     rec_pid=$!
     wait_for '^attached ' "$work/floor.log"
-    throughput
+    $measure
     kill "$rec_pid"; wait "$rec_pid" 2>/dev/null || true; rec_pid=
 }
 
@@ -119,6 +139,16 @@ for ((i = 1; i <= rounds; i++)); do
     if [[ "${OVERHEAD_FLOOR:-0}" == 1 ]]; then hooks_only >> "$work/floor"; fi
     echo "round $i/$rounds done" >&2
 done
+if [[ "${OVERHEAD_RR:-0}" == 1 ]]; then
+    measure=round_trip
+    for ((i = 1; i <= rounds; i++)); do
+        round_trip >> "$work/rr_base"
+        recorded rr_all --budget off >> "$work/rr_all"
+        recorded rr_sampled --sample 100 --budget off >> "$work/rr_sampled"
+        if [[ "${OVERHEAD_FLOOR:-0}" == 1 ]]; then hooks_only >> "$work/rr_floor"; fi
+        echo "ping-pong round $i/$rounds done" >&2
+    done
+fi
 
 python3 - "$work" "$secs" "${OVERHEAD_STAGES:-}" <<'PY'
 import statistics, sys, os
@@ -145,6 +175,23 @@ if os.path.exists(os.path.join(work, "floor")):
     floor = ints("floor")
     print(f"  programs that return at once, at the same tracepoints (floor) "
           f"{med(floor)/1e9:7.2f}   ratio {med(floor)/med(base):.3f}")
+if os.path.exists(os.path.join(work, "rr_base")):
+    rb = med(ints("rr_base"))
+    print(f"64-byte TCP ping-pong over veth (sockperf), {len(ints('rr_base'))} interleaved rounds "
+          f"of {secs:.0f} s, median round trip:")
+    print(f"  not recording            {rb/1e3:7.2f} µs")
+    floor_added = None
+    if os.path.exists(os.path.join(work, "rr_floor")):
+        floor_added = med(ints("rr_floor")) - rb
+    for name, label in [("rr_floor", "floor (programs that return at once)"),
+                        ("rr_all", "recording all stages"), ("rr_sampled", "recording --sample 100")]:
+        if not os.path.exists(os.path.join(work, name)):
+            continue
+        m = med(ints(name))
+        # A ratio only means something when the floor adds time.
+        vs = (f"   {(m - rb) / floor_added:.2f} × the floor's"
+              if floor_added and floor_added > 0 and name != "rr_floor" else "")
+        print(f"  {label:<38} {m/1e3:7.2f} µs   {(m - rb)/1e3:+.2f} µs{vs}")
 for mode in modes:
     rows = [l.split() for l in open(os.path.join(work, mode + ".rec"))]
     ev = [int(r[0]) for r in rows]; lost = [int(r[1]) for r in rows]; cpu = [float(r[2]) for r in rows]
