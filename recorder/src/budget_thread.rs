@@ -36,6 +36,8 @@ pub struct BudgetShared {
     /// Rates set in force and not yet handed to the writer.
     steps: Mutex<Vec<SamplingStep>>,
     stop: AtomicBool,
+    /// The sparsest rate set in force so far (1 in N).
+    sparsest: std::sync::atomic::AtomicU32,
     /// Why the threshold could not be changed, once.
     failure: Mutex<Option<String>>,
 }
@@ -44,6 +46,12 @@ impl BudgetShared {
     /// The rates set in force since the last call.
     pub fn take_steps(&self) -> Vec<SamplingStep> {
         std::mem::take(&mut *self.steps.lock().expect("never poisoned"))
+    }
+
+    /// The sparsest rate the budget set in force (1 in N; the fixed `--sample` when it never
+    /// had to).
+    pub fn sparsest(&self) -> u32 {
+        self.sparsest.load(Ordering::Relaxed)
     }
 
     /// Why the budget stopped being held, if it did (once).
@@ -66,6 +74,7 @@ impl BudgetThread {
         stages: Vec<Stage>,
     ) -> std::io::Result<BudgetThread> {
         let shared = Arc::new(BudgetShared::default());
+        shared.sparsest.store(control.one_in(), Ordering::Relaxed);
         shared
             .steps
             .lock()
@@ -91,6 +100,7 @@ impl BudgetThread {
                         *s.failure.lock().expect("never poisoned") = Some(e.to_string());
                         return;
                     }
+                    s.sparsest.fetch_max(control.one_in(), Ordering::Relaxed);
                     s.steps
                         .lock()
                         .expect("never poisoned")

@@ -276,9 +276,10 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<()> {
         }),
         budget.as_ref().map(|b| b.shared().as_ref()),
     ));
-    if let Some(b) = budget {
-        b.stop();
-    }
+    // The sparsest rate the budget needed, said after the summary when it sampled at all.
+    let budget_sampled = budget
+        .map(|b| b.stop().sparsest())
+        .filter(|&n| n > args.sample);
     let (reason, totals) = match drained {
         Ok(x) => x,
         Err(e) => {
@@ -289,6 +290,12 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<()> {
     let summary = writer.finish(reason)?;
     if say {
         report_summary(&summary, reason, &totals);
+        if let (Some(n), Some(b)) = (budget_sampled, args.budget.0) {
+            tcptape_common::note!(
+                "the rate went over --budget {b} events/s: down to 1 flow in {n} was kept, each \
+                 kept flow whole (`tcptape info` shows when; `tcptape report` scales its counts)"
+            );
+        }
     }
     if args.verbose {
         let cpu = cpu_seconds();
