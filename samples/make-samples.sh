@@ -37,7 +37,7 @@ ip -n "$ns_a" link set va up; ip -n "$ns_b" link set vb up
 # record OUT PORT: starts the recorder and waits until it is recording.
 record() {
     rm -rf "$1"
-    "$rec" -o "$1" --port "$2" 2> "$1.log" &
+    "$rec" -o "$1" --port "$2" --budget off 2> "$1.log" &
     rec_pid=$!
     until grep -q '^recording ' "$1.log" 2>/dev/null; do
         kill -0 "$rec_pid" || { cat "$1.log"; exit 1; }

@@ -376,8 +376,25 @@ mod tests {
         assert_eq!(r.max_size, 1_000_000_000);
         assert_eq!(r.segment_secs, 5);
         assert_eq!(r.sample, 1);
+        assert_eq!(
+            r.budget,
+            crate::sampling_budget::Budget(Some(crate::sampling_budget::DEFAULT_BUDGET))
+        );
+        assert_eq!(crate::sampling_budget::DEFAULT_BUDGET, 100_000);
         assert_eq!(r.duration, None);
         assert_eq!(r.priority, Priority::Idle);
+    }
+
+    #[test]
+    fn budgets_are_given_with_units_or_turned_off() {
+        let b = |v: &str| parse(&["-o", "x", "--budget", v]).map(|c| c.record.budget);
+        assert_eq!(
+            b("50k").unwrap(),
+            crate::sampling_budget::Budget(Some(50_000))
+        );
+        assert_eq!(b("off").unwrap(), crate::sampling_budget::Budget(None));
+        assert!(b("10").is_err());
+        assert!(b("lots").is_err());
     }
 
     #[test]

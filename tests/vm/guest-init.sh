@@ -85,13 +85,18 @@ $IP netns exec A $TC -s qdisc show > $OUT/qdisc-A.txt 2>&1
 
 # One recording: start the recorder, wait until it has attached, run the traffic, stop it.
 # $1 = name, $2... = extra recorder arguments.
+# Every flow: the checks count what the traffic sent (a recorder from before --budget has no
+# such option and records every flow anyway).
+EVERY_FLOW=
+if tcptape-record --help 2>/dev/null | grep -q -- '--budget'; then EVERY_FLOW="--budget off"; fi
+
 record() {
   name=$1
   shift
   d=$OUT/$name
   mkdir -p $d
   say "run $name: tcptape-record $*"
-  tcptape-record -v -o $d/rec.parquet --duration "${RECORD_CAP_SECS}s" "$@" \
+  tcptape-record -v -o $d/rec.parquet --duration "${RECORD_CAP_SECS}s" $EVERY_FLOW "$@" \
     > $d/recorder.out 2> $d/recorder.log &
   rpid=$!
   i=0

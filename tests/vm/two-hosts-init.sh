@@ -101,7 +101,11 @@ counters() {
 }
 
 say "tcptape-record on the test link's traffic"
-tcptape-record -v -o $OUT/rec.parquet --duration "${RECORD_CAP_SECS}s" --port 5001,5002 \
+# Every flow: the checks count what the traffic sent (a recorder from before --budget has no
+# such option and records every flow anyway).
+EVERY_FLOW=
+if tcptape-record --help 2>/dev/null | grep -q -- '--budget'; then EVERY_FLOW="--budget off"; fi
+tcptape-record -v -o $OUT/rec.parquet --duration "${RECORD_CAP_SECS}s" $EVERY_FLOW --port 5001,5002 \
   > $OUT/recorder.out 2> $OUT/recorder.log &
 rpid=$!
 i=0
