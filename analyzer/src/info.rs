@@ -282,6 +282,7 @@ fn write_text(info: &Info, out: &mut impl Write) -> std::io::Result<()> {
     filters.extend(f.pids.iter().map(|p| format!("pid {p}")));
     filters.extend(f.netns.iter().map(|n| format!("netns {n}")));
     filters.extend(f.ifaces.iter().map(|i| format!("iface {i}")));
+    filters.extend(f.cgroups.iter().map(|c| format!("cgroup {c}")));
     if !f.stages.is_empty() {
         filters.push(format!("stages {}", f.stages.join(" ")));
     }

@@ -102,6 +102,10 @@ pub struct Filters {
     /// recordings made before the option existed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stages: Vec<String>,
+    /// Cgroups (`--cgroup`), paths below the cgroup v2 root. Absent from recordings made
+    /// before the option existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cgroups: Vec<String>,
 }
 
 impl Filters {
@@ -515,6 +519,23 @@ pub mod host {
         {
             None
         }
+    }
+
+    /// Where the cgroup v2 hierarchy is mounted on this host (`/sys/fs/cgroup`, or
+    /// `/sys/fs/cgroup/unified` on a hybrid one).
+    pub fn cgroup2_mount() -> Option<std::path::PathBuf> {
+        cgroup2_mount_in(&std::fs::read_to_string("/proc/self/mountinfo").ok()?)
+    }
+
+    /// [`cgroup2_mount`] from a `/proc/self/mountinfo` text.
+    pub fn cgroup2_mount_in(mountinfo: &str) -> Option<std::path::PathBuf> {
+        mountinfo.lines().find_map(|l| {
+            // ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS... - FSTYPE SOURCE SUPER
+            let (left, right) = l.split_once(" - ")?;
+            (right.split_whitespace().next()? == "cgroup2")
+                .then(|| left.split_whitespace().nth(4).map(std::path::PathBuf::from))
+                .flatten()
+        })
     }
 
     /// A sysctl value by its `/proc/sys` path relative part (`net/ipv4/tcp_rmem`).

@@ -78,6 +78,7 @@ fn full_meta() -> RecordingMeta {
         netns: vec![2],
         ifaces: vec!["eth0".into()],
         stages: vec!["rx_app".into(), "retransmit".into()],
+        cgroups: vec!["/system.slice/web.service".into()],
     };
     m.sampling = Sampling {
         one_in: 10,

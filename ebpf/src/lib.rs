@@ -57,4 +57,6 @@ pub mod limits {
     pub const NETNS: usize = 4;
     /// Interfaces (`--iface`).
     pub const IFACES: usize = 8;
+    /// Cgroups (`--cgroup`).
+    pub const CGROUPS: usize = 8;
 }

@@ -52,7 +52,8 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<()> {
                 )
             })?;
     }
-    let filters = KernelFilters::from_args(args, if_index)
+    let cgroup2 = tcptape_common::metadata::host::cgroup2_mount();
+    let filters = KernelFilters::from_args(args, if_index, cgroup2.as_deref())
         .map_err(|e| ExitError::new(exit_code::USAGE, e))?;
     let rings =
         RingLayout::for_host(args.ring_size).map_err(|e| ExitError::new(exit_code::USAGE, e))?;

@@ -89,6 +89,12 @@ pub struct RecordArgs {
     /// Keep only this network namespace, by inode (`stat -L -c %i /proc/PID/ns/net`).
     #[arg(long = "netns", value_name = "INODE")]
     pub netns: Vec<u32>,
+    /// Keep only the flows of sockets in this cgroup (v2) or below it (repeatable): a path below
+    /// the cgroup root as /proc/PID/cgroup shows it (`/system.slice/nginx.service`,
+    /// `/kubepods.slice/…/cri-containerd-ID.scope`), or into its mount. A kept flow is kept whole,
+    /// its packets and the peer's socket on this host included.
+    #[arg(long = "cgroup", value_name = "PATH")]
+    pub cgroups: Vec<String>,
     /// Keep only packets on this interface (repeatable or comma-separated).
     #[arg(long = "iface", value_name = "NAME", value_delimiter = ',')]
     pub ifaces: Vec<String>,

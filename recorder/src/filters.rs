@@ -78,6 +78,8 @@ pub struct KernelFilters {
     pub ifaces: Vec<(String, u32)>,
     /// Inode of the network namespace the interface names were resolved in.
     pub ifaces_netns: u32,
+    /// Cgroups (v2), each with its descendants.
+    pub cgroups: Vec<crate::cgroup_paths::CgroupTarget>,
     /// The stages kept.
     pub stages: StageSelection,
 }
@@ -90,16 +92,19 @@ fn check_count(what: &str, n: usize, max: usize) -> Result<(), String> {
 }
 
 impl KernelFilters {
-    /// Validates the filter arguments; interface names are resolved with `resolve_iface`.
+    /// Validates the filter arguments; interface names are resolved with `resolve_iface`, cgroup
+    /// paths in the hierarchy mounted at `cgroup2` (see [`tcptape_common::metadata::host::cgroup2_mount`]).
     pub fn from_args(
         args: &RecordArgs,
         resolve_iface: impl Fn(&str) -> Option<u32>,
+        cgroup2: Option<&std::path::Path>,
     ) -> Result<KernelFilters, String> {
         check_count("--port", args.ports.len(), limits::PORTS)?;
         check_count("--addr", args.addrs.len(), limits::CIDRS)?;
         check_count("--pid", args.pids.len(), limits::PIDS)?;
         check_count("--netns", args.netns.len(), limits::NETNS)?;
         check_count("--iface", args.ifaces.len(), limits::IFACES)?;
+        check_count("--cgroup", args.cgroups.len(), limits::CGROUPS)?;
         if args.ports.contains(&0) {
             return Err("--port 0 matches nothing; give a port between 1 and 65535".into());
         }
@@ -129,7 +134,13 @@ impl KernelFilters {
                     })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let cgroups = args
+            .cgroups
+            .iter()
+            .map(|c| crate::cgroup_paths::resolve(c, cgroup2))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(KernelFilters {
+            cgroups,
             ports: args.ports.clone(),
             cidrs,
             pids: args.pids.clone(),
@@ -140,9 +151,10 @@ impl KernelFilters {
         })
     }
 
-    /// True when `--pid` or `--iface` is on: they admit flows from any stage's events.
+    /// True when `--pid`, `--iface` or `--cgroup` is on: they admit flows from any stage's
+    /// events.
     pub fn admits_flows(&self) -> bool {
-        !self.pids.is_empty() || !self.ifaces.is_empty()
+        !self.pids.is_empty() || !self.ifaces.is_empty() || !self.cgroups.is_empty()
     }
 
     /// The filters as recording metadata.
@@ -154,7 +166,15 @@ impl KernelFilters {
             netns: self.netns.clone(),
             ifaces: self.ifaces.iter().map(|(n, _)| n.clone()).collect(),
             stages: self.stages.names(),
+            cgroups: self.cgroups.iter().map(|c| c.path.clone()).collect(),
         }
+    }
+
+    /// Ids and depths of the cgroups, for the kernel globals.
+    pub fn cgroup_arrays(&self) -> ([u64; limits::CGROUPS], [u32; limits::CGROUPS]) {
+        let ids: Vec<u64> = self.cgroups.iter().map(|c| c.id).collect();
+        let levels: Vec<u32> = self.cgroups.iter().map(|c| c.level).collect();
+        (pad(&ids), pad(&levels))
     }
 
     /// Fixed-size arrays for the kernel globals, padded with zeros.
@@ -250,25 +270,25 @@ mod tests {
             ports: (1..=9).collect(),
             ..RecordArgs::default()
         };
-        let e = KernelFilters::from_args(&args, |_| Some(1)).unwrap_err();
+        let e = KernelFilters::from_args(&args, |_| Some(1), None).unwrap_err();
         assert!(e.contains("at most 8 --port"), "{e}");
         args.ports = vec![443];
         args.ifaces = vec!["nope0".into()];
-        let e = KernelFilters::from_args(&args, |_| None).unwrap_err();
+        let e = KernelFilters::from_args(&args, |_| None, None).unwrap_err();
         assert!(e.contains("nope0"), "{e}");
-        let f = KernelFilters::from_args(&args, |_| Some(7)).unwrap();
+        let f = KernelFilters::from_args(&args, |_| Some(7), None).unwrap();
         assert_eq!(f.ifindex_array()[0], 7);
         assert_eq!(f.port_array(), [443, 0, 0, 0, 0, 0, 0, 0]);
         assert_eq!(f.to_meta().ifaces, vec!["nope0"]);
         args.ports = vec![0];
-        assert!(KernelFilters::from_args(&args, |_| Some(7)).is_err());
+        assert!(KernelFilters::from_args(&args, |_| Some(7), None).is_err());
         args.ports = vec![443];
         args.pids = vec![0];
-        let e = KernelFilters::from_args(&args, |_| Some(7)).unwrap_err();
+        let e = KernelFilters::from_args(&args, |_| Some(7), None).unwrap_err();
         assert!(e.contains("--pid 0"), "{e}");
         args.pids = vec![1];
         args.netns = vec![0];
-        let e = KernelFilters::from_args(&args, |_| Some(7)).unwrap_err();
+        let e = KernelFilters::from_args(&args, |_| Some(7), None).unwrap_err();
         assert!(e.contains("--netns 0"), "{e}");
     }
 }

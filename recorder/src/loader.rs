@@ -167,6 +167,7 @@ impl AyaLoader {
         let npids = f.pids.len() as u32;
         let nnetns = f.netns.len() as u32;
         let nifindex = f.ifaces.len() as u32;
+        let (cgroup_ids, cgroup_levels) = f.cgroup_arrays();
         let (page_offset_base_at, vmemmap_base_at) = crate::kernel_symbols::page_bases();
         let ebpf = EbpfLoader::new()
             .btf(Some(&btf))
@@ -184,6 +185,9 @@ impl AyaLoader {
             .override_global("targ_nifindex", &nifindex, true)
             .override_global("targ_ifindex", &ifindex, true)
             .override_global("targ_ifindex_netns", &f.ifaces_netns, true)
+            .override_global("targ_ncgroups", &(f.cgroups.len() as u32), true)
+            .override_global("targ_cgroup_ids", &cgroup_ids, true)
+            .override_global("targ_cgroup_levels", &cgroup_levels, true)
             .override_global("targ_stages", &f.stages.mask(), true)
             .override_global("targ_sample", &cfg.sample, true)
             .override_global("targ_adaptive", &(cfg.adaptive as u32), true)

@@ -11,8 +11,9 @@
 //!
 //! Two measures of the rate: the kernel's per-stage counters (before sampling, read at once)
 //! divided by the rate in force predict it within a few tens of milliseconds, before the rings
-//! overflow; the events that actually arrive (late by the staging and the ring) are the truth,
-//! and they differ from the prediction when a few large flows carry the traffic.
+//! overflow, and cut a storm (past twice the budget) in 25 ms; over 200 ms, the larger of that
+//! prediction and the events that actually arrived (late by the staging and the ring; they
+//! differ from the prediction when a few large flows carry the traffic) must stay under it.
 
 use std::time::Duration;
 use tcptape_common::metadata::SamplingStep;
@@ -25,6 +26,9 @@ pub const DEFAULT_BUDGET: u64 = 100_000;
 const FAST_WINDOW: Duration = Duration::from_millis(25);
 /// The window of the events received: longer, as they arrive in batches.
 const SLOW_WINDOW: Duration = Duration::from_millis(200);
+/// Over a fast window, only a rate past this many budgets cuts at once: a burst of a few
+/// milliseconds over the budget is not a reason to keep half the flows.
+const STORM: f64 = 2.0;
 /// The calm spell before the first step down; doubled after each step down that had to be
 /// taken back, up to [`MAX_DOWN_WAIT`], so traffic whose rate doubling would exceed the budget
 /// (a large flow that comes back with the step) does not flap.
@@ -113,6 +117,8 @@ pub struct BudgetControl {
     slow: Mark,
     /// Since when the rate has stayed the same.
     calm: Mark,
+    /// The first slow window after a step has not closed yet.
+    settling: bool,
     down_wait: Duration,
     /// When the last step down was taken.
     last_down: Option<u64>,
@@ -139,6 +145,7 @@ impl BudgetControl {
             fast: start,
             slow: start,
             calm: start,
+            settling: false,
             down_wait: DOWN_WAIT,
             last_down: None,
             steps: Vec::new(),
@@ -189,14 +196,26 @@ impl BudgetControl {
             at_ns: now_ns,
         };
         let one_in = self.one_in();
+        // The rate that counts: over a fast window only a storm (the prediction past
+        // STORM × the budget: the rings would overflow before a slow window closes), over a
+        // slow one the larger of the prediction and what arrived.
         let mut rate = None::<f64>;
         if now_ns - self.fast.at_ns >= FAST_WINDOW.as_nanos() as u64 {
-            rate = Some(self.fast.rates(received, seen, now_ns, one_in).1);
+            let predicted = self.fast.rates(received, seen, now_ns, one_in).1;
+            rate = (predicted > STORM * self.budget as f64).then_some(predicted);
             self.fast = now;
         }
         if now_ns - self.slow.at_ns >= SLOW_WINDOW.as_nanos() as u64 {
-            let actual = self.slow.rates(received, seen, now_ns, one_in).0;
-            rate = Some(rate.map_or(actual, |r| r.max(actual)));
+            let (actual, predicted) = self.slow.rates(received, seen, now_ns, one_in);
+            // Right after a step, events kept before it are still arriving: only the
+            // prediction counts then.
+            let slow = if self.settling {
+                predicted
+            } else {
+                actual.max(predicted)
+            };
+            self.settling = false;
+            rate = Some(rate.map_or(slow, |r| r.max(slow)));
             self.slow = now;
         }
         let rate = rate?;
@@ -228,6 +247,7 @@ impl BudgetControl {
         }
         // The windows start again at the new rate.
         (self.fast, self.slow, self.calm) = (now, now, now);
+        self.settling = true;
         let one_in = self.one_in();
         if self.steps.last().is_some_and(|s| s.one_in == one_in) {
             // Under a coarser --sample the step changed nothing the programs do.
@@ -331,7 +351,10 @@ mod tests {
             changed = c.tick(received, seen, t).map(|_| t);
         }
         assert_eq!(c.one_in(), 8);
-        assert!(changed.unwrap() <= 25 * MS + 200 * MS, "{changed:?}");
+        // Not in the first slow window after the step (events from before it may still be
+        // arriving then), in the second.
+        assert!(changed.unwrap() <= 25 * MS + 400 * MS, "{changed:?}");
+        assert!(changed.unwrap() > 25 * MS + 200 * MS, "{changed:?}");
     }
 
     #[test]
@@ -364,13 +387,18 @@ mod tests {
         let mut c = BudgetControl::new(10_000, 10, 0);
         assert_eq!(c.one_in(), 10);
         assert_eq!(c.threshold(), threshold_of_sample(10));
-        // 150 000/s seen, 15 000/s at 1 in 10: 1.5 times over → 1 in 16.
-        assert_eq!(c.tick(0, 3_750, 25 * MS), Some((1u64 << 32) >> 4));
+        // 150 000/s seen, 15 000/s at 1 in 10: 1.5 times over, no storm: the slow window
+        // cuts it (→ 1 in 16), not the fast one.
+        assert_eq!(c.tick(0, 3_750, 25 * MS), None);
+        assert_eq!(c.tick(0, 30_000, 200 * MS), Some((1u64 << 32) >> 4));
         assert_eq!(c.one_in(), 16);
-        // 640 000/s seen, 40 000/s at 1 in 16: 4 times over → 1 in 64.
-        assert_eq!(c.tick(0, 3_750 + 16_000, 50 * MS), Some((1u64 << 32) >> 6));
+        // 640 000/s seen, 40 000/s at 1 in 16: 4 times over, a storm → 1 in 64 at once.
+        assert_eq!(
+            c.tick(0, 30_000 + 16_000, 225 * MS),
+            Some((1u64 << 32) >> 6)
+        );
         // A long calm: back to 1 in 16, then to --sample's 1 in 10, never below.
-        let (mut t, mut counts) = (50 * MS, (0.0, 19_750.0));
+        let (mut t, mut counts) = (225 * MS, (0.0, 46_000.0));
         run(&mut c, 1_000.0, 10, &mut t, &mut counts);
         assert_eq!(c.one_in(), 10);
         assert_eq!(c.threshold(), threshold_of_sample(10));

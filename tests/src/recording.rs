@@ -155,3 +155,12 @@ pub fn port_pair(r: &Record) -> Option<(u16, u16)> {
     let (a, b) = (r.sport?, r.dport?);
     Some((a.min(b), a.max(b)))
 }
+
+/// The port on the other side of `port` in a row of a connection to or from `port` (a client's
+/// port, for a server's `port`); `None` for other rows and for a listening socket's (port 0).
+pub fn other_port(r: &Record, port: u16) -> Option<u16> {
+    match (r.sport?, r.dport?) {
+        (s, p) | (p, s) if s == port && p != 0 => Some(p),
+        _ => None,
+    }
+}

@@ -29,6 +29,7 @@
 #define MAX_PIDS 8
 #define MAX_NETNS 4
 #define MAX_IFACES 8
+#define MAX_CGROUPS 8
 
 /* Filters, set by the loader (EbpfLoader::override_global). Zero counts mean "no filter". */
 const volatile __u32 targ_nports = 0;
@@ -43,6 +44,10 @@ const volatile __u32 targ_nnetns = 0;
 const volatile __u32 targ_netns[MAX_NETNS] = {};
 const volatile __u32 targ_nifindex = 0;
 const volatile __u32 targ_ifindex[MAX_IFACES] = {};
+/* `--cgroup`: cgroup v2 ids (directory inode numbers) and their depth below the root. */
+const volatile __u32 targ_ncgroups = 0;
+const volatile __u64 targ_cgroup_ids[MAX_CGROUPS] = {};
+const volatile __u32 targ_cgroup_levels[MAX_CGROUPS] = {};
 /* Interface indexes are per network namespace: the namespace the names were resolved in. */
 const volatile __u32 targ_ifindex_netns = 0;
 /* The stages whose events are kept (`--stage`): bit 1 << stage code. The programs of other
@@ -130,6 +135,8 @@ struct {
 #define MARK_PID 1
 /* A flow admitted through `--iface`. */
 #define MARK_IFACE 2
+/* A flow admitted through `--cgroup`: a socket of it belongs to one of the cgroups. */
+#define MARK_CGROUP 4
 
 /* Sockets an event with a matching pid came from (`--pid`), by address: their later events and
  * their packets pass although they carry no pid, before any event of their flow was admitted.
@@ -682,6 +689,64 @@ static __always_inline bool scope_admit(__u8 kind, const struct flow *f, const s
 	return true;
 }
 
+#define TCP_TIME_WAIT 6
+#define TCP_NEW_SYN_RECV 12
+
+/* The id of the socket's cgroup v2 ancestor at depth `level` (itself at its own depth); 0 when
+ * the socket's cgroup is shallower, the socket is not a full one (a request or time-wait socket
+ * has no cgroup) or this kernel keeps the cgroup otherwise. */
+static __always_inline __u64 sock_cgroup_at(struct sock *sk, __u32 level)
+{
+	if (!bpf_core_field_exists(sk->sk_cgrp_data.cgroup) || level > 64)
+		return 0;
+	__u8 state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	if (state == TCP_TIME_WAIT || state == TCP_NEW_SYN_RECV)
+		return 0;
+	struct cgroup *cg = BPF_CORE_READ(sk, sk_cgrp_data.cgroup);
+	if (!cg || BPF_CORE_READ(cg, level) < (int)level)
+		return 0;
+	if (bpf_core_field_exists(cg->ancestors)) {
+		struct cgroup *anc = NULL;
+		void *at = (void *)cg + bpf_core_field_offset(cg->ancestors) + level * sizeof(anc);
+		if (bpf_probe_read_kernel(&anc, sizeof(anc), at) || !anc)
+			return 0;
+		return BPF_CORE_READ(anc, kn, id);
+	}
+	struct cgroup___old *old = (void *)cg;
+	if (bpf_core_field_exists(old->ancestor_ids)) {
+		__u64 id = 0;
+		void *at = (void *)cg + bpf_core_field_offset(old->ancestor_ids) + level * sizeof(id);
+		bpf_probe_read_kernel(&id, sizeof(id), at);
+		return id;
+	}
+	return 0;
+}
+
+/* The `--cgroup` filter: an event whose socket is in one of the cgroups (or below) admits its
+ * flow; any other event passes when its flow was admitted, so a kept flow is kept whole (its
+ * packets before their socket is known, the peer's socket on this host). */
+static __always_inline bool cgroup_admit(__u32 h, struct sock *sk)
+{
+	bool in = false;
+	if (sk) {
+#pragma unroll
+		for (int i = 0; i < MAX_CGROUPS; i++) {
+			if (i < targ_ncgroups && !in && targ_cgroup_ids[i] &&
+			    sock_cgroup_at(sk, targ_cgroup_levels[i]) == targ_cgroup_ids[i])
+				in = true;
+		}
+	}
+	__u8 *marked = bpf_map_lookup_elem(&FLOW_MARKS, &h);
+	__u8 mark = marked ? *marked : 0;
+	if (!in)
+		return mark & MARK_CGROUP;
+	if (!(mark & MARK_CGROUP)) {
+		__u8 m = mark | MARK_CGROUP;
+		bpf_map_update_elem(&FLOW_MARKS, &h, &m, BPF_ANY);
+	}
+	return true;
+}
+
 /* Adds `n` to entry `key` of a per-CPU counter map. */
 static __always_inline void count(void *map, __u32 key, __u64 n)
 {
@@ -711,6 +776,8 @@ static __always_inline bool admit(__u8 kind, const struct flow *f, struct scope 
 	}
 	__u32 h = flow_hash(f);
 	if ((targ_npids || targ_nifindex) && !scope_admit(kind, f, sc, h, owner))
+		return false;
+	if (targ_ncgroups && !cgroup_admit(h, owner ? owner : sk))
 		return false;
 	if (kind >= 32 || !(targ_stages & (1U << kind)))
 		return false;
@@ -906,8 +973,9 @@ static __always_inline int on_packet_seq(__u8 kind, struct sk_buff *skb, enum hd
 		bpf_map_update_elem(&TX_SENT, &key, &sent, BPF_ANY);
 	}
 	struct net_device *dev = RD(direct, skb, dev);
-	/* A transmitted packet's socket, for the pid filter (received packets have none yet). */
-	struct sock *owner = targ_npids ? RD(direct, skb, sk) : NULL;
+	/* A transmitted packet's socket, for the pid and cgroup filters (received packets have none
+	 * yet). */
+	struct sock *owner = (targ_npids || targ_ncgroups) ? RD(direct, skb, sk) : NULL;
 	struct scope sc;
 	if (!admit(kind, &p.flow, &sc, NULL, dev, false, direct, owner))
 		return 0;

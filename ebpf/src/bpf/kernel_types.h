@@ -105,8 +105,34 @@ struct sock_common {
 	} skc_cookie;
 };
 
+/* cgroup v2: a cgroup's id is its kernfs node's id, the inode number of its directory. */
+struct kernfs_node {
+	__u64 id;
+};
+
+struct cgroup {
+	struct kernfs_node *kn;
+	int level;
+	/* Since v6.0 (commit 7f203bc89eb6 "cgroup: Replace cgroup->ancestor_ids[] with
+	 * ->ancestors[]"): the cgroup at each depth from the root down to itself. */
+	struct cgroup *ancestors[];
+};
+
+/* Before v6.0: the ids of the ancestors, at each depth. */
+struct cgroup___old {
+	int level;
+	__u64 ancestor_ids[];
+};
+
+/* Since v5.15 a plain pointer to the socket's cgroup v2 (before, a union with v1 data that
+ * capture.bpf.h leaves alone: the field check fails and the cgroup filter admits by flow). */
+struct sock_cgroup_data {
+	struct cgroup *cgroup;
+};
+
 struct sock {
 	struct sock_common __sk_common;
+	struct sock_cgroup_data sk_cgrp_data;
 	__u16 sk_protocol;
 	int sk_rcvbuf;
 	int sk_sndbuf;

@@ -1,0 +1,166 @@
+//! `--cgroup`: two "containers" (cgroups the test makes, each with a client process moved into
+//! it) send to one server at once; recording with one container's cgroup keeps exactly its
+//! flow, whole (both directions, the server's side, every byte), and nothing of the other's.
+
+use std::ffi::CString;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command};
+use tcptape_e2e::netns::Pair;
+use tcptape_e2e::recorder::record_to_temp;
+use tcptape_e2e::recording::other_port;
+use tcptape_e2e::{should_run, traffic};
+
+const PORT: u16 = 45_211;
+const BYTES: u64 = 300_000;
+
+/// Cgroups made for one test below the cgroup v2 root, removed (deepest first) on drop.
+struct TestCgroups {
+    mount: PathBuf,
+    /// Paths below the root, parents first.
+    made: Vec<String>,
+}
+
+impl TestCgroups {
+    fn new(paths: &[&str]) -> TestCgroups {
+        let mount = tcptape_common::metadata::host::cgroup2_mount().expect("a cgroup v2 hierarchy");
+        let top = format!("tcptape-test-{}", std::process::id());
+        let mut made = vec![format!("/{top}")];
+        made.extend(paths.iter().map(|p| format!("/{top}/{p}")));
+        for p in &made {
+            std::fs::create_dir_all(mount.join(&p[1..])).expect("mkdir in the cgroup hierarchy");
+        }
+        TestCgroups { mount, made }
+    }
+
+    /// The path below the root of the `i`th path given to `new`.
+    fn path(&self, i: usize) -> &str {
+        &self.made[i + 1]
+    }
+
+    /// Starts `ip netns exec NS ARGS...` moved into cgroup `i` before it runs.
+    fn spawn_in(&self, i: usize, ns: &str, args: &[&str]) -> Child {
+        let procs = CString::new(
+            self.mount
+                .join(&self.path(i)[1..])
+                .join("cgroup.procs")
+                .to_str()
+                .unwrap(),
+        )
+        .unwrap();
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", ns]).args(args);
+        // SAFETY: only async-signal-safe calls between fork and exec: "0" moves the writer.
+        unsafe {
+            cmd.pre_exec(move || {
+                let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
+                if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                libc::close(fd);
+                Ok(())
+            });
+        }
+        cmd.spawn().expect("a client process")
+    }
+}
+
+impl Drop for TestCgroups {
+    fn drop(&mut self) {
+        for p in self.made.iter().rev() {
+            let _ = std::fs::remove_dir(self.mount.join(&p[1..]));
+        }
+    }
+}
+
+#[test]
+fn cgroup_filter_keeps_one_containers_flows_whole_and_nothing_of_the_other() {
+    if !should_run("cgroup_filter_keeps_one_containers_flows_whole_and_nothing_of_the_other") {
+        return;
+    }
+    let pair = Pair::new().expect("network namespaces");
+    // Container a's client runs in a cgroup below a's: the filter takes descendants.
+    let cg = TestCgroups::new(&["a", "a/inner", "b"]);
+    let traffic_bin = env!("CARGO_BIN_EXE_tcptape-traffic");
+    let (port, bytes) = (PORT.to_string(), BYTES.to_string());
+    let mut pids = (0u32, 0u32);
+    let r = record_to_temp(None, &["--cgroup", cg.path(0), "--port", &port], || {
+        let listener = traffic::listen_in(&pair.b, &pair.addr_b, PORT).unwrap();
+        let server = std::thread::spawn(move || {
+            traffic::receive(listener, 2, 64 << 10, std::time::Duration::ZERO)
+        });
+        let args = |addr: &str| -> Vec<String> {
+            [traffic_bin, "bulk", addr, &port, &bytes]
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
+        };
+        let a_args = args(&pair.addr_b);
+        let a_args: Vec<&str> = a_args.iter().map(String::as_str).collect();
+        let mut a = cg.spawn_in(1, &pair.a, &a_args);
+        let mut b = cg.spawn_in(2, &pair.a, &a_args);
+        // `ip netns exec` execs the client: the pid is the client's.
+        pids = (a.id(), b.id());
+        assert!(a.wait().unwrap().success(), "client a");
+        assert!(b.wait().unwrap().success(), "client b");
+        assert_eq!(
+            server.join().unwrap().unwrap(),
+            2 * BYTES,
+            "the server read both"
+        );
+    });
+    assert_eq!(r.meta.filters.cgroups, [cg.path(0)]);
+    assert_eq!(r.lost(), 0);
+    // Which connection is a's: the one its process wrote on.
+    let writes: Vec<_> = r.of("tx_sendmsg").collect();
+    assert!(!writes.is_empty(), "a's writes were recorded");
+    assert!(
+        writes.iter().all(|w| w.pid == Some(pids.0)),
+        "only a's writes: {:?}",
+        writes.iter().map(|w| w.pid).collect::<Vec<_>>()
+    );
+    // Other events may carry b's pid: on veth a packet of a's flow can be handled in softirq on
+    // the back of b's system call. Their flow says whose they are, below.
+    let a_port = writes[0].sport.expect("a source port");
+    // Every event is a's flow (the listening socket aside), and the flow is whole: its data
+    // and ACKs through every packet stage, the server's reads, every byte.
+    let client_port = |x: &tcptape_common::record::Record| other_port(x, PORT);
+    let ports: std::collections::BTreeSet<u16> = r.rows.iter().filter_map(client_port).collect();
+    assert!(
+        ports.iter().all(|&p| p == a_port),
+        "flows other than a's ({a_port}): {ports:?}"
+    );
+    for stage in ["tx_driver", "rx_driver", "rx_tcp_est"] {
+        for to_server in [true, false] {
+            assert!(
+                r.of(stage)
+                    .any(|x| client_port(x) == Some(a_port) && (x.dport == Some(PORT)) == to_server),
+                "no {stage} event of a's flow with the server's port as {}",
+                if to_server { "destination" } else { "source" }
+            );
+        }
+    }
+    r.assert_bytes("tx_sendmsg", BYTES);
+    r.assert_bytes("rx_app", BYTES);
+}
+
+#[test]
+fn a_cgroup_that_does_not_exist_is_a_usage_error() {
+    if !should_run("a_cgroup_that_does_not_exist_is_a_usage_error") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(tcptape_e2e::recorder::binary().unwrap())
+        .args(["-o", dir.path().join("r.parquet").to_str().unwrap()])
+        .args(["--cgroup", "/tcptape-no-such-cgroup"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("there is no cgroup") && err.contains("tcptape-no-such-cgroup"),
+        "{err}"
+    );
+    assert!(!dir.path().join("r.parquet").exists());
+}
