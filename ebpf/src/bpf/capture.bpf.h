@@ -755,6 +755,33 @@ static __always_inline void count(void *map, __u32 key, __u64 n)
 		*v += n;
 }
 
+/* True when the sampling in force keeps the flow of hash `h` (every flow without sampling). */
+static __always_inline bool hash_kept(__u32 h)
+{
+	if (targ_adaptive) {
+		__u32 zero = 0;
+		__u64 *below = bpf_map_lookup_elem(&KEEP_BELOW, &zero);
+		return !below || (__u64)h < *below;
+	}
+	/* h * N / 2^32 is uniform in [0, N) like h % N, without a division on every event. */
+	return targ_sample <= 1 || ((__u64)h * targ_sample) >> 32 == 0;
+}
+
+/* The same for a flow, hashing it only when some flows are left out: for work done before
+ * admit() decides (a transmitted packet noted for tx_done), which a flow sampled out does not
+ * need. */
+static __always_inline bool flow_kept(const struct flow *f)
+{
+	if (targ_adaptive) {
+		__u32 zero = 0;
+		__u64 *below = bpf_map_lookup_elem(&KEEP_BELOW, &zero);
+		if (!below || *below > 0xffffffffULL)
+			return true;
+		return (__u64)flow_hash(f) < *below;
+	}
+	return targ_sample <= 1 || hash_kept(flow_hash(f));
+}
+
 /* Filters, counts and samples an event of stage `kind` by its flow, before anything else of the
  * event is read. The scope is read before the decision only when a filter looks at it, and after
  * it otherwise; either way `sc` holds it when this returns true. `owner` is the socket the event
@@ -782,15 +809,8 @@ static __always_inline bool admit(__u8 kind, const struct flow *f, struct scope 
 	if (kind >= 32 || !(targ_stages & (1U << kind)))
 		return false;
 	count(&SEEN, kind, 1);
-	/* h * N / 2^32 is uniform in [0, N) like h % N, without a division on every event. */
-	if (targ_adaptive) {
-		__u32 zero = 0;
-		__u64 *below = bpf_map_lookup_elem(&KEEP_BELOW, &zero);
-		if (below && (__u64)h >= *below)
-			return false;
-	} else if (targ_sample > 1 && ((__u64)h * targ_sample) >> 32 != 0) {
+	if (!hash_kept(h))
 		return false;
-	}
 	if (!scoped)
 		scope_read(sc, sk, dev, task, direct);
 	return true;
@@ -967,7 +987,7 @@ static __always_inline int on_packet_seq(__u8 kind, struct sk_buff *skb, enum hd
 	/* What the driver is handed, for tx_done (only when tx_done is recorded: targ_stages is
 	 * constant, so the verifier drops this otherwise). */
 	if (kind == ST_TX_DRIVER && (targ_stages & (1U << ST_TX_DONE)) && port_match(&p.flow) &&
-	    addr_match(&p.flow)) {
+	    addr_match(&p.flow) && flow_kept(&p.flow)) {
 		__u64 key = (__u64)skb;
 		struct tx_sent sent = { .iif = RD(direct, skb, skb_iif), .seq = p.seq };
 		bpf_map_update_elem(&TX_SENT, &key, &sent, BPF_ANY);
