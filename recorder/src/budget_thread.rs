@@ -38,6 +38,8 @@ pub struct BudgetShared {
     stop: AtomicBool,
     /// The sparsest rate set in force so far (1 in N).
     sparsest: std::sync::atomic::AtomicU32,
+    /// The rate in force now (1 in N).
+    current: std::sync::atomic::AtomicU32,
     /// Why the threshold could not be changed, once.
     failure: Mutex<Option<String>>,
 }
@@ -52,6 +54,11 @@ impl BudgetShared {
     /// had to).
     pub fn sparsest(&self) -> u32 {
         self.sparsest.load(Ordering::Relaxed)
+    }
+
+    /// The rate in force now (1 in N).
+    pub fn current(&self) -> u32 {
+        self.current.load(Ordering::Relaxed)
     }
 
     /// Why the budget stopped being held, if it did (once).
@@ -75,6 +82,7 @@ impl BudgetThread {
     ) -> std::io::Result<BudgetThread> {
         let shared = Arc::new(BudgetShared::default());
         shared.sparsest.store(control.one_in(), Ordering::Relaxed);
+        shared.current.store(control.one_in(), Ordering::Relaxed);
         shared
             .steps
             .lock()
@@ -101,6 +109,7 @@ impl BudgetThread {
                         return;
                     }
                     s.sparsest.fetch_max(control.one_in(), Ordering::Relaxed);
+                    s.current.store(control.one_in(), Ordering::Relaxed);
                     s.steps
                         .lock()
                         .expect("never poisoned")

@@ -349,7 +349,11 @@ pub(crate) async fn drain(
             last_report = Instant::now();
             let p = counters_maps.progress(attached);
             view.update(
-                (received, started.elapsed()),
+                (
+                    received,
+                    started.elapsed(),
+                    budget.map_or(1, BudgetShared::current),
+                ),
                 &stats,
                 p.lost.total(),
                 &p.seen,

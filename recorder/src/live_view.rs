@@ -95,6 +95,8 @@ pub struct Snapshot {
     pub byte_rate: f64,
     /// The busiest connections over the last interval, with events per second.
     pub flows: Vec<(String, f64)>,
+    /// The flow sampling in force (1 in N; 1 = every flow).
+    pub one_in: u32,
 }
 
 /// Time left before the first limit stops the recording, and which; `None` with no limit in
@@ -122,8 +124,13 @@ fn clock(d: Duration) -> String {
 
 /// The view's lines for a snapshot.
 pub fn render(s: &Snapshot, l: &Limits) -> String {
+    let sampled = if s.one_in > 1 {
+        format!(", 1 in {} flows", s.one_in)
+    } else {
+        String::new()
+    };
     let mut out = format!(
-        "{} recorded · {:.0} events/s ({} in all) · {} lost · {} on disk",
+        "{} recorded · {:.0} events/s ({} in all{sampled}) · {} lost · {} on disk",
         clock(s.elapsed),
         s.rate,
         s.events,
@@ -180,10 +187,10 @@ impl LiveView {
     }
 
     /// Redraws with the latest figures: `seen` is the kernel's per-stage count, cumulative;
-    /// `tally` the flows counted since the last redraw.
+    /// `tally` the flows counted since the last redraw; `one_in` the flow sampling in force.
     pub fn update(
         &mut self,
-        (events, elapsed): (u64, Duration),
+        (events, elapsed, one_in): (u64, Duration, u32),
         stats: &WriterStats,
         lost: u64,
         seen: &BTreeMap<String, u64>,
@@ -218,6 +225,7 @@ impl LiveView {
             bytes,
             byte_rate: bytes.saturating_sub(b0) as f64 / dt,
             flows,
+            one_in,
         };
         bar.set_message(render(&snap, &self.limits));
         bar.tick();
@@ -250,6 +258,7 @@ mod tests {
             bytes: 10 << 20,
             byte_rate: (1 << 20) as f64,
             flows: vec![("10.0.0.1:5201 ⇄ 10.0.0.2:40000".into(), 9_000.0)],
+            one_in: 1,
         }
     }
 
@@ -295,6 +304,18 @@ mod tests {
         assert!(lines[0].starts_with("0:00:12 recorded · 10000 events/s (120000 in all) · 3 lost · 10.0 MiB on disk · 0:00:48 left (--duration)"), "{text}");
         assert_eq!(lines[1], "  per stage/s: tx_driver 4000 · rx_app 100");
         assert_eq!(lines[2], "  10.0.0.1:5201 ⇄ 10.0.0.2:40000  9000 events/s");
+        // Under a budget's sampling, the rate in force beside the events.
+        let sampled = Snapshot {
+            one_in: 16,
+            ..snap()
+        };
+        assert!(
+            render(&sampled, &l).starts_with(
+                "0:00:12 recorded · 10000 events/s (120000 in all, 1 in 16 flows) · 3 lost"
+            ),
+            "{}",
+            render(&sampled, &l)
+        );
     }
 
     #[test]
