@@ -282,7 +282,15 @@ fn write_text(info: &Info, out: &mut impl Write) -> std::io::Result<()> {
     filters.extend(f.pids.iter().map(|p| format!("pid {p}")));
     filters.extend(f.netns.iter().map(|n| format!("netns {n}")));
     filters.extend(f.ifaces.iter().map(|i| format!("iface {i}")));
-    filters.extend(f.cgroups.iter().map(|c| format!("cgroup {c}")));
+    // With the workload the path names, when it is in a known layout.
+    filters.extend(
+        f.cgroups
+            .iter()
+            .map(|c| match tcptape_common::cgroup_identity::recognize(c) {
+                Some(id) => format!("cgroup {c} ({})", id.describe()),
+                None => format!("cgroup {c}"),
+            }),
+    );
     if !f.stages.is_empty() {
         filters.push(format!("stages {}", f.stages.join(" ")));
     }

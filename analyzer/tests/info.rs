@@ -220,3 +220,24 @@ fn corrupt_and_foreign_files_give_one_line_and_exit_2() {
         }
     }
 }
+
+#[test]
+fn cgroup_filters_are_shown_with_the_workload_their_path_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cg.parquet");
+    let id = "3f2a9c1b0d4e5f60718293a4b5c6d7e8f90123456789abcdef0123456789abcd";
+    let pod = format!(
+        "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1b4e28ba_2fa1_11d2_883f_0016d3cca427.slice/cri-containerd-{id}.scope"
+    );
+    write(&path, SynthConfig::new(Mix::Bulk, 2_000, 3), |m| {
+        m.filters.cgroups = vec![pod.clone(), "/tcptape-test-1/a".into()];
+    });
+    let out = text(&["info", path.to_str().unwrap()]);
+    assert_eq!(
+        line(&out, "filters"),
+        format!(
+            "filters      cgroup {pod} (containerd container 3f2a9c1b0d4e, Kubernetes pod \
+             1b4e28ba-2fa1-11d2-883f-0016d3cca427, QoS besteffort), cgroup /tcptape-test-1/a"
+        )
+    );
+}

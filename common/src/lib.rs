@@ -18,6 +18,7 @@
 #![deny(missing_docs)]
 
 pub mod anonymize;
+pub mod cgroup_identity;
 pub mod encode;
 pub mod event;
 pub mod metadata;
