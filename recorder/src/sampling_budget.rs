@@ -48,15 +48,6 @@ impl Default for Budget {
     }
 }
 
-impl std::fmt::Display for Budget {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0 {
-            Some(n) => write!(f, "{n}"),
-            None => f.write_str("off"),
-        }
-    }
-}
-
 /// Parses `--budget`: `off`, or events per second with an optional `k` or `M` (`50000`, `50k`).
 pub fn parse_budget(s: &str) -> Result<Budget, String> {
     let t = s.trim();
@@ -156,11 +147,6 @@ impl BudgetControl {
             one_in: c.one_in(),
         });
         c
-    }
-
-    /// The budget, events per second.
-    pub fn budget(&self) -> u64 {
-        self.budget
     }
 
     /// The threshold the programs keep flows below now.
