@@ -168,6 +168,12 @@ impl BatchEncoder {
         let mut state = StringBuilder::with_capacity(n, 0);
         let mut old_state = StringBuilder::with_capacity(n, 0);
         let mut drop_reason = StringBuilder::with_capacity(n, 0);
+        let mut cgroup = UInt64Builder::with_capacity(n);
+        let mut task_cgroup = UInt64Builder::with_capacity(n);
+        let mut ack = UInt32Builder::with_capacity(n);
+        let mut window = UInt16Builder::with_capacity(n);
+        let mut tcp_flags = UInt8Builder::with_capacity(n);
+        let mut tcp_hlen = UInt8Builder::with_capacity(n);
 
         for ev in events {
             let Some(stage) = Stage::from_code(ev.kind) else {
@@ -238,6 +244,13 @@ impl BatchEncoder {
             } else {
                 drop_reason.append_null();
             }
+            cgroup.append_option(ev.has(valid::CGROUP).then_some(ev.cgroup));
+            task_cgroup.append_option(ev.has(valid::TASK_CGROUP).then_some(ev.task_cgroup));
+            let hdr = ev.has(valid::TCP_HDR);
+            ack.append_option(hdr.then_some(ev.ack));
+            window.append_option(hdr.then_some(ev.window));
+            tcp_flags.append_option(hdr.then_some(ev.tcp_flags));
+            tcp_hlen.append_option(hdr.then_some(ev.tcp_hlen));
         }
 
         let [cwnd, ssthresh, srtt, rttvar, snd_wnd, rcv_wnd, packets_out, retrans_out] = tcp;
@@ -272,6 +285,12 @@ impl BatchEncoder {
             Arc::new(state.finish()),
             Arc::new(old_state.finish()),
             Arc::new(drop_reason.finish()),
+            Arc::new(cgroup.finish()),
+            Arc::new(task_cgroup.finish()),
+            Arc::new(ack.finish()),
+            Arc::new(window.finish()),
+            Arc::new(tcp_flags.finish()),
+            Arc::new(tcp_hlen.finish()),
         ];
         RecordBatch::try_new(arrow_schema(), columns)
             .expect("encoder columns match the schema by construction")

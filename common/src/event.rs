@@ -37,8 +37,14 @@ pub mod valid {
     pub const ERR: u32 = 1 << 12;
     /// `segs` holds a segment count (GSO segments of a retransmission).
     pub const SEGS: u32 = 1 << 13;
-    /// Every bit defined in schema version 1.
-    pub const ALL: u32 = (1 << 14) - 1;
+    /// `cgroup` holds the cgroup v2 id of the event's socket.
+    pub const CGROUP: u32 = 1 << 14;
+    /// `task_cgroup` holds the cgroup v2 id of the task the event ran in.
+    pub const TASK_CGROUP: u32 = 1 << 15;
+    /// `ack`, `window`, `tcp_flags` and `tcp_hlen` come from the packet's TCP header.
+    pub const TCP_HDR: u32 = 1 << 16;
+    /// Every bit defined in schema version 2.
+    pub const ALL: u32 = (1 << 17) - 1;
 }
 
 /// `family` value for IPv4 (the kernel's `AF_INET`).
@@ -115,10 +121,22 @@ pub struct RawEvent {
     pub old_state: u8,
     /// Congestion-avoidance state (`TCP_CA_Open` = 0 …).
     pub ca_state: u8,
+    /// cgroup v2 id of the socket (its own cgroup, so softirq events are attributed too).
+    pub cgroup: u64,
+    /// cgroup v2 id of the task the event ran in (process context only).
+    pub task_cgroup: u64,
+    /// TCP acknowledgment number (host order).
+    pub ack: u32,
+    /// TCP window field as on the wire (unscaled, host order).
+    pub window: u16,
+    /// TCP flags byte (FIN 0x01 … CWR 0x80).
+    pub tcp_flags: u8,
+    /// TCP header length in bytes, options included.
+    pub tcp_hlen: u8,
 }
 
 /// Size of [`RawEvent`] in bytes; the C header asserts the same number.
-pub const RAW_EVENT_SIZE: usize = 152;
+pub const RAW_EVENT_SIZE: usize = 176;
 
 const _: () = assert!(size_of::<RawEvent>() == RAW_EVENT_SIZE);
 const _: () = assert!(std::mem::align_of::<RawEvent>() == 8);
@@ -130,6 +148,9 @@ const _: () = assert!(offset_of!(RawEvent, valid) == 136);
 const _: () = assert!(offset_of!(RawEvent, sport) == 140);
 const _: () = assert!(offset_of!(RawEvent, kind) == 148);
 const _: () = assert!(offset_of!(RawEvent, ca_state) == 151);
+const _: () = assert!(offset_of!(RawEvent, cgroup) == 152);
+const _: () = assert!(offset_of!(RawEvent, ack) == 168);
+const _: () = assert!(offset_of!(RawEvent, tcp_hlen) == 175);
 
 /// Every field with its offset, for the cross-language layout test.
 pub const RAW_EVENT_FIELDS: &[(&str, usize)] = &[
@@ -164,6 +185,12 @@ pub const RAW_EVENT_FIELDS: &[(&str, usize)] = &[
     ("state", offset_of!(RawEvent, state)),
     ("old_state", offset_of!(RawEvent, old_state)),
     ("ca_state", offset_of!(RawEvent, ca_state)),
+    ("cgroup", offset_of!(RawEvent, cgroup)),
+    ("task_cgroup", offset_of!(RawEvent, task_cgroup)),
+    ("ack", offset_of!(RawEvent, ack)),
+    ("window", offset_of!(RawEvent, window)),
+    ("tcp_flags", offset_of!(RawEvent, tcp_flags)),
+    ("tcp_hlen", offset_of!(RawEvent, tcp_hlen)),
 ];
 
 // SAFETY: `RawEvent` is `repr(C)`, has no padding (asserted above: the fields add up to the size)
@@ -203,9 +230,9 @@ pub struct RawBatches {
     pub level: [RawBatch; BATCH_LEVELS],
 }
 
-const _: () = assert!(size_of::<RawBatch>() == 2448);
+const _: () = assert!(size_of::<RawBatch>() == 2832);
 const _: () = assert!(offset_of!(RawBatch, events) == 16);
-const _: () = assert!(size_of::<RawBatches>() == 7352);
+const _: () = assert!(size_of::<RawBatches>() == 8504);
 const _: () = assert!(offset_of!(RawBatches, level) == 8);
 
 /// Offsets of the staging structs' fields, for the cross-language layout test: (C struct, field,
@@ -314,6 +341,11 @@ mod tests {
             ("state", 1),
             ("old_state", 1),
             ("ca_state", 1),
+            ("cgroup", 8),
+            ("task_cgroup", 8),
+            ("window", 2),
+            ("tcp_flags", 1),
+            ("tcp_hlen", 1),
         ]
         .into_iter()
         .collect();

@@ -61,6 +61,36 @@ pub struct RecordingMeta {
     /// Parameters of a synthetic recording (`source` = `synth`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub synth: Option<serde_json::Value>,
+    /// The cgroups the `cgroup` and `task_cgroup` columns name, resolved to paths while
+    /// recording (cumulative: a segment names every cgroup seen up to its end).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cgroups: Vec<CgroupName>,
+}
+
+/// A cgroup v2 id with the path it had and the workload the path names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CgroupName {
+    /// The cgroup's id (its directory's inode number).
+    pub id: u64,
+    /// Its path below the cgroup v2 root (`/` for the root); `None` when it was gone before the
+    /// recorder looked it up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// The container, pod or unit the path names, in a layout known to tcptape.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<crate::cgroup_identity::CgroupIdentity>,
+}
+
+impl CgroupName {
+    /// How a report names it: the container or unit when recognised, else the path, else the
+    /// id.
+    pub fn label(&self) -> String {
+        match (&self.identity, &self.path) {
+            (Some(i), _) => i.describe(),
+            (None, Some(p)) => p.clone(),
+            (None, None) => format!("cgroup {} (gone)", self.id),
+        }
+    }
 }
 
 /// The outcome of attaching one stage.
@@ -470,6 +500,7 @@ impl RecordingMeta {
             },
             segment: SegmentInfo::default(),
             synth: None,
+            cgroups: Vec::new(),
         }
     }
 }

@@ -6,7 +6,7 @@
 //! (readers size their buffers from those claims). Errors are one line: `PATH: what is wrong`.
 
 use crate::metadata::{MetaError, RecordingMeta};
-use crate::schema::{arrow_schema, COLUMNS};
+use crate::schema::{arrow_schema, COLUMNS, V1_COLUMNS};
 use arrow_array::RecordBatch;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::{parquet_to_arrow_schema, ProjectionMask};
@@ -192,6 +192,7 @@ impl Recording {
             seen: last.seen.clone(),
             segment: last.segment.clone(),
             sampling,
+            cgroups: last.cgroups.clone(),
             ..first.clone()
         }
     }
@@ -444,10 +445,13 @@ fn check_row_groups(parquet: &ParquetMetaData, data_end: u64) -> Result<(), Stri
 
 fn check_columns(schema: &arrow_schema::Schema) -> Result<(), String> {
     let expected = arrow_schema();
-    for (name, ty, _, _) in COLUMNS {
-        let field = schema
-            .field_with_name(name)
-            .map_err(|_| format!("column '{name}' is missing"))?;
+    for (i, (name, ty, _, _)) in COLUMNS.iter().enumerate() {
+        let field = match schema.field_with_name(name) {
+            Ok(f) => f,
+            // Added in version 2: a version 1 recording has none of them.
+            Err(_) if i >= V1_COLUMNS => continue,
+            Err(_) => return Err(format!("column '{name}' is missing")),
+        };
         if field.data_type() != ty {
             return Err(format!(
                 "column '{name}' is {} (expected {ty})",

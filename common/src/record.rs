@@ -3,7 +3,7 @@
 
 use crate::encode::{ip_from_bytes, EncodeContext};
 use crate::event::{valid, RawEvent, AF_INET, AF_INET6};
-use crate::schema::COLUMNS;
+use crate::schema::{COLUMNS, V1_COLUMNS};
 use crate::stage::Stage;
 use crate::tcp_names::{ca_state_name, tcp_state_name};
 use arrow_array::cast::AsArray;
@@ -101,6 +101,24 @@ pub struct Record {
     /// Drop reason.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drop_reason: Option<String>,
+    /// cgroup v2 id of the socket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<u64>,
+    /// cgroup v2 id of the task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_cgroup: Option<u64>,
+    /// TCP acknowledgment number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ack: Option<u32>,
+    /// TCP window field, unscaled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<u16>,
+    /// TCP flags byte.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp_flags: Option<u8>,
+    /// TCP header bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp_hlen: Option<u8>,
 }
 
 impl Record {
@@ -155,19 +173,29 @@ impl Record {
             drop_reason: ev
                 .has(valid::DROP)
                 .then(|| ctx.drop_reason_name(ev.drop_reason)),
+            cgroup: ev.has(valid::CGROUP).then_some(ev.cgroup),
+            task_cgroup: ev.has(valid::TASK_CGROUP).then_some(ev.task_cgroup),
+            ack: ev.has(valid::TCP_HDR).then_some(ev.ack),
+            window: ev.has(valid::TCP_HDR).then_some(ev.window),
+            tcp_flags: ev.has(valid::TCP_HDR).then_some(ev.tcp_flags),
+            tcp_hlen: ev.has(valid::TCP_HDR).then_some(ev.tcp_hlen),
         })
     }
 
     /// Decodes every row of a batch that has the recording schema's columns (by name, in any
-    /// order; extra columns are ignored).
+    /// order; extra columns are ignored, those version 2 added may be missing: nulls).
     pub fn from_batch(batch: &RecordBatch) -> Result<Vec<Record>, String> {
         let col = |name: &str| {
             batch
                 .column_by_name(name)
                 .ok_or_else(|| format!("column '{name}' is missing"))
         };
-        for (name, ty, _, _) in COLUMNS {
-            let c = col(name)?;
+        for (i, (name, ty, _, _)) in COLUMNS.iter().enumerate() {
+            let c = match col(name) {
+                Ok(c) => c,
+                Err(_) if i >= V1_COLUMNS => continue,
+                Err(e) => return Err(e),
+            };
             if c.data_type() != ty {
                 return Err(format!(
                     "column '{name}' is {} (expected {ty})",
@@ -215,6 +243,30 @@ impl Record {
         let state = col("state")?.as_string::<i32>();
         let old_state = col("old_state")?.as_string::<i32>();
         let drop_reason = col("drop_reason")?.as_string::<i32>();
+        let cgroup = batch
+            .column_by_name("cgroup")
+            .map(|c| c.as_primitive::<UInt64Type>());
+        let task_cgroup = batch
+            .column_by_name("task_cgroup")
+            .map(|c| c.as_primitive::<UInt64Type>());
+        let ack = batch
+            .column_by_name("ack")
+            .map(|c| c.as_primitive::<UInt32Type>());
+        let window = batch
+            .column_by_name("window")
+            .map(|c| c.as_primitive::<UInt16Type>());
+        let tcp_flags = batch
+            .column_by_name("tcp_flags")
+            .map(|c| c.as_primitive::<UInt8Type>());
+        let tcp_hlen = batch
+            .column_by_name("tcp_hlen")
+            .map(|c| c.as_primitive::<UInt8Type>());
+        fn added<T: arrow_array::ArrowPrimitiveType>(
+            a: Option<&arrow_array::PrimitiveArray<T>>,
+            i: usize,
+        ) -> Option<T::Native> {
+            a.and_then(|a| a.is_valid(i).then(|| a.value(i)))
+        }
 
         fn opt<A: Array, T>(a: &A, i: usize, get: impl Fn(usize) -> T) -> Option<T> {
             a.is_valid(i).then(|| get(i))
@@ -252,6 +304,12 @@ impl Record {
                 state: text(state, i),
                 old_state: text(old_state, i),
                 drop_reason: text(drop_reason, i),
+                cgroup: added(cgroup, i),
+                task_cgroup: added(task_cgroup, i),
+                ack: added(ack, i),
+                window: added(window, i),
+                tcp_flags: added(tcp_flags, i),
+                tcp_hlen: added(tcp_hlen, i),
             })
             .collect())
     }

@@ -7,7 +7,11 @@ use arrow_schema::{DataType, Field, Schema};
 use std::sync::{Arc, OnceLock};
 
 /// The version of the columns and metadata keys this build writes and the newest it reads.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// Columns every version has: the first this many of [`COLUMNS`]. Version 2 added the rest;
+/// readers give them as nulls for a version 1 recording.
+pub const V1_COLUMNS: usize = 30;
 
 /// Column definitions: name, Arrow type, nullable, meaning. The README's schema table is checked
 /// against this list by a test.
@@ -92,6 +96,37 @@ pub const COLUMNS: &[(&str, DataType, bool, &str)] = &[
     ("state", DataType::Utf8, true, "TCP state (new)"),
     ("old_state", DataType::Utf8, true, "TCP state (previous)"),
     ("drop_reason", DataType::Utf8, true, "kernel drop reason"),
+    (
+        "cgroup",
+        DataType::UInt64,
+        true,
+        "cgroup v2 id of the socket (v2)",
+    ),
+    (
+        "task_cgroup",
+        DataType::UInt64,
+        true,
+        "cgroup v2 id of the task, process context only (v2)",
+    ),
+    (
+        "ack",
+        DataType::UInt32,
+        true,
+        "TCP acknowledgment number (v2)",
+    ),
+    (
+        "window",
+        DataType::UInt16,
+        true,
+        "TCP window field, unscaled (v2)",
+    ),
+    ("tcp_flags", DataType::UInt8, true, "TCP flags byte (v2)"),
+    (
+        "tcp_hlen",
+        DataType::UInt8,
+        true,
+        "TCP header bytes, options included (v2)",
+    ),
 ];
 
 /// The schema every recording of [`SCHEMA_VERSION`] has.
@@ -129,6 +164,9 @@ pub const DICTIONARY_COLUMNS: &[&str] = &[
     "state",
     "old_state",
     "drop_reason",
+    "cgroup",
+    "task_cgroup",
+    "tcp_hlen",
 ];
 
 /// Columns that grow steadily and compress best as deltas.

@@ -103,7 +103,7 @@ fn newer_schema_version() {
     let d = tempfile::tempdir().unwrap();
     let p = d.path().join("newer.parquet");
     let mut meta = synth_meta(&SynthConfig::new(Mix::Bulk, 1, 1));
-    meta.schema_version = 2;
+    meta.schema_version = tcptape_common::schema::SCHEMA_VERSION + 1;
     write_parquet(&p, &int_batch(), meta.to_key_values());
     let kind = open_err(&p);
     assert!(matches!(kind, ReadErrorKind::Newer(_)), "{kind:?}");

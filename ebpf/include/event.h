@@ -49,6 +49,9 @@ enum tcptape_stage {
 #define V_DROP (1u << 11)
 #define V_ERR (1u << 12)
 #define V_SEGS (1u << 13)
+#define V_CGROUP (1u << 14)
+#define V_TASK_CGROUP (1u << 15)
+#define V_TCP_HDR (1u << 16)
 
 struct tcptape_event {
 	__u64 ts_ns;
@@ -82,9 +85,15 @@ struct tcptape_event {
 	__u8 state;
 	__u8 old_state;
 	__u8 ca_state;
+	__u64 cgroup;
+	__u64 task_cgroup;
+	__u32 ack;
+	__u16 window;
+	__u8 tcp_flags;
+	__u8 tcp_hlen;
 };
 
-#define TCPTAPE_EVENT_SIZE 152
+#define TCPTAPE_EVENT_SIZE 176
 _Static_assert(sizeof(struct tcptape_event) == TCPTAPE_EVENT_SIZE, "event size");
 _Static_assert(__builtin_offsetof(struct tcptape_event, saddr) == 24, "saddr offset");
 _Static_assert(__builtin_offsetof(struct tcptape_event, comm) == 56, "comm offset");
@@ -94,6 +103,9 @@ _Static_assert(__builtin_offsetof(struct tcptape_event, valid) == 136, "valid of
 _Static_assert(__builtin_offsetof(struct tcptape_event, sport) == 140, "sport offset");
 _Static_assert(__builtin_offsetof(struct tcptape_event, kind) == 148, "kind offset");
 _Static_assert(__builtin_offsetof(struct tcptape_event, ca_state) == 151, "ca_state offset");
+_Static_assert(__builtin_offsetof(struct tcptape_event, cgroup) == 152, "cgroup offset");
+_Static_assert(__builtin_offsetof(struct tcptape_event, ack) == 168, "ack offset");
+_Static_assert(__builtin_offsetof(struct tcptape_event, tcp_hlen) == 175, "tcp_hlen offset");
 
 /* Events are staged per CPU and written into the CPU's ring TCPTAPE_BATCH_EVENTS at a time, as
  * one record: the ring's reserve and commit (a lock, atomics, the reader's position) are then paid
@@ -116,8 +128,8 @@ struct tcptape_batches {
 	struct tcptape_batch level[TCPTAPE_BATCH_LEVELS];
 };
 
-#define TCPTAPE_BATCH_SIZE 2448
-#define TCPTAPE_BATCHES_SIZE 7352
+#define TCPTAPE_BATCH_SIZE 2832
+#define TCPTAPE_BATCHES_SIZE 8504
 _Static_assert(sizeof(struct tcptape_batch) == TCPTAPE_BATCH_SIZE, "batch size");
 _Static_assert(__builtin_offsetof(struct tcptape_batch, events) == 16, "batch events offset");
 _Static_assert(sizeof(struct tcptape_batches) == TCPTAPE_BATCHES_SIZE, "batches size");

@@ -121,6 +121,9 @@ fn the_valid_bits_are_the_same_in_c_and_rust() {
         ("V_DROP", valid::DROP),
         ("V_ERR", valid::ERR),
         ("V_SEGS", valid::SEGS),
+        ("V_CGROUP", valid::CGROUP),
+        ("V_TASK_CGROUP", valid::TASK_CGROUP),
+        ("V_TCP_HDR", valid::TCP_HDR),
     ];
     // Every V_ define of the header is in the list above, and no two bits are one.
     let header =

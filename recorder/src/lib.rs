@@ -23,6 +23,7 @@
 pub mod attach_plan;
 pub mod budget_thread;
 pub mod capture;
+pub mod cgroup_names;
 pub mod cgroup_paths;
 pub mod check_command;
 pub mod cli;

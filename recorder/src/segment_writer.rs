@@ -7,6 +7,7 @@
 //! `FILE.segments/` while recording and are merged into `FILE` at the end; a killed recorder
 //! leaves that directory behind, readable as is.
 
+use crate::cgroup_names::CgroupNames;
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -147,6 +148,8 @@ pub struct SegmentWriter {
     flight: Option<Flight>,
     /// Under `--budget`, the sampling rates in force since the open segment's start.
     sampling_steps: Vec<SamplingStep>,
+    /// The cgroups the events name, looked up as they appear.
+    cgroups: CgroupNames,
 }
 
 /// A flight recorder: on a trigger the window's segments are kept in `saved/`, and the
@@ -237,6 +240,7 @@ impl SegmentWriter {
             window: None,
             flight: None,
             sampling_steps: Vec::new(),
+            cgroups: CgroupNames::new(tcptape_common::metadata::host::cgroup2_mount()),
         })
     }
 
@@ -432,6 +436,7 @@ impl SegmentWriter {
                 "the recording already stopped ({reason})"
             )));
         }
+        self.cgroups.note(events);
         let batch = self.encoder.encode(events);
         let batch = match &self.anonymizer {
             Some(a) => a.anonymize_batch(&batch).map_err(io::Error::other)?,
@@ -569,6 +574,7 @@ impl SegmentWriter {
             ..Default::default()
         };
         self.meta.sampling.steps = steps.steps_from(seg.start_ns);
+        self.meta.cgroups = self.cgroups.names();
         // The next segment starts where this one's data ends.
         self.sampling_steps = steps.steps_from(self.meta.end_ns);
         let (path, size) = seg.writer.finish(&self.meta)?;

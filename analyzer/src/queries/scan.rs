@@ -52,9 +52,32 @@ pub fn scan(files: &[PathBuf]) -> PolarsResult<LazyFrame> {
         // A recording set's `host=NAME/date=…` directories are for engines that prune by path;
         // every file carries its host in its metadata, and its columns are the recording's.
         hive_options: HiveOptions::new_disabled(),
+        // A version 1 recording lacks the columns version 2 added: nulls there.
+        schema: Some(recording_schema()),
+        allow_missing_columns: true,
         ..ScanArgsParquet::default()
     };
     LazyFrame::scan_parquet_files(paths.into_iter().collect(), args)
+}
+
+/// The recording schema of this version, as polars types.
+fn recording_schema() -> SchemaRef {
+    use arrow_schema::DataType as A;
+    let fields = tcptape_common::schema::COLUMNS
+        .iter()
+        .map(|(name, ty, _, _)| {
+            let ty = match ty {
+                A::UInt8 => DataType::UInt8,
+                A::UInt16 => DataType::UInt16,
+                A::UInt32 => DataType::UInt32,
+                A::UInt64 => DataType::UInt64,
+                A::Int32 => DataType::Int32,
+                A::Utf8 => DataType::String,
+                other => unreachable!("no recording column is {other}"),
+            };
+            Field::new((*name).into(), ty)
+        });
+    Arc::new(Schema::from_iter(fields))
 }
 
 /// The events of some stages with the given columns, selected, with `stage` (code) and `rank`

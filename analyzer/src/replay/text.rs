@@ -179,6 +179,12 @@ mod tests {
             state: None,
             old_state: None,
             drop_reason: None,
+            cgroup: None,
+            task_cgroup: None,
+            ack: None,
+            window: None,
+            tcp_flags: None,
+            tcp_hlen: None,
         };
         assert_eq!(
             line(&r, 1_000_000_000),

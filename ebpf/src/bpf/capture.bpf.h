@@ -278,6 +278,10 @@ struct packet {
 	struct flow flow;
 	__u32 seq;
 	__u32 len;
+	__u32 ack;
+	__u16 window;
+	__u8 flags;
+	__u8 hlen;
 };
 
 /* Namespace, interface and task of an event (bits V_NETNS, V_IFINDEX, V_PID in `valid`). */
@@ -493,6 +497,11 @@ static __always_inline bool packet_read(struct packet *p, struct sk_buff *skb, e
 	f->sport = bpf_ntohs(th.source);
 	f->dport = bpf_ntohs(th.dest);
 	p->seq = bpf_ntohl(th.seq);
+	p->ack = bpf_ntohl(th.ack_seq);
+	p->window = bpf_ntohs(th.window);
+	/* The flags are the byte after doff/res1 (byte 13 of the header). */
+	p->flags = ((__u8 *)&th)[13];
+	p->hlen = th.doff * 4;
 	/* Payload = skb bytes after the TCP header; skb->len counts from skb->data. */
 	__u32 hdr = before + ip_len + th.doff * 4;
 	p->len = all > hdr ? all - hdr : 0;
@@ -722,6 +731,18 @@ static __always_inline __u64 sock_cgroup_at(struct sock *sk, __u32 level)
 	return 0;
 }
 
+/* The id of the socket's own cgroup v2; 0 as sock_cgroup_at says. */
+static __always_inline __u64 sock_cgroup_own(struct sock *sk)
+{
+	if (!bpf_core_field_exists(sk->sk_cgrp_data.cgroup))
+		return 0;
+	__u8 state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	if (state == TCP_TIME_WAIT || state == TCP_NEW_SYN_RECV)
+		return 0;
+	struct cgroup *cg = BPF_CORE_READ(sk, sk_cgrp_data.cgroup);
+	return cg ? BPF_CORE_READ(cg, kn, id) : 0;
+}
+
 /* The `--cgroup` filter: an event whose socket is in one of the cgroups (or below) admits its
  * flow; any other event passes when its flow was admitted, so a kept flow is kept whole (its
  * packets before their socket is known, the peer's socket on this host). */
@@ -863,8 +884,11 @@ static __always_inline struct tcptape_event *event_reserve(__u8 kind, const stru
 	e->ifindex = sc->ifindex;
 	e->pid = sc->pid;
 	e->valid = V_FLOW | sc->valid;
-	if (sc->valid & V_PID)
+	if (sc->valid & V_PID) {
 		bpf_get_current_comm(e->comm, sizeof(e->comm));
+		e->task_cgroup = bpf_get_current_cgroup_id();
+		e->valid |= V_TASK_CGROUP;
+	}
 	return e;
 }
 
@@ -1005,7 +1029,11 @@ static __always_inline int on_packet_seq(__u8 kind, struct sk_buff *skb, enum hd
 	e->seq = p.seq;
 	e->len = p.len;
 	e->skb = (__u64)skb;
-	e->valid |= V_SEQ | V_LEN | V_SKB;
+	e->ack = p.ack;
+	e->window = p.window;
+	e->tcp_flags = p.flags;
+	e->tcp_hlen = p.hlen;
+	e->valid |= V_SEQ | V_LEN | V_SKB | V_TCP_HDR;
 	struct sock *sk = RD(direct, skb, sk);
 	if (sk)
 		event_cookie(e, sk, COOKIE_READ, direct);
@@ -1071,8 +1099,13 @@ static __always_inline struct tcptape_event *sock_event(__u8 kind, struct sock *
 	if (!admit(kind, &f, &sc, sk, NULL, task, direct, sk))
 		return NULL;
 	struct tcptape_event *e = event_reserve(kind, &f, &sc);
-	if (e)
-		event_cookie(e, sk, src, direct);
+	if (!e)
+		return NULL;
+	event_cookie(e, sk, src, direct);
+	/* The socket's cgroup attributes the flow, softirq events included. */
+	e->cgroup = sock_cgroup_own(sk);
+	if (e->cgroup)
+		e->valid |= V_CGROUP;
 	return e;
 }
 
@@ -1317,7 +1350,11 @@ static __always_inline int on_drop(struct sk_buff *skb, __u32 reason, bool has_r
 	e->seq = p.seq;
 	e->len = p.len;
 	e->skb = (__u64)skb;
-	e->valid |= V_SEQ | V_LEN | V_SKB;
+	e->ack = p.ack;
+	e->window = p.window;
+	e->tcp_flags = p.flags;
+	e->tcp_hlen = p.hlen;
+	e->valid |= V_SEQ | V_LEN | V_SKB | V_TCP_HDR;
 	if (has_reason) {
 		e->drop_reason = reason;
 		e->valid |= V_DROP;
