@@ -307,6 +307,20 @@ fn write_text(info: &Info, out: &mut impl Write) -> std::io::Result<()> {
         anon.push("pid/comm");
     }
     writeln!(out, "anonymized   {}", or_none(anon.join(", ")))?;
+    // The cgroups the events name: what --cgroup and --container choose from.
+    for (i, c) in m.cgroups.iter().enumerate() {
+        let head = if i == 0 {
+            "cgroups     "
+        } else {
+            "            "
+        };
+        let line = match (&c.identity, &c.path) {
+            (Some(w), Some(p)) => format!("{p} ({})", w.describe()),
+            (None, Some(p)) => p.clone(),
+            _ => c.label(),
+        };
+        writeln!(out, "{head} {line}")?;
+    }
     if m.ring_bytes > 0 {
         writeln!(out, "ring buffer  {}", bytes(m.ring_bytes))?;
     }

@@ -1,11 +1,15 @@
-//! The selection flags every command shares (`--flow`, `--port`, `--stage`, `--from`, `--to`),
+//! The selection flags every command shares (`--flow`, `--port`, `--stage`, `--from`, `--to`,
+//! `--cgroup`, `--container`),
 //! turned into the report's [`Selection`]; and that selection applied one decoded event at a
 //! time, for the commands that stream (`replay`, `export`).
 
 use crate::queries::select::{Flow, Selection};
 use clap::Args;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use tcptape_common::metadata::CgroupName;
 use tcptape_common::record::Record;
-use tcptape_common::Stage;
+use tcptape_common::{Recording, Stage};
 
 /// Which events: the same flags, with the same meaning, in every command.
 #[derive(Debug, Clone, Default, Args)]
@@ -28,22 +32,125 @@ pub struct SelectionArgs {
     /// Only events until this long after the start of the recording.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub to: Option<std::time::Duration>,
+    /// Only the flows of this cgroup and those below it: a path below the cgroup v2 root as
+    /// `tcptape info` lists them (`/system.slice/nginx.service`, `/kubepods.slice`); repeatable.
+    /// A flow is a cgroup's when one of its sockets or tasks on the recording host is in it.
+    #[arg(long, value_name = "PATH")]
+    pub cgroup: Vec<String>,
+    /// Only the flows of this container (id or its first 12+ hex digits), Kubernetes pod (UID)
+    /// or systemd unit (`nginx.service`), as `tcptape info` lists them; repeatable.
+    #[arg(long, value_name = "ID")]
+    pub container: Vec<String>,
 }
 
 impl SelectionArgs {
-    /// The selection for a recording that starts at `start_ns`.
-    pub fn selection(&self, start_ns: u64) -> anyhow::Result<Selection> {
+    /// The selection for these recordings (of one host): times count from their start, and
+    /// `--cgroup`/`--container` are looked up in what they recorded.
+    pub fn selection(&self, recs: &[Recording]) -> anyhow::Result<Selection> {
         if let (Some(f), Some(t)) = (self.from, self.to) {
             anyhow::ensure!(f < t, "--from {f:?} is not before --to {t:?}");
         }
+        let metas: Vec<_> = recs.iter().map(|r| r.meta()).collect();
+        let start_ns = metas.iter().map(|m| m.start_ns).min().unwrap_or(0);
+        let cgroup_flows = if self.cgroup.is_empty() && self.container.is_empty() {
+            None
+        } else {
+            let mut names: Vec<CgroupName> = Vec::new();
+            for n in metas.iter().flat_map(|m| &m.cgroups) {
+                if !names.iter().any(|k| k.id == n.id) {
+                    names.push(n.clone());
+                }
+            }
+            let ids = chosen_cgroups(&self.cgroup, &self.container, &names)?;
+            let files: Vec<_> = recs.iter().flat_map(|r| r.files()).collect();
+            Some(Arc::new(
+                crate::queries::cgroups::flows_in(&files, &ids)?
+                    .into_iter()
+                    .collect(),
+            ))
+        };
         Ok(Selection {
             ports: self.port.clone(),
             flows: self.flow.clone(),
             from_ns: self.from.map(|d| start_ns + d.as_nanos() as u64),
             to_ns: self.to.map(|d| start_ns + d.as_nanos() as u64),
             stages: self.stage.clone(),
+            cgroup_flows,
         })
     }
+}
+
+/// The ids of the cgroups `--cgroup PATH` (the cgroup and those below it) and `--container ID`
+/// name among those a recording names; an argument that names none is an error that lists
+/// what the recording has.
+pub fn chosen_cgroups(
+    paths: &[String],
+    containers: &[String],
+    names: &[CgroupName],
+) -> anyhow::Result<BTreeSet<u64>> {
+    let listed = || {
+        let mut v: Vec<String> = names
+            .iter()
+            .filter_map(|n| n.path.clone())
+            .collect::<Vec<_>>();
+        v.sort();
+        if v.is_empty() {
+            "it names no cgroup (recorded before tcptape kept them, or synthetic)".to_string()
+        } else {
+            format!("it names: {}", v.join(", "))
+        }
+    };
+    let mut ids = BTreeSet::new();
+    for p in paths {
+        let want = format!("/{}", p.trim_matches('/'));
+        let below =
+            |path: &str| want == "/" || path == want || path.starts_with(&format!("{want}/"));
+        let found: Vec<u64> = names
+            .iter()
+            .filter(|n| n.path.as_deref().is_some_and(below))
+            .map(|n| n.id)
+            .collect();
+        anyhow::ensure!(
+            !found.is_empty(),
+            "--cgroup {p}: no cgroup of the recording is {want} or below it; {}",
+            listed()
+        );
+        ids.extend(found);
+    }
+    for c in containers {
+        let c = c.trim();
+        let found: Vec<&CgroupName> = names
+            .iter()
+            .filter(|n| {
+                n.identity.as_ref().is_some_and(|i| {
+                    i.container
+                        .as_deref()
+                        .is_some_and(|id| c.len() >= 4 && id.starts_with(c))
+                        || i.pod_uid.as_deref() == Some(c)
+                        || i.unit.as_deref() == Some(c)
+                })
+            })
+            .collect();
+        anyhow::ensure!(
+            !found.is_empty(),
+            "--container {c}: no container, pod or unit of the recording is {c}; {}",
+            listed()
+        );
+        let containers: BTreeSet<&str> = found
+            .iter()
+            .filter_map(|n| n.identity.as_ref()?.container.as_deref())
+            .collect();
+        anyhow::ensure!(
+            containers.len() <= 1
+                || found
+                    .iter()
+                    .all(|n| { n.identity.as_ref().and_then(|i| i.pod_uid.as_deref()) == Some(c) }),
+            "--container {c}: {} containers start with it; give more of the id",
+            containers.len()
+        );
+        ids.extend(found.iter().map(|n| n.id));
+    }
+    Ok(ids)
 }
 
 fn flow_is(r: &Record, f: &Flow) -> bool {
@@ -74,6 +181,20 @@ pub fn matches(sel: &Selection, r: &Record) -> bool {
             .any(|f| flow_is(r, f) || flow_is(r, &f.reversed()))
     {
         return false;
+    }
+    if let Some(flows) = &sel.cgroup_flows {
+        let flow = match (&r.saddr, r.sport, &r.daddr, r.dport) {
+            (Some(sa), Some(sp), Some(da), Some(dp)) => Flow {
+                saddr: sa.clone(),
+                sport: sp,
+                daddr: da.clone(),
+                dport: dp,
+            },
+            _ => return false,
+        };
+        if !flows.contains(&flow) {
+            return false;
+        }
     }
     sel.stages.is_empty() || sel.stages.iter().any(|s| s.name() == r.kind)
 }

@@ -275,7 +275,23 @@ impl SynthStream {
         s
     }
 
-    fn push(&mut self, ev: RawEvent) {
+    fn push(&mut self, mut ev: RawEvent) {
+        if ev.has(valid::SOCK) {
+            // Every socket event names its socket's cgroup, as the recorder's do.
+            let owner = self.flows.iter().enumerate().find_map(|(i, fl)| {
+                (fl.snd_sock == ev.sock)
+                    .then(|| SYNTH_CGROUPS[i % 2].0)
+                    .or((fl.rcv_sock == ev.sock).then_some(SYNTH_CGROUPS[2].0))
+            });
+            if let Some(id) = owner {
+                ev.cgroup = id;
+                ev.valid |= valid::CGROUP;
+                if ev.has(valid::PID) {
+                    ev.task_cgroup = id;
+                    ev.valid |= valid::TASK_CGROUP;
+                }
+            }
+        }
         self.order += 1;
         self.heap.push(Reverse(Pending {
             ts: ev.ts_ns,
@@ -528,7 +544,22 @@ impl Iterator for SynthStream {
     }
 }
 
-/// The metadata of a synthetic recording.
+/// The cgroups of a synthetic recording: (id, path). Senders of even flows are in the first (a
+/// Docker container), of odd flows in the second (a Kubernetes pod's container), every receiver
+/// in the third (a systemd service).
+pub const SYNTH_CGROUPS: [(u64, &str); 3] = [
+    (
+        0x2001,
+        "/system.slice/docker-5e1f7c0a9b3d2e4f6a8b0c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d0e1f.scope",
+    ),
+    (
+        0x2002,
+        "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod7c9e6679_7425_40de_944b_e07fc1f90ae7.slice/cri-containerd-9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b.scope",
+    ),
+    (0x2003, "/system.slice/iperf3.service"),
+];
+
+/// The metadata of a synthetic recording made with `cfg`.
 pub fn synth_meta(cfg: &SynthConfig) -> RecordingMeta {
     let mut meta = RecordingMeta::new("synth");
     meta.start_ns = SYNTH_START_NS;
@@ -561,6 +592,14 @@ pub fn synth_meta(cfg: &SynthConfig) -> RecordingMeta {
         ],
     };
     meta.synth = Some(serde_json::to_value(cfg).expect("config serializes"));
+    meta.cgroups = SYNTH_CGROUPS
+        .iter()
+        .map(|(id, path)| crate::metadata::CgroupName {
+            id: *id,
+            path: Some(path.to_string()),
+            identity: crate::cgroup_identity::recognize(path),
+        })
+        .collect();
     meta
 }
 

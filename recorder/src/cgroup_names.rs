@@ -26,6 +26,12 @@ impl CgroupNames {
         }
     }
 
+    /// The same, knowing these names already (a synthetic recording's).
+    pub fn knowing(mut self, names: &[CgroupName]) -> CgroupNames {
+        self.names.extend(names.iter().map(|n| (n.id, n.clone())));
+        self
+    }
+
     /// Notes the cgroups of these events and looks up the new ones (one walk of the hierarchy,
     /// stopped once all are found).
     pub fn note(&mut self, events: &[RawEvent]) {

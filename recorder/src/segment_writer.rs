@@ -207,6 +207,8 @@ impl SegmentWriter {
         encoder: BatchEncoder,
         limits: SegmentLimits,
     ) -> io::Result<SegmentWriter> {
+        let cgroups = CgroupNames::new(tcptape_common::metadata::host::cgroup2_mount())
+            .knowing(&meta.cgroups);
         if std::fs::symlink_metadata(output.path()).is_ok() {
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
@@ -240,7 +242,7 @@ impl SegmentWriter {
             window: None,
             flight: None,
             sampling_steps: Vec::new(),
-            cgroups: CgroupNames::new(tcptape_common::metadata::host::cgroup2_mount()),
+            cgroups,
         })
     }
 

@@ -152,9 +152,8 @@ pub fn run(args: &DiffArgs, out: &mut impl Write) -> anyhow::Result<i32> {
     );
     // The selection of each side: times count from that side's start.
     let opts = |recs: &[tcptape_common::Recording]| -> anyhow::Result<Options> {
-        let start = recs.iter().map(|r| r.meta().start_ns).min().unwrap_or(0);
         Ok(Options {
-            selection: args.select.selection(start)?,
+            selection: args.select.selection(recs)?,
             max_hop_gap_ns: args.max_hop_gap.as_nanos() as u64,
             pictures: false,
             pooling: false,

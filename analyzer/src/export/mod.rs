@@ -76,7 +76,7 @@ struct HostJourneys {
 
 fn host_journeys(args: &ExportArgs, recs: &[Recording]) -> anyhow::Result<HostJourneys> {
     let start = recs.iter().map(|r| r.meta().start_ns).min().unwrap_or(0);
-    let sel = args.select.selection(start)?;
+    let sel = args.select.selection(recs)?;
     let j = crate::journeys::per_packet::journeys(recs, &sel, args.max_hop_gap.as_nanos() as u64)?;
     let mut all = crate::journeys::per_packet::packets(&j)?;
     drop(j);

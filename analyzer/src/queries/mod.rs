@@ -5,6 +5,7 @@
 //! keeping every call here means an upgrade touches one directory.
 
 pub mod buffer;
+pub mod cgroups;
 pub mod drops;
 pub mod edge_events;
 pub mod frame;

@@ -134,8 +134,8 @@ fn events_where(
         .map(|c| text_as_categories(c))
         .collect();
     cols.push(code);
-    Ok(scan
-        .filter(rows.and(sel.predicate()))
+    Ok(sel
+        .apply(scan, rows)
         .select(cols)
         .with_column(rank_of_stage().alias(RANK)))
 }

@@ -1,7 +1,9 @@
 //! What part of a recording a report covers: `--port`, `--flow`, `--from`/`--to`, `--stage`.
 
 use polars::prelude::*;
+use std::collections::BTreeSet;
 use std::fmt;
+use std::sync::Arc;
 use tcptape_common::Stage;
 
 /// One flow in packet orientation: `SADDR:SPORT-DADDR:DPORT` (IPv6 addresses in brackets).
@@ -94,6 +96,9 @@ pub struct Selection {
     /// Show only latency rows that start or end at these stages; empty = all. Journeys are
     /// built from every stage regardless, so the rows shown keep their meaning.
     pub stages: Vec<Stage>,
+    /// Keep only events of these flows (both directions listed), the flows of the cgroups that
+    /// `--cgroup`/`--container` chose; `None` = all.
+    pub cgroup_flows: Option<Arc<BTreeSet<Flow>>>,
 }
 
 impl Selection {
@@ -122,9 +127,40 @@ impl Selection {
         p
     }
 
+    /// The events of `lf` this selection keeps: [`Selection::predicate`], and the cgroups'
+    /// flows (a join: a container can have thousands).
+    pub fn apply(&self, lf: LazyFrame, rows: Expr) -> LazyFrame {
+        let lf = lf.filter(rows.and(self.predicate()));
+        let Some(flows) = &self.cgroup_flows else {
+            return lf;
+        };
+        let saddr: Vec<&str> = flows.iter().map(|f| f.saddr.as_str()).collect();
+        let daddr: Vec<&str> = flows.iter().map(|f| f.daddr.as_str()).collect();
+        let sport: Vec<u16> = flows.iter().map(|f| f.sport).collect();
+        let dport: Vec<u16> = flows.iter().map(|f| f.dport).collect();
+        let keys = DataFrame::new_infer_height(vec![
+            Column::new("saddr".into(), saddr),
+            Column::new("sport".into(), sport),
+            Column::new("daddr".into(), daddr),
+            Column::new("dport".into(), dport),
+        ])
+        .expect("columns of one length");
+        let on = [col("saddr"), col("sport"), col("daddr"), col("dport")];
+        lf.join(
+            keys.lazy(),
+            on.clone(),
+            on,
+            JoinArgs {
+                maintain_order: MaintainOrderJoin::Left,
+                ..JoinArgs::new(JoinType::Inner)
+            },
+        )
+    }
+
     /// True when every event is selected (whatever latency rows are shown).
     pub fn is_whole(&self) -> bool {
-        self.ports.is_empty()
+        self.cgroup_flows.is_none()
+            && self.ports.is_empty()
             && self.flows.is_empty()
             && self.from_ns.is_none()
             && self.to_ns.is_none()

@@ -64,7 +64,7 @@ const MAX_HELD: usize = 1 << 20;
 pub fn run(args: &ReplayArgs, out: &mut impl Write) -> anyhow::Result<i32> {
     let rec = Recording::open(&args.rec)?;
     let start = rec.meta().start_ns;
-    let sel = args.select.selection(start)?;
+    let sel = args.select.selection(std::slice::from_ref(&rec))?;
     let mut pace = pace::Pace::new(args.speed);
     let jsonl = args.format == ReplayFormat::Jsonl;
     let mut out = std::io::BufWriter::with_capacity(1 << 16, out);

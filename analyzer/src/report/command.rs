@@ -21,8 +21,7 @@ pub fn run(args: &ReportArgs, out: &mut impl Write) -> anyhow::Result<i32> {
     let steps = Steps::new(report::STEPS * hosts.len() as u64, args.quiet);
     let mut reports = Vec::new();
     for (host, recs) in &hosts {
-        let start = recs.iter().map(|r| r.meta().start_ns).min().unwrap_or(0);
-        let mut selection = args.select.selection(start)?;
+        let mut selection = args.select.selection(recs)?;
         if let Some(span) = args.around {
             let at = recs
                 .iter()

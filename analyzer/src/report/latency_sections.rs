@@ -4,6 +4,7 @@
 
 use crate::journeys::journey::Journeys;
 use crate::queries;
+use crate::queries::cgroups::FlowOwners;
 use crate::report::latency_stats::{bin_lo, LogBins, PairSamples, Stats};
 use crate::report::model::*;
 use tcptape_common::Stage;
@@ -24,6 +25,8 @@ pub struct LatencySections {
     pub histograms: Vec<Histogram>,
     /// Each pair's packets on the pooling axis (when asked for).
     pub pooling: Vec<PairBins>,
+    /// Per cgroup (the owner of each packet's flow) and stage pair.
+    pub stages_per_cgroup: Vec<(u64, StageLatency)>,
 }
 
 /// Builds the latency sections of journeys; `start` is the recordings' start (second 0),
@@ -32,11 +35,18 @@ pub fn build(
     j: &Journeys,
     start: u64,
     (pictures, pooling): (bool, bool),
+    owners: &FlowOwners,
 ) -> anyhow::Result<LatencySections> {
     let samples = PairSamples::new(j.pair_rows(), &j.flows)?;
     let samples = &samples;
     std::thread::scope(|scope| {
-        let per_flow_and_cpu = scope.spawn(|| (per_flow(samples), per_cpu(samples)));
+        let per_flow_and_cpu = scope.spawn(|| {
+            (
+                per_flow(samples),
+                per_cpu(samples),
+                per_cgroup(samples, owners),
+            )
+        });
         let mut stages: Vec<StageLatency> = samples
             .grouped(1, |_| 0, &LATENCY_QUANTILES)
             .iter()
@@ -62,7 +72,7 @@ pub fn build(
             Vec::new()
         };
         let end_to_end = end_to_end(j);
-        let (stages_per_flow, stages_per_cpu) = per_flow_and_cpu
+        let (stages_per_flow, stages_per_cpu, stages_per_cgroup) = per_flow_and_cpu
             .join()
             .expect("the latency groupings do not panic");
         Ok(LatencySections {
@@ -73,8 +83,41 @@ pub fn build(
             stages_over_time,
             histograms,
             pooling,
+            stages_per_cgroup,
         })
     })
+}
+
+fn per_cgroup(samples: &PairSamples, owners: &FlowOwners) -> Vec<(u64, StageLatency)> {
+    if owners.is_empty() {
+        return Vec::new();
+    }
+    // Group 0: flows of no known cgroup; group k: the k-th cgroup.
+    let ids: Vec<u64> = owners.cgroups().into_iter().collect();
+    let n_flows = samples.flows().iter().max().map_or(0, |m| *m as usize + 1);
+    let group_of_flow: Vec<usize> = (0..n_flows)
+        .map(|f| {
+            samples
+                .flow(f as u32)
+                .and_then(|fl| owners.owner(fl))
+                .and_then(|id| ids.binary_search(&id).ok())
+                .map_or(0, |k| k + 1)
+        })
+        .collect();
+    let mut v: Vec<(u64, StageLatency)> = samples
+        .grouped(
+            ids.len() + 1,
+            |r| group_of_flow[samples.flows()[r] as usize],
+            &LATENCY_QUANTILES,
+        )
+        .iter()
+        .filter(|(g, _, _)| *g > 0)
+        .map(|(g, p, st)| (ids[*g - 1], latency(samples, *p, st)))
+        .collect();
+    v.sort_by(|a, b| {
+        (a.0, pair_order(&a.1.from, &a.1.to)).cmp(&(b.0, pair_order(&b.1.from, &b.1.to)))
+    });
+    v
 }
 
 fn per_flow(samples: &PairSamples) -> Vec<FlowLatency> {

@@ -102,7 +102,14 @@ pub fn build_with_journeys(
         let j = j?;
 
         steps.step("per-stage latency");
-        let l = crate::report::latency_sections::build(&j, start, (opts.pictures, opts.pooling))?;
+        let owners = crate::queries::cgroups::FlowOwners::read(files)?;
+        let l = crate::report::latency_sections::build(
+            &j,
+            start,
+            (opts.pictures, opts.pooling),
+            &owners,
+        )?;
+        let cgroups = cgroup_shares(files, sel, &owners, &metas, &l.stages_per_cgroup)?;
 
         let rx_app = j
             .stages
@@ -244,9 +251,56 @@ pub fn build_with_journeys(
                 .filter(|p: &PairBins| sel.shows(&p.from, &p.to))
                 .collect(),
             tcp: t,
+            cgroups,
         };
         Ok((report, j))
     })
+}
+
+/// Each cgroup's share: its sockets' totals, its packets' drops and latency, named from the
+/// recordings' metadata; most bytes first.
+fn cgroup_shares(
+    files: &[std::path::PathBuf],
+    sel: &crate::queries::select::Selection,
+    owners: &crate::queries::cgroups::FlowOwners,
+    metas: &[RecordingMeta],
+    latency: &[(u64, StageLatency)],
+) -> anyhow::Result<Vec<CgroupShare>> {
+    if owners.is_empty() {
+        return Ok(Vec::new());
+    }
+    let totals = crate::queries::cgroups::totals(files, sel)?;
+    let drops = crate::queries::cgroups::drops(files, sel, owners)?;
+    let ids: std::collections::BTreeSet<u64> = totals
+        .keys()
+        .chain(drops.keys())
+        .chain(latency.iter().map(|(id, _)| id))
+        .copied()
+        .collect();
+    let mut shares: Vec<CgroupShare> = ids
+        .into_iter()
+        .map(|id| {
+            let name = metas.iter().flat_map(|m| &m.cgroups).find(|n| n.id == id);
+            let t = totals.get(&id).cloned().unwrap_or_default();
+            CgroupShare {
+                cgroup: id,
+                path: name.and_then(|n| n.path.clone()),
+                workload: name.and_then(|n| n.identity.clone()),
+                sockets: t.sockets,
+                bytes_written: t.bytes_written,
+                bytes_read: t.bytes_read,
+                retransmitted_segments: t.retransmitted_segments,
+                drops: drops.get(&id).copied().unwrap_or(0),
+                stages: latency
+                    .iter()
+                    .filter(|(c, l)| *c == id && sel.shows(&l.from, &l.to))
+                    .map(|(_, l)| l.clone())
+                    .collect(),
+            }
+        })
+        .collect();
+    shares.sort_by_key(|s| (std::cmp::Reverse(s.bytes_written + s.bytes_read), s.cgroup));
+    Ok(shares)
 }
 
 /// The optimized plan of the hop scan journeys are split from ([`crate::journeys::segment`]), for

@@ -393,6 +393,36 @@ pub struct Report {
     /// fields at this level).
     #[serde(flatten)]
     pub tcp: TcpSections,
+    /// Each cgroup's (container's, unit's) share, most bytes first; absent for recordings
+    /// without cgroups (schema version 1, synthetic ones before they had them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cgroups: Vec<CgroupShare>,
+}
+
+/// One cgroup's share of a report. A flow is the cgroup's whose socket on this host is in it;
+/// a packet counts for its sender's socket when that is on this host, else its receiver's.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CgroupShare {
+    /// The cgroup v2 id.
+    pub cgroup: u64,
+    /// Its path below the cgroup v2 root, when the recorder found it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// The container, pod or unit the path names, when tcptape knows the layout.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workload: Option<tcptape_common::cgroup_identity::CgroupIdentity>,
+    /// Sockets of the cgroup with an event in the selection.
+    pub sockets: u64,
+    /// Bytes its applications wrote.
+    pub bytes_written: u64,
+    /// Bytes its applications read.
+    pub bytes_read: u64,
+    /// Segments its sockets retransmitted.
+    pub retransmitted_segments: u64,
+    /// Drops of its packets.
+    pub drops: u64,
+    /// Per-stage latency of its packets.
+    pub stages: Vec<StageLatency>,
 }
 
 /// The classic TCP sections of a report (retransmits, RTT and cwnd, connections, drops,

@@ -56,6 +56,16 @@ fn with_lat(first: &[&str]) -> Vec<String> {
         .collect()
 }
 
+/// A cgroup as a report names it: the workload when recognised (with the path's last part),
+/// else the path, else its id.
+fn cgroup_label(c: &CgroupShare) -> String {
+    match (&c.workload, &c.path) {
+        (Some(w), _) => w.describe(),
+        (None, Some(p)) => p.clone(),
+        (None, None) => format!("cgroup {} (gone)", c.cgroup),
+    }
+}
+
 fn opt<T: ToString>(v: &Option<T>) -> String {
     v.as_ref()
         .map(|x| x.to_string())
@@ -156,6 +166,49 @@ pub fn sections(r: &Report, limit: usize) -> Vec<Block> {
             .collect(),
         limit,
     ));
+    if !r.cgroups.is_empty() {
+        b.push(Block::Heading(
+            "Per cgroup (containers, pods, units; a packet counts for its sender's socket on this host, else its receiver's)".into(),
+        ));
+        b.push(table(
+            &[
+                "cgroup",
+                "sockets",
+                "written",
+                "read",
+                "retransmitted",
+                "drops",
+            ],
+            r.cgroups
+                .iter()
+                .map(|c| {
+                    vec![
+                        cgroup_label(c),
+                        c.sockets.to_string(),
+                        bytes(c.bytes_written),
+                        bytes(c.bytes_read),
+                        c.retransmitted_segments.to_string(),
+                        c.drops.to_string(),
+                    ]
+                })
+                .collect(),
+            limit,
+        ));
+        b.push(table(
+            &with_lat(&["cgroup", "stages"]),
+            r.cgroups
+                .iter()
+                .flat_map(|c| {
+                    c.stages.iter().map(move |l| {
+                        let mut row = vec![cgroup_label(c), pair(&l.from, &l.to)];
+                        row.extend(lat_cells(l));
+                        row
+                    })
+                })
+                .collect(),
+            limit,
+        ));
+    }
     b.push(Block::Heading("Per CPU".into()));
     b.push(table(
         &with_lat(&["cpu", "stages"]),
