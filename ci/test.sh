@@ -26,7 +26,7 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends \
-    clang llvm libbpf-dev bpftool iproute2 nftables ethtool iperf3 bpftrace chromium >/dev/null
+    clang llvm libbpf-dev bpftool iproute2 nftables ethtool iperf3 bpftrace chromium tshark >/dev/null
   # As root, the kernel tests must run: a skip is a failure.
   export TCPTAPE_E2E_REQUIRED=1
 else

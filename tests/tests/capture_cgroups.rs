@@ -1,6 +1,8 @@
-//! `--cgroup`: two "containers" (cgroups the test makes, each with a client process moved into
-//! it) send to one server at once; recording with one container's cgroup keeps exactly its
-//! flow, whole (both directions, the server's side, every byte), and nothing of the other's.
+//! Cgroups, for real: two "containers" (cgroups the test makes, each with a client process moved
+//! into it) send to one server at once. `--cgroup` with one container's cgroup keeps exactly its
+//! flow, whole (both directions, the server's side, every byte), and nothing of the other's;
+//! without it, every socket event names its own socket's cgroup (the server's in a third), the
+//! recording names the cgroups by path, and the report splits bytes by container.
 
 use std::ffi::CString;
 use std::os::unix::process::CommandExt;
@@ -163,4 +165,135 @@ fn a_cgroup_that_does_not_exist_is_a_usage_error() {
         "{err}"
     );
     assert!(!dir.path().join("r.parquet").exists());
+}
+
+/// The cgroup v2 id (directory inode) of a path below the root.
+fn cgroup_id(cg: &TestCgroups, path: &str) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(cg.mount.join(&path[1..])).unwrap().ino()
+}
+
+#[test]
+fn every_flow_is_attributed_to_the_cgroup_of_its_socket_and_the_report_splits_by_container() {
+    if !should_run(
+        "every_flow_is_attributed_to_the_cgroup_of_its_socket_and_the_report_splits_by_container",
+    ) {
+        return;
+    }
+    let pair = Pair::new().expect("network namespaces");
+    let cg = TestCgroups::new(&["a", "a/inner", "b", "srv"]);
+    let traffic_bin = env!("CARGO_BIN_EXE_tcptape-traffic");
+    let (port, bytes) = ((PORT + 1).to_string(), BYTES.to_string());
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("rec.parquet");
+    let mut pids = (0u32, 0u32);
+    tcptape_e2e::recorder::record_during(
+        &[
+            "-o",
+            out.to_str().unwrap(),
+            "--port",
+            &port,
+            "--budget",
+            "off",
+        ],
+        |_| {
+            // Server and clients are processes of their own, each moved into its cgroup.
+            let mut server =
+                cg.spawn_in(3, &pair.b, &[traffic_bin, "sink", &pair.addr_b, &port, "2"]);
+            let client = [traffic_bin, "bulk", pair.addr_b.as_str(), &port, &bytes];
+            let mut a = cg.spawn_in(1, &pair.a, &client);
+            let mut b = cg.spawn_in(2, &pair.a, &client);
+            pids = (a.id(), b.id());
+            assert!(a.wait().unwrap().success(), "client a");
+            assert!(b.wait().unwrap().success(), "client b");
+            assert!(server.wait().unwrap().success(), "server");
+        },
+    );
+    let r = tcptape_e2e::recording::load(&out).unwrap();
+    assert_eq!(r.lost(), 0);
+    let (id_a, id_b, id_srv) = (
+        cgroup_id(&cg, cg.path(1)),
+        cgroup_id(&cg, cg.path(2)),
+        cgroup_id(&cg, cg.path(3)),
+    );
+    let port_of = |pid: u32| {
+        r.of("tx_sendmsg")
+            .find(|w| w.pid == Some(pid))
+            .and_then(|w| w.sport)
+            .expect("the client's writes")
+    };
+    let (port_a, port_b) = (port_of(pids.0), port_of(pids.1));
+    let server_port = PORT + 1;
+    // Every socket event names its socket's cgroup: a client's side its client's, the server's
+    // side (source port the server's) the server's, softirq events included.
+    let mut checked = 0;
+    for x in r.rows.iter().filter(|x| x.cgroup.is_some()) {
+        let want = match (x.sport, x.dport) {
+            (Some(p), _) if p == server_port => id_srv,
+            (Some(p), _) if p == port_a => id_a,
+            (Some(p), _) if p == port_b => id_b,
+            _ => continue, // the client's socket before its port was chosen
+        };
+        assert_eq!(x.cgroup, Some(want), "{x:?}");
+        checked += 1;
+    }
+    assert!(checked >= 50, "{checked} socket events checked");
+    // The writes' task cgroups are the clients'.
+    for w in r.of("tx_sendmsg") {
+        let want = if w.pid == Some(pids.0) { id_a } else { id_b };
+        assert_eq!(w.task_cgroup, Some(want), "{w:?}");
+    }
+    // The recording names them by path.
+    let named = |id: u64| {
+        r.meta
+            .cgroups
+            .iter()
+            .find(|n| n.id == id)
+            .and_then(|n| n.path.clone())
+    };
+    assert_eq!(named(id_a).as_deref(), Some(cg.path(1)));
+    assert_eq!(named(id_srv).as_deref(), Some(cg.path(3)));
+    // The report: each container its own bytes; the server read both.
+    let report = tcptape_e2e::analyzer::run(&["report", "--format", "json", out.to_str().unwrap()]);
+    assert!(report.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
+    let share = |id: u64| {
+        report["cgroups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["cgroup"] == id)
+            .unwrap_or_else(|| panic!("no cgroup {id} in {}", report["cgroups"]))
+            .clone()
+    };
+    assert_eq!(share(id_a)["bytes_written"], BYTES);
+    assert_eq!(share(id_b)["bytes_written"], BYTES);
+    assert_eq!(share(id_srv)["bytes_read"], 2 * BYTES);
+    assert_eq!(share(id_a)["path"], cg.path(1));
+    // --cgroup on the analyzer: a's tree is a's flow only.
+    let only_a = tcptape_e2e::analyzer::run(&[
+        "report",
+        "--format",
+        "json",
+        out.to_str().unwrap(),
+        "--cgroup",
+        cg.path(0),
+    ]);
+    assert!(
+        only_a.status.success(),
+        "{}",
+        String::from_utf8_lossy(&only_a.stderr)
+    );
+    let only_a: serde_json::Value = serde_json::from_slice(&only_a.stdout).unwrap();
+    let flows: std::collections::BTreeSet<String> = only_a["stages_per_flow"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["flow"].as_str().unwrap().to_string())
+        .collect();
+    assert!(!flows.is_empty());
+    assert!(
+        flows.iter().all(|f| f.contains(&format!(":{port_a}"))),
+        "{flows:?} (a's port {port_a})"
+    );
 }

@@ -10,6 +10,7 @@
 //! Large recordings: `--limit` keeps the first N journeys (in time order) and `--sample` one in
 //! N, so the file stays loadable (a browser handles a few hundred thousand events).
 
+pub mod pcapng;
 pub mod perfetto;
 pub mod trace_writer;
 pub mod tracks;
@@ -34,6 +35,10 @@ use tracks::Tracks;
 pub enum ExportFormat {
     /// Chrome JSON trace-event format, for ui.perfetto.dev and chrome://tracing.
     Perfetto,
+    /// pcap-ng, for Wireshark and tshark: one packet per event at the driver stages (or those
+    /// of `--stage`), IP and TCP headers as recorded, payload left out, each packet's journey
+    /// and stage latencies in its comment.
+    Pcapng,
 }
 
 /// Options of `export`.
@@ -50,10 +55,11 @@ pub struct ExportArgs {
     /// Write the trace to this file (`-`: standard output).
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: PathBuf,
-    /// Export at most this many journeys of each host, the first in time order (0: all). The TCP events
+    /// Export at most this many journeys of each host, the first in time order (0: all;
+    /// default 20000 for perfetto, all for pcapng, where it counts packets). The TCP events
     /// (retransmits, drops, cwnd) are kept for the time those journeys cover.
-    #[arg(long, value_name = "N", default_value_t = 20_000)]
-    pub limit: usize,
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
     /// Export one journey in N (before `--limit`).
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     pub sample: u64,
@@ -86,9 +92,10 @@ fn host_journeys(args: &ExportArgs, recs: &[Recording]) -> anyhow::Result<HostJo
     let mut keep: Vec<usize> = (0..all.len())
         .filter(|i| (*i as u64).is_multiple_of(args.sample))
         .collect();
-    let limited = args.limit > 0 && keep.len() > args.limit;
+    let limit = args.limit.unwrap_or(PERFETTO_LIMIT);
+    let limited = limit > 0 && keep.len() > limit;
     if limited {
-        keep.truncate(args.limit);
+        keep.truncate(limit);
     }
     // With a limit, TCP events are kept for the time the exported journeys cover.
     let window = limited.then(|| {
@@ -148,10 +155,75 @@ fn origins(hosts: &[(String, Vec<Recording>)]) -> anyhow::Result<Vec<(i64, &'sta
         .collect())
 }
 
+/// Journeys a Perfetto trace holds by default: what a browser loads comfortably.
+const PERFETTO_LIMIT: usize = 20_000;
+
+/// Writes to `-o` (standard output for `-`), with the file named in errors.
+fn to_output<T>(
+    args: &ExportArgs,
+    out: &mut impl Write,
+    write: impl FnOnce(&mut dyn Write) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    if args.output.as_os_str() == "-" {
+        let mut w = std::io::BufWriter::with_capacity(1 << 16, out);
+        write(&mut w)
+    } else {
+        let path = &args.output;
+        let f = std::fs::File::create(path)
+            .with_context(|| format!("{}: cannot create", path.display()))?;
+        let mut w = std::io::BufWriter::with_capacity(1 << 16, f);
+        write(&mut w).with_context(|| format!("{}: cannot write", path.display()))
+    }
+}
+
+/// `export --format pcapng`.
+fn run_pcapng(
+    args: &ExportArgs,
+    hosts: &[(String, Vec<Recording>)],
+    out: &mut impl Write,
+) -> anyhow::Result<i32> {
+    // Selections first: a bad --cgroup or --stage creates no file.
+    let sels = hosts
+        .iter()
+        .map(|(_, recs)| args.select.selection(recs))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let written = to_output(args, out, |w| {
+        let mut export = pcapng::PcapExport::new(w)?;
+        for ((host, recs), sel) in hosts.iter().zip(&sels) {
+            export.host(&pcapng::HostPackets {
+                host: (hosts.len() > 1).then_some(host.as_str()),
+                recs,
+                sel,
+                max_hop_gap_ns: args.max_hop_gap.as_nanos() as u64,
+                limit: args.limit.unwrap_or(0),
+            })?;
+        }
+        export.finish()
+    })?;
+    tcptape_common::note!(
+        "tcptape: exported {} packets on {} interfaces ({} with their journey in the comment){}",
+        written.packets,
+        written.interfaces,
+        written.in_journeys,
+        if written.limited > 0 {
+            format!(
+                "; --limit reached: {} packets left out (use --from/--to)",
+                written.limited
+            )
+        } else {
+            String::new()
+        }
+    );
+    Ok(exit_code::OK)
+}
+
 /// Runs `export`.
 pub fn run(args: &ExportArgs, out: &mut impl Write) -> anyhow::Result<i32> {
     let paths = crate::inputs::expand(&args.recs)?;
     let hosts = crate::inputs::open_by_host(&paths)?;
+    if args.format == ExportFormat::Pcapng {
+        return run_pcapng(args, &hosts, out);
+    }
     let origins = origins(&hosts)?;
     let journeys = hosts
         .iter()
@@ -190,16 +262,7 @@ pub fn run(args: &ExportArgs, out: &mut impl Write) -> anyhow::Result<i32> {
         }))?;
         Ok(written)
     };
-    let written = if args.output.as_os_str() == "-" {
-        let mut w = std::io::BufWriter::with_capacity(1 << 16, out);
-        write(&mut w)?
-    } else {
-        let path = &args.output;
-        let f = std::fs::File::create(path)
-            .with_context(|| format!("{}: cannot create", path.display()))?;
-        let mut w = std::io::BufWriter::with_capacity(1 << 16, f);
-        write(&mut w).with_context(|| format!("{}: cannot write", path.display()))?
-    };
+    let written = to_output(args, out, write)?;
     let limited = journeys.iter().any(|j| j.limited);
     tcptape_common::note!(
         "tcptape: exported {} of {} journeys ({} stage slices, {} retransmit/drop events, {} \
@@ -212,7 +275,7 @@ pub fn run(args: &ExportArgs, out: &mut impl Write) -> anyhow::Result<i32> {
         if limited {
             format!(
                 "; --limit {} reached: use --from/--to or --sample for other parts",
-                args.limit
+                args.limit.unwrap_or(PERFETTO_LIMIT)
             )
         } else {
             String::new()
