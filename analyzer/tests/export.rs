@@ -450,3 +450,36 @@ fn two_hosts_share_one_time_line_aligned_by_the_traffic() {
         "the trace's fastest segment is the report's"
     );
 }
+
+#[test]
+fn pcapng_refuses_what_has_no_packet_headers_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("x.pcapng");
+    let out = out.to_str().unwrap();
+    // A version 1 recording: no TCP headers to rebuild the packets from.
+    let v1 = concat!(env!("CARGO_MANIFEST_DIR"), "/../samples/bulk-loss.parquet");
+    let o = tcptape(&["export", v1, "--format", "pcapng", "-o", out]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("schema version 2"), "{err}");
+    assert!(!Path::new(out).exists(), "no file is left behind");
+    // A stage whose events are not packets.
+    let rec = fixed(dir.path());
+    let o = tcptape(&[
+        "export",
+        rec.to_str().unwrap(),
+        "--format",
+        "pcapng",
+        "--stage",
+        "tx_sendmsg",
+        "-o",
+        out,
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("--stage tx_sendmsg") && err.contains("tx_driver"),
+        "{err}"
+    );
+}

@@ -185,7 +185,11 @@ fn run_pcapng(
     // Selections first: a bad --cgroup or --stage creates no file.
     let sels = hosts
         .iter()
-        .map(|(_, recs)| args.select.selection(recs))
+        .map(|(_, recs)| {
+            let sel = args.select.selection(recs)?;
+            pcapng::check(recs, &sel)?;
+            Ok(sel)
+        })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let written = to_output(args, out, |w| {
         let mut export = pcapng::PcapExport::new(w)?;

@@ -104,32 +104,8 @@ impl<W: Write> PcapExport<W> {
 
     /// Writes one host's packets.
     pub fn host(&mut self, part: &HostPackets<'_>) -> anyhow::Result<()> {
+        let stages = check(part.recs, part.sel)?;
         let metas: Vec<_> = part.recs.iter().map(|r| r.meta()).collect();
-        if let Some((r, m)) = part
-            .recs
-            .iter()
-            .zip(&metas)
-            .find(|(_, m)| m.schema_version < 2)
-        {
-            anyhow::bail!(
-                "{}: pcap-ng needs the TCP headers recordings carry since schema version 2; this \
-                 one is version {}",
-                r.path.display(),
-                m.schema_version
-            );
-        }
-        let stages: Vec<Stage> = if part.sel.stages.is_empty() {
-            DEFAULT_STAGES.to_vec()
-        } else {
-            part.sel.stages.clone()
-        };
-        if let Some(s) = stages.iter().find(|s| !HEADER_STAGES.contains(s)) {
-            anyhow::bail!(
-                "--stage {}: its events carry no packet headers; pcap-ng exports packets at {}",
-                s.name(),
-                HEADER_STAGES.map(|s| s.name()).join(", ")
-            );
-        }
         let files: Vec<_> = part.recs.iter().flat_map(|r| r.files()).collect();
         let mono_to_wall = metas.first().map_or(0, |m| m.mono_to_wall_ns);
         let names: HashMap<u32, String> = metas
@@ -293,6 +269,34 @@ impl<W: Write> PcapExport<W> {
         out.flush().context("cannot write")?;
         Ok(self.written)
     }
+}
+
+/// The stages to export from these recordings, or why they cannot be: recordings older than
+/// the headers, stages whose events are not packets. Called before the file is created.
+pub fn check(recs: &[Recording], sel: &Selection) -> anyhow::Result<Vec<Stage>> {
+    for r in recs {
+        let m = r.meta();
+        anyhow::ensure!(
+            m.schema_version >= 2,
+            "{}: pcap-ng needs the TCP headers recordings carry since schema version 2; this \
+             one is version {}",
+            r.path.display(),
+            m.schema_version
+        );
+    }
+    let stages: Vec<Stage> = if sel.stages.is_empty() {
+        DEFAULT_STAGES.to_vec()
+    } else {
+        sel.stages.clone()
+    };
+    if let Some(s) = stages.iter().find(|s| !HEADER_STAGES.contains(s)) {
+        anyhow::bail!(
+            "--stage {}: its events carry no packet headers; pcap-ng exports packets at {}",
+            s.name(),
+            HEADER_STAGES.map(|s| s.name()).join(", ")
+        );
+    }
+    Ok(stages)
 }
 
 /// A packet's comment: its stage, and its journey's hops with the time from each to the next.
