@@ -23,7 +23,7 @@ pub struct AnonymizeArgs {
     /// Map ports through a keyed permutation too (default: ports are kept).
     #[arg(long)]
     pub map_ports: bool,
-    /// Keep `pid` and `comm` (default: removed).
+    /// Keep `pid`, `comm` and the cgroups' paths (default: removed; the cgroup ids stay).
     #[arg(long)]
     pub keep_tasks: bool,
 }
@@ -69,7 +69,7 @@ pub fn run(args: &AnonymizeArgs, out: &mut impl std::io::Write) -> anyhow::Resul
         what.push("ports mapped");
     }
     if !args.keep_tasks {
-        what.push("pid and comm removed");
+        what.push("pid, comm and cgroup paths removed");
     }
     writeln!(
         out,

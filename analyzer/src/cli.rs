@@ -45,7 +45,7 @@ pub enum Command {
     /// time line.
     Export(crate::export::ExportArgs),
     /// An anonymized copy of a recording for a public ticket: prefix-preserving (Crypto-PAn)
-    /// address pseudonyms, pid and comm removed, ports kept or mapped.
+    /// address pseudonyms, pid, comm and cgroup paths removed, ports kept or mapped.
     Anonymize(crate::anonymize_command::AnonymizeArgs),
     /// Shell completions, printed to standard output: `tcptape completions bash >
     /// /etc/bash_completion.d/tcptape` (zsh: into a directory of `$fpath` as `_tcptape`; fish:

@@ -70,6 +70,20 @@ fn a_key_file_gives_the_same_pseudonyms_to_two_recordings() {
     .status
     .success());
     assert_ne!(addrs(&c), anon_a);
+
+    // Cgroup paths name services as `comm` names processes: gone, the ids kept.
+    let (before, after) = (
+        Recording::open(&input).unwrap().meta().cgroups,
+        Recording::open(&c).unwrap().meta().cgroups,
+    );
+    assert!(!before.is_empty() && before.iter().all(|n| n.path.is_some()));
+    assert_eq!(
+        after.iter().map(|n| n.id).collect::<Vec<_>>(),
+        before.iter().map(|n| n.id).collect::<Vec<_>>()
+    );
+    assert!(after
+        .iter()
+        .all(|n| n.path.is_none() && n.identity.is_none()));
 }
 
 #[test]

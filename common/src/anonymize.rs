@@ -224,6 +224,15 @@ impl Anonymizer {
         }
         if self.tasks {
             m.filters.pids.clear();
+            // Cgroup paths name services and containers as `comm` names processes: the ids
+            // stay (the report still splits by them), the names go.
+            for c in &mut m.cgroups {
+                c.path = None;
+                c.identity = None;
+            }
+            for c in &mut m.filters.cgroups {
+                *c = "anonymized".into();
+            }
         }
         let mut h = siphasher::sip::SipHasher13::new_with_key(
             &self.key[..16].try_into().expect("16 bytes"),

@@ -73,7 +73,7 @@ pub struct CgroupName {
     /// The cgroup's id (its directory's inode number).
     pub id: u64,
     /// Its path below the cgroup v2 root (`/` for the root); `None` when it was gone before the
-    /// recorder looked it up.
+    /// recorder looked it up, or removed by `tcptape anonymize`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
     /// The container, pod or unit the path names, in a layout known to tcptape.
@@ -88,7 +88,7 @@ impl CgroupName {
         match (&self.identity, &self.path) {
             (Some(i), _) => i.describe(),
             (None, Some(p)) => p.clone(),
-            (None, None) => format!("cgroup {} (gone)", self.id),
+            (None, None) => format!("cgroup {} (no path)", self.id),
         }
     }
 }

@@ -157,7 +157,7 @@ mod tests {
         assert_eq!(plain.identity, None);
         assert_eq!(by_id(ino(root.path())).path.as_deref(), Some("/"));
         assert_eq!(by_id(7).path, None);
-        assert_eq!(by_id(7).label(), "cgroup 7 (gone)");
+        assert_eq!(by_id(7).label(), "cgroup 7 (no path)");
         // Known ids are not looked up again.
         std::fs::create_dir_all(root.path().join("late")).unwrap();
         names.note(&[event(7, None)]);

@@ -62,7 +62,7 @@ fn cgroup_label(c: &CgroupShare) -> String {
     match (&c.workload, &c.path) {
         (Some(w), _) => w.describe(),
         (None, Some(p)) => p.clone(),
-        (None, None) => format!("cgroup {} (gone)", c.cgroup),
+        (None, None) => format!("cgroup {} (no path)", c.cgroup),
     }
 }
 
