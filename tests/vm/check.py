@@ -179,6 +179,24 @@ def check_run(c, args, results, env, run, expect):
         c.check(f"{run}: tx_sendmsg calls and bytes = the non-blocking writer's", False,
                 f"traffic-bulk2.out: {nb}")
 
+    # Schema 2, whatever the mechanism: the writes name their socket's and their task's
+    # cgroup, and the packets at the driver carry their TCP header (flags, ack, window).
+    db1 = duckdb.connect()
+    src = parquet_source(rec)
+    cols = [r[0] for r in db1.execute(f"DESCRIBE SELECT * FROM read_parquet('{src}')").fetchall()]
+    if "cgroup" in cols:
+        writes, named = db1.execute(
+            f"SELECT count(*), count(*) FILTER (WHERE cgroup IS NOT NULL AND task_cgroup IS NOT NULL) "
+            f"FROM read_parquet('{src}') WHERE kind = 'tx_sendmsg' AND dport = 5003").fetchone()
+        c.check(f"{run}: every write names its socket's and task's cgroup",
+                writes > 0 and named == writes, f"{named} of {writes} writes")
+        pkts, headed = db1.execute(
+            f"SELECT count(*), count(*) FILTER (WHERE tcp_flags IS NOT NULL AND ack IS NOT NULL "
+            f"AND tcp_hlen >= 20) FROM read_parquet('{src}') "
+            "WHERE kind = 'tx_driver' AND dport = 5003").fetchone()
+        c.check(f"{run}: every transmitted packet carries its TCP header",
+                pkts > 0 and headed == pkts, f"{headed} of {pkts} packets")
+
     info_p = subprocess.run([args.analyzer, "info", "--format", "json", rec],
                             capture_output=True, text=True)
     if not c.check(f"{run}: tcptape info", info_p.returncode == 0,
