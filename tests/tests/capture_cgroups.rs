@@ -184,6 +184,14 @@ fn every_flow_is_attributed_to_the_cgroup_of_its_socket_and_the_report_splits_by
     let cg = TestCgroups::new(&["a", "a/inner", "b", "srv"]);
     let traffic_bin = env!("CARGO_BIN_EXE_tcptape-traffic");
     let (port, bytes) = ((PORT + 1).to_string(), BYTES.to_string());
+    // Every 20th data packet dropped: retransmissions to attribute too.
+    pair.receiver_input_rule(&format!(
+        "tcp dport {} meta length > 200 numgen inc mod 20 == 0 drop",
+        PORT + 1
+    ))
+    .expect("nft");
+    let retrans = || tcptape_e2e::netns::tcp_counters_of(&pair.a).unwrap()["RetransSegs"];
+    let retrans0 = retrans();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("rec.parquet");
     let mut pids = (0u32, 0u32);
@@ -209,6 +217,7 @@ fn every_flow_is_attributed_to_the_cgroup_of_its_socket_and_the_report_splits_by
             assert!(server.wait().unwrap().success(), "server");
         },
     );
+    let retrans_kernel = retrans() - retrans0;
     let r = tcptape_e2e::recording::load(&out).unwrap();
     assert_eq!(r.lost(), 0);
     let (id_a, id_b, id_srv) = (
@@ -270,6 +279,28 @@ fn every_flow_is_attributed_to_the_cgroup_of_its_socket_and_the_report_splits_by
     assert_eq!(share(id_b)["bytes_written"], BYTES);
     assert_eq!(share(id_srv)["bytes_read"], 2 * BYTES);
     assert_eq!(share(id_a)["path"], cg.path(1));
+    // The retransmissions: each client's socket's, all that the kernel counted.
+    let (ra, rb) = (
+        share(id_a)["retransmitted_segments"].as_u64().unwrap(),
+        share(id_b)["retransmitted_segments"].as_u64().unwrap(),
+    );
+    let of_port = |p: u16| -> u64 {
+        r.of("retransmit")
+            .filter(|x| x.sport == Some(p))
+            .map(|x| x.segs.unwrap_or(1) as u64)
+            .sum()
+    };
+    assert!(ra > 0 && rb > 0, "both clients retransmitted: {ra} {rb}");
+    assert_eq!((ra, rb), (of_port(port_a), of_port(port_b)));
+    assert_eq!(
+        ra + rb,
+        retrans_kernel,
+        "vs TcpRetransSegs of the clients' namespace"
+    );
+    assert!(
+        r.of("retransmit").all(|x| x.cgroup.is_some()),
+        "every retransmission names its socket's cgroup"
+    );
     // --cgroup on the analyzer: a's tree is a's flow only.
     let only_a = tcptape_e2e::analyzer::run(&[
         "report",

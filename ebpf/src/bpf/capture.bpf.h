@@ -951,6 +951,17 @@ static __always_inline void event_cookie(struct tcptape_event *e, struct sock *s
 	}
 }
 
+/* The socket of a socket stage: its cookie, and its cgroup, which attributes the flow (softirq
+ * events included, where the current task is whichever was interrupted). */
+static __always_inline void event_socket(struct tcptape_event *e, struct sock *sk,
+					 enum cookie_src src, bool direct)
+{
+	event_cookie(e, sk, src, direct);
+	e->cgroup = sock_cgroup_own(sk);
+	if (e->cgroup)
+		e->valid |= V_CGROUP;
+}
+
 /* The tcp_sock of a TCP socket. Direct reads need the helper: the verifier allows no access past
  * struct sock through a struct sock pointer. NULL for sockets that are not full TCP sockets. */
 static __always_inline struct tcp_sock *tcp_sock_of(struct sock *sk, bool direct)
@@ -1101,11 +1112,7 @@ static __always_inline struct tcptape_event *sock_event(__u8 kind, struct sock *
 	struct tcptape_event *e = event_reserve(kind, &f, &sc);
 	if (!e)
 		return NULL;
-	event_cookie(e, sk, src, direct);
-	/* The socket's cgroup attributes the flow, softirq events included. */
-	e->cgroup = sock_cgroup_own(sk);
-	if (e->cgroup)
-		e->valid |= V_CGROUP;
+	event_socket(e, sk, src, direct);
 	return e;
 }
 
@@ -1158,7 +1165,7 @@ static __always_inline int on_retransmit(struct sock *sk, struct sk_buff *skb, e
 	struct tcptape_event *e = event_reserve(ST_RETRANSMIT, &f, &sc);
 	if (!e)
 		return 0;
-	event_cookie(e, sk, src, false);
+	event_socket(e, sk, src, false);
 	if (skb) {
 		e->skb = (__u64)skb;
 		e->valid |= V_SKB;

@@ -1,6 +1,6 @@
 //! The terminal table (the default format), laid out for a terminal of 120 columns: a table with
-//! a `flow` column names each flow by a short id (`f1`, `f2`, …) and gives a legend of the full
-//! flows above it, text lines wrap under their label, and a table still wider is fitted by
+//! a `flow` or `cgroup` column names each flow or cgroup by a short id (`f1`, `c1`, …) and gives
+//! a legend of them in full above it, text lines wrap under their label, and a table still wider is fitted by
 //! wrapping its cells. `--wide` keeps every flow in full and every line whole.
 
 use super::sections::Block;
@@ -56,8 +56,9 @@ pub fn write(blocks: &[Block], out: &mut impl Write) -> std::io::Result<()> {
 
 /// Writes blocks as text with box-drawn tables, in the given layout.
 pub fn write_with(blocks: &[Block], layout: Layout, out: &mut impl Write) -> std::io::Result<()> {
-    // Short flow ids, in order of first appearance: f1 is ids[0].
-    let mut ids: Vec<String> = Vec::new();
+    // Short ids of flows (`f1` is flows[0]) and cgroups (`c1`), in order of first appearance.
+    let mut ids: [(&str, &str, Vec<String>); 2] =
+        [("flow", "f", Vec::new()), ("cgroup", "c", Vec::new())];
     for b in blocks {
         match b {
             Block::Heading(h) => writeln!(out, "\n{h}")?,
@@ -83,28 +84,33 @@ pub fn write_with(blocks: &[Block], layout: Layout, out: &mut impl Write) -> std
                     continue;
                 }
                 let mut rows = rows.clone();
-                let flow_col = header.iter().position(|h| h == "flow");
-                if let (Layout::Fit, Some(c)) = (layout, flow_col) {
-                    // Short ids in the table, the flows in full in a legend above it (so a grep
-                    // for an address or port still finds the flow). A flow keeps its id in
-                    // every table of the report.
+                for (name, prefix, ids) in &mut ids {
+                    let Some(c) = header.iter().position(|h| h == name) else {
+                        continue;
+                    };
+                    if layout == Layout::Wide {
+                        continue;
+                    }
+                    // Short ids in the table, the names in full in a legend above it (so a grep
+                    // for an address or a container still finds it). A flow or cgroup keeps its
+                    // id in every table of the report.
                     let mut legend: Vec<usize> = Vec::new();
                     for r in &mut rows {
-                        let flow = std::mem::take(&mut r[c]);
-                        let id = match ids.iter().position(|f| *f == flow) {
+                        let full = std::mem::take(&mut r[c]);
+                        let id = match ids.iter().position(|f| *f == full) {
                             Some(i) => i + 1,
                             None => {
-                                ids.push(flow);
+                                ids.push(full);
                                 ids.len()
                             }
                         };
                         if !legend.contains(&id) {
                             legend.push(id);
                         }
-                        r[c] = format!("f{id}");
+                        r[c] = format!("{prefix}{id}");
                     }
                     for id in legend {
-                        writeln!(out, "  f{id:<3} {}", ids[id - 1])?;
+                        writeln!(out, "  {:<4} {}", format!("{prefix}{id}"), ids[id - 1])?;
                     }
                 }
                 let mut t = Table::new();
