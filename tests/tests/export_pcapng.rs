@@ -168,6 +168,21 @@ fn tshark_reads_the_export_and_counts_what_the_recording_and_the_kernel_count() 
     assert!(tshark_retrans > 0, "the drops caused retransmissions");
     assert_eq!(tshark_retrans, report_retrans, "tshark vs the report");
     assert_eq!(tshark_retrans, retrans_kernel, "tshark vs TcpRetransSegs");
+    // By default (both driver stages) a packet sent and received on this host is one packet,
+    // written where it was sent: the same packets.
+    let default = dir.path().join("default.pcapng");
+    let out = analyzer::run(&[
+        "export",
+        rec.to_str().unwrap(),
+        "--format",
+        "pcapng",
+        "-o",
+        default.to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    let frames = tshark(&default, &["-T", "fields", "-e", "frame.comment"]);
+    assert_eq!(frames.lines().count(), rows.len());
+    assert!(frames.lines().all(|l| l.contains("at tx_driver")));
     // Every packet's comment names its stage, and most their journey.
     assert!(rows.iter().all(|f| f[7].contains("at tx_driver")));
     let in_journeys = rows.iter().filter(|f| f[7].contains("journey")).count();

@@ -1,6 +1,7 @@
 //! `tcptape export --format pcapng -o FILE`: the packets of a recording as Wireshark and tshark
 //! read them. One packet per recorded event at the chosen stages (default: the driver stages,
-//! what a capture on the interface shows), rebuilt from the recorded headers: IPv4 or IPv6 and
+//! what a capture on the interface shows, one packet per wire packet: one this host both sent
+//! and received is written where it was sent), rebuilt from the recorded headers: IPv4 or IPv6 and
 //! TCP with the recorded flags, sequence and acknowledgment numbers and window. TCP options are
 //! not recorded: NOPs stand in, so that the header has the recorded length; the payload is left
 //! out and the original length kept. One interface per host and (namespace, interface); each
@@ -52,6 +53,8 @@ pub struct PcapWritten {
     pub interfaces: u64,
     /// Packets left out by the limit.
     pub limited: u64,
+    /// Arrivals left out as the same wire packet as a transmission written (default stages).
+    pub sent_here: u64,
 }
 
 /// One host's part of the file.
@@ -206,6 +209,15 @@ impl<W: Write> PcapExport<W> {
             let journey = cpu[i]
                 .and_then(|c| by_hop.get(&(stage.code(), t, c)))
                 .map(|&p| &packets[p]);
+            // By default one packet per wire packet: one this host both sent and received (veth,
+            // loopback) is written where it was sent.
+            if part.sel.stages.is_empty()
+                && stage == Stage::RxDriver
+                && journey.is_some_and(|p| p.hops.iter().any(|h| h.stage == Stage::TxDriver))
+            {
+                self.written.sent_here += 1;
+                continue;
+            }
             let options = vec![
                 EnhancedPacketOption::Flags(if stage.name().starts_with("rx_") {
                     1 // inbound
