@@ -56,6 +56,25 @@ pub fn exact(ns: i64) -> String {
     }
 }
 
+/// TCP flags as tcpdump writes them: `S` SYN, `F` FIN, `R` RST, `P` PSH, `U` URG, `E` ECE, `W`
+/// CWR, `.` ACK.
+fn tcp_flags(f: u8) -> String {
+    [
+        (0x02, 'S'),
+        (0x01, 'F'),
+        (0x04, 'R'),
+        (0x08, 'P'),
+        (0x20, 'U'),
+        (0x40, 'E'),
+        (0x80, 'W'),
+        (0x10, '.'),
+    ]
+    .iter()
+    .filter(|(bit, _)| f & bit != 0)
+    .map(|(_, c)| *c)
+    .collect()
+}
+
 /// The fields of an event besides time, CPU, stage and flow, as `name=value`.
 pub fn fields(r: &Record) -> String {
     let mut s = String::new();
@@ -74,6 +93,12 @@ pub fn fields(r: &Record) -> String {
     if let Some(v) = &r.comm {
         put("comm", v);
     }
+    if let Some(v) = r.cgroup {
+        put("cgroup", &v);
+    }
+    if let Some(v) = r.task_cgroup {
+        put("task_cgroup", &v);
+    }
     if let Some(v) = r.netns {
         put("netns", &v);
     }
@@ -85,6 +110,15 @@ pub fn fields(r: &Record) -> String {
     }
     if let Some(v) = r.seq {
         put("seq", &v);
+    }
+    if let Some(v) = r.ack {
+        put("ack", &v);
+    }
+    if let Some(v) = r.window {
+        put("win", &v);
+    }
+    if let Some(v) = r.tcp_flags {
+        put("flags", &format_args!("[{}]", tcp_flags(v)));
     }
     if let Some(v) = r.segs {
         put("segs", &v);
@@ -135,6 +169,15 @@ pub fn line(r: &Record, start_ns: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn flags_read_as_tcpdump_writes_them() {
+        assert_eq!(tcp_flags(0x12), "S.");
+        assert_eq!(tcp_flags(0x18), "P.");
+        assert_eq!(tcp_flags(0x11), "F.");
+        assert_eq!(tcp_flags(0x04), "R");
+        assert_eq!(tcp_flags(0), "");
+    }
 
     #[test]
     fn durations_are_exact() {
