@@ -111,6 +111,7 @@ fn the_report_gives_each_cgroup_its_own_flows_bytes_and_drops() {
         assert_eq!(s["drops"], drops, "cgroup {id}");
         assert_eq!(s["retransmitted_segments"], retrans, "cgroup {id}");
         assert_eq!(s["sockets"], ports.len() as u64, "cgroup {id}");
+        assert_eq!(s["flows"], ports.len() as u64, "cgroup {id}");
         // Its latency rows count its packets: the report's per-flow rows of its flows, summed.
         let per_flow: u64 = r["stages_per_flow"]
             .as_array()
@@ -240,4 +241,46 @@ fn a_version_1_recording_reads_as_before_without_cgroups() {
     let out = tcptape(&["report", sample, "--cgroup", "/"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("names no cgroup"));
+}
+
+#[test]
+fn diff_compares_one_containers_flows_as_the_report_selects_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (base, cand) = (dir.path().join("a.parquet"), dir.path().join("b.parquet"));
+    write_file(&base, SynthConfig::new(Mix::Bulk, 30_000, 21)).unwrap();
+    write_file(&cand, SynthConfig::new(Mix::Bulk, 30_000, 22)).unwrap();
+    let out = tcptape(&[
+        "diff",
+        base.to_str().unwrap(),
+        cand.to_str().unwrap(),
+        "--format",
+        "json",
+        "--container",
+        "5e1f7c0a9b3d",
+    ]);
+    assert!(
+        matches!(out.status.code(), Some(0 | 1 | 3)),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let d: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for (path, side) in [(&base, "base"), (&cand, "cand")] {
+        let r = report(path, &["--container", "5e1f7c0a9b3d"]);
+        let mut from_diff: Vec<u64> = d["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|row| row[side]["count"].as_u64())
+            .collect();
+        let mut from_report: Vec<u64> = r["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|row| row["count"].as_u64().unwrap())
+            .collect();
+        from_diff.sort_unstable();
+        from_report.sort_unstable();
+        assert!(!from_report.is_empty());
+        assert_eq!(from_diff, from_report, "{side}");
+    }
 }

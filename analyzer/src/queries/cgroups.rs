@@ -19,19 +19,49 @@ pub struct FlowOwners {
 impl FlowOwners {
     /// Read from the whole recording: a flow's owner is known even where a selection's time
     /// range leaves its socket's events out.
+    ///
+    /// A flow named by sockets of two cgroups (recordings whose receive-side socket stages name
+    /// the flow in the packet's orientation, as synthetic ones do) is the one's that sent on it.
     pub fn read(files: &[PathBuf]) -> anyhow::Result<FlowOwners> {
+        let sent = col("kind")
+            .eq(lit(Stage::TxSendmsg.name()))
+            .or(col("kind").eq(lit(Stage::TxTcpXmit.name())))
+            .cast(DataType::UInt64)
+            .sum()
+            .alias("sent");
         let lf = scan(files)
             .map_err(super::frame::one_line)?
-            .filter(col("cgroup").is_not_null().and(col("sport").is_not_null()))
-            .group_by([col("saddr"), col("sport"), col("daddr"), col("dport")])
-            .agg([col("cgroup").first()]);
+            // A listener's and a connecting socket's events before its port is chosen name
+            // no flow (port 0).
+            .filter(
+                col("cgroup")
+                    .is_not_null()
+                    .and(col("sport").neq(lit(0u16)))
+                    .and(col("dport").neq(lit(0u16))),
+            )
+            .group_by([
+                col("saddr"),
+                col("sport"),
+                col("daddr"),
+                col("dport"),
+                col("cgroup"),
+            ])
+            .agg([sent]);
         let df = collect(lf)?;
-        let ids = u64s(&df, "cgroup")?;
-        let by_flow = flows_of_frame(&df)?
-            .into_iter()
-            .zip(ids)
-            .filter_map(|(f, id)| Some((f?, id?)))
-            .collect();
+        let (ids, sent) = (u64s(&df, "cgroup")?, u64s(&df, "sent")?);
+        let mut best: HashMap<Flow, (u64, u64)> = HashMap::new();
+        for ((f, id), n) in flows_of_frame(&df)?.into_iter().zip(ids).zip(sent) {
+            let (Some(f), Some(id)) = (f, id) else {
+                continue;
+            };
+            let n = n.unwrap_or(0);
+            let e = best.entry(f).or_insert((n, id));
+            // Most sends first, then the smaller id: the same owner whatever the row order.
+            if (n, std::cmp::Reverse(id)) > (e.0, std::cmp::Reverse(e.1)) {
+                *e = (n, id);
+            }
+        }
+        let by_flow = best.into_iter().map(|(f, (_, id))| (f, id)).collect();
         Ok(FlowOwners { by_flow })
     }
 
@@ -52,6 +82,15 @@ impl FlowOwners {
     /// The cgroups that own a flow.
     pub fn cgroups(&self) -> BTreeSet<u64> {
         self.by_flow.values().copied().collect()
+    }
+
+    /// The flows (in their sockets' orientation) of each cgroup.
+    pub fn flow_counts(&self) -> BTreeMap<u64, u64> {
+        let mut n = BTreeMap::new();
+        for id in self.by_flow.values() {
+            *n.entry(*id).or_insert(0) += 1;
+        }
+        n
     }
 }
 

@@ -271,6 +271,7 @@ fn cgroup_shares(
     }
     let totals = crate::queries::cgroups::totals(files, sel)?;
     let drops = crate::queries::cgroups::drops(files, sel, owners)?;
+    let flows = owners.flow_counts();
     let ids: std::collections::BTreeSet<u64> = totals
         .keys()
         .chain(drops.keys())
@@ -286,6 +287,7 @@ fn cgroup_shares(
                 cgroup: id,
                 path: name.and_then(|n| n.path.clone()),
                 workload: name.and_then(|n| n.identity.clone()),
+                flows: flows.get(&id).copied().unwrap_or(0),
                 sockets: t.sockets,
                 bytes_written: t.bytes_written,
                 bytes_read: t.bytes_read,

@@ -411,6 +411,8 @@ pub struct CgroupShare {
     /// The container, pod or unit the path names, when tcptape knows the layout.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub workload: Option<tcptape_common::cgroup_identity::CgroupIdentity>,
+    /// Flows of the cgroup's sockets (one per socket and peer, in the recording).
+    pub flows: u64,
     /// Sockets of the cgroup with an event in the selection.
     pub sockets: u64,
     /// Bytes its applications wrote.

@@ -173,6 +173,7 @@ pub fn sections(r: &Report, limit: usize) -> Vec<Block> {
         b.push(table(
             &[
                 "cgroup",
+                "flows",
                 "sockets",
                 "written",
                 "read",
@@ -184,6 +185,7 @@ pub fn sections(r: &Report, limit: usize) -> Vec<Block> {
                 .map(|c| {
                     vec![
                         cgroup_label(c),
+                        c.flows.to_string(),
                         c.sockets.to_string(),
                         bytes(c.bytes_written),
                         bytes(c.bytes_read),
