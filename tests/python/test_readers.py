@@ -43,6 +43,14 @@ def documented_schema():
     return rows
 
 
+def documented_version():
+    """The schema version the README documents (its heading "The recording (schema version N)")."""
+    readme = (ROOT / "README.md").read_text()
+    m = re.search(r"^## The recording \(schema version (\d+)\)$", readme, re.M)
+    assert m, "no schema version heading in README.md"
+    return m.group(1)
+
+
 @pytest.fixture(scope="module")
 def recording(tmp_path_factory):
     out = tmp_path_factory.mktemp("rec") / "synth.parquet"
@@ -76,7 +84,7 @@ def test_duckdb_queries_stages_and_metadata(recording):
             f"SELECT key, value FROM parquet_kv_metadata('{recording}')"
         ).fetchall()
     }
-    assert kv["tcptape.schema_version"] == "1"
+    assert kv["tcptape.schema_version"] == documented_version()
     assert json.loads(kv["tcptape.segment"])["last"] is True
     # The per-stage latency a user would write by hand: enqueue -> dequeue of the same skb.
     p50 = con.execute(
@@ -99,7 +107,10 @@ def test_pyarrow_and_pandas_see_documented_types(recording):
         arrow, _, _, nullable = schema[field.name]
         assert str(field.type) == arrow, field.name
         assert field.nullable == (nullable == "yes"), field.name
-    assert pq.read_metadata(recording).metadata[b"tcptape.schema_version"] == b"1"
+    assert (
+        pq.read_metadata(recording).metadata[b"tcptape.schema_version"]
+        == documented_version().encode()
+    )
 
     df = pd.read_parquet(recording, dtype_backend="numpy_nullable")
     assert list(df.columns) == list(schema)
