@@ -23,7 +23,8 @@ pub struct SelectionArgs {
     pub port: Vec<u16>,
     /// Only this stage (repeatable, or comma-separated): the latency rows that start or end at
     /// it (`report`, `diff`; journeys still use every recorded stage), its events (`replay`),
-    /// the journeys that pass it (`replay --journeys`, `export`).
+    /// the journeys that pass it (`replay --journeys`, `export`), the stages whose packets are
+    /// written (`export --format pcapng`).
     #[arg(long, value_name = "S", value_delimiter = ',')]
     pub stage: Vec<Stage>,
     /// Only events from this long after the start of the recording (`10s`, `1m30s`, `250ms`).

@@ -35,12 +35,18 @@ impl CgroupNames {
     /// Notes the cgroups of these events and looks up the new ones (one walk of the hierarchy,
     /// stopped once all are found).
     pub fn note(&mut self, events: &[RawEvent]) {
+        // Consecutive events mostly name the same cgroup: a map lookup only when it changes.
+        let mut last = None;
         for e in events {
             for (bit, id) in [
                 (valid::CGROUP, e.cgroup),
                 (valid::TASK_CGROUP, e.task_cgroup),
             ] {
-                if e.has(bit) && !self.names.contains_key(&id) {
+                if !e.has(bit) || last == Some(id) {
+                    continue;
+                }
+                last = Some(id);
+                if !self.names.contains_key(&id) {
                     self.pending.insert(id);
                 }
             }

@@ -301,6 +301,10 @@ fn every_flow_is_attributed_to_the_cgroup_of_its_socket_and_the_report_splits_by
         r.of("retransmit").all(|x| x.cgroup.is_some()),
         "every retransmission names its socket's cgroup"
     );
+    eprintln!(
+        "{checked} socket events attributed; retransmitted a {ra}, b {rb}, TcpRetransSegs \
+         {retrans_kernel}"
+    );
     // --cgroup on the analyzer: a's tree is a's flow only.
     let only_a = tcptape_e2e::analyzer::run(&[
         "report",

@@ -183,6 +183,13 @@ fn tshark_reads_the_export_and_counts_what_the_recording_and_the_kernel_count() 
     let frames = tshark(&default, &["-T", "fields", "-e", "frame.comment"]);
     assert_eq!(frames.lines().count(), rows.len());
     assert!(frames.lines().all(|l| l.contains("at tx_driver")));
+    eprintln!(
+        "tshark: {} packets (interfaces {sent_kernel}), {} streams, {first_time} bytes sent \
+         once, {tshark_retrans} retransmitted (report {report_retrans}, TcpRetransSegs \
+         {retrans_kernel})",
+        rows.len(),
+        streams.len()
+    );
     // Every packet's comment names its stage, and most their journey.
     assert!(rows.iter().all(|f| f[7].contains("at tx_driver")));
     let in_journeys = rows.iter().filter(|f| f[7].contains("journey")).count();

