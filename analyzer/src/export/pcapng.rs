@@ -116,124 +116,57 @@ impl<W: Write> PcapExport<W> {
             .flat_map(|m| &m.environment.interfaces)
             .map(|i| (i.ifindex, i.name.clone()))
             .collect();
-
-        // The journeys, for each packet's comment: keyed by (stage, time, CPU) of their hops.
-        let journey_sel = Selection {
-            stages: Vec::new(),
-            ..part.sel.clone()
-        };
-        let j = per_packet::journeys(part.recs, &journey_sel, part.max_hop_gap_ns)?;
-        let packets = per_packet::packets(&j)?;
-        drop(j);
-        let mut by_hop: HashMap<(u8, u64, u64), usize> = HashMap::new();
-        for (i, p) in packets.iter().enumerate() {
-            for h in &p.hops {
-                if let Some(cpu) = h.cpu {
-                    by_hop.entry((h.stage.code(), h.ts_ns, cpu)).or_insert(i);
-                }
-            }
-        }
-
-        let rows = stages
-            .iter()
-            .fold(lit(false), |acc, s| acc.or(col("kind").eq(lit(s.name()))));
-        let lf = part
-            .sel
-            .apply(scan(&files).map_err(crate::queries::frame::one_line)?, rows)
-            .select(COLUMNS.map(col))
-            .sort(
-                ["ts_ns"],
-                SortMultipleOptions::default().with_maintain_order(true),
-            );
-        let df = collect(lf)?;
-        let int = |c: &str| u64s(&df, c);
-        let (ts, cpu, netns, ifindex, family) = (
-            int("ts_ns")?,
-            int("cpu")?,
-            int("netns")?,
-            int("ifindex")?,
-            int("family")?,
-        );
-        let (kind, saddr, daddr) = (strs(&df, "kind")?, strs(&df, "saddr")?, strs(&df, "daddr")?);
-        let (sport, dport, seq, len) = (int("sport")?, int("dport")?, int("seq")?, int("len")?);
-        let (ack, window, flags, hlen) = (
-            int("ack")?,
-            int("window")?,
-            int("tcp_flags")?,
-            int("tcp_hlen")?,
-        );
+        let journeys = HopJourneys::build(part)?;
+        let rows = PacketRows::read(&files, part.sel, &stages)?;
 
         let mut interfaces: HashMap<(u64, u64), u32> = HashMap::new();
         let mut written = 0usize;
-        for i in 0..df.height() {
-            let (Some(t), Some(k), Some(sa), Some(da)) = (ts[i], &kind[i], &saddr[i], &daddr[i])
-            else {
-                continue;
-            };
-            let Some(stage) = k.parse::<Stage>().ok() else {
-                continue;
-            };
-            let (Some(flags), Some(hlen)) = (flags[i], hlen[i]) else {
+        for i in 0..rows.len() {
+            let Some(p) = rows.packet(i) else {
                 continue; // no headers: not a packet this stage read
             };
-            if part.limit > 0 && written >= part.limit {
-                self.written.limited += (df.height() - i) as u64;
-                break;
-            }
-            let hdr = Headers {
-                family: family[i].unwrap_or(4) as u8,
-                saddr: sa,
-                daddr: da,
-                sport: sport[i].unwrap_or(0) as u16,
-                dport: dport[i].unwrap_or(0) as u16,
-                seq: seq[i].unwrap_or(0) as u32,
-                ack: ack[i].unwrap_or(0) as u32,
-                window: window[i].unwrap_or(0) as u16,
-                flags: flags as u8,
-                hlen: hlen as u8,
-                payload: len[i].unwrap_or(0) as u32,
-            };
-            let Some((data, original_len)) = hdr.bytes() else {
-                continue;
-            };
-            let key = (netns[i].unwrap_or(0), ifindex[i].unwrap_or(0));
-            let next = interfaces.len() as u32;
-            let interface_id = match interfaces.get(&key) {
-                Some(&id) => id,
-                None => {
-                    self.interface(part.host, key, &names)?;
-                    interfaces.insert(key, next);
-                    next
-                }
-            };
-            let journey = cpu[i]
-                .and_then(|c| by_hop.get(&(stage.code(), t, c)))
-                .map(|&p| &packets[p]);
+            let journey = journeys.of(p.stage, p.ts, p.cpu);
             // By default one packet per wire packet: one this host both sent and received (veth,
             // loopback) is written where it was sent.
             if part.sel.stages.is_empty()
-                && stage == Stage::RxDriver
-                && journey.is_some_and(|p| p.hops.iter().any(|h| h.stage == Stage::TxDriver))
+                && p.stage == Stage::RxDriver
+                && journey.is_some_and(|j| j.hops.iter().any(|h| h.stage == Stage::TxDriver))
             {
                 self.written.sent_here += 1;
                 continue;
             }
-            let options = vec![
-                EnhancedPacketOption::Flags(if stage.name().starts_with("rx_") {
-                    1 // inbound
-                } else {
-                    2 // outbound
-                }),
-                EnhancedPacketOption::Comment(Cow::Owned(comment(stage, journey))),
-            ];
-            let wall = (t as i64 + mono_to_wall).max(0) as u64;
+            let Some((data, original_len)) = p.headers.bytes() else {
+                continue;
+            };
+            if part.limit > 0 && written >= part.limit {
+                self.written.limited += (rows.len() - i) as u64;
+                break;
+            }
+            let next = interfaces.len() as u32;
+            let interface_id = match interfaces.get(&p.interface) {
+                Some(&id) => id,
+                None => {
+                    self.interface(part.host, p.interface, &names)?;
+                    interfaces.insert(p.interface, next);
+                    next
+                }
+            };
+            let direction = if p.stage.name().starts_with("rx_") {
+                1 // inbound
+            } else {
+                2 // outbound
+            };
+            let wall = (p.ts as i64 + mono_to_wall).max(0) as u64;
             self.w
                 .write_pcapng_block(EnhancedPacketBlock {
                     interface_id,
                     timestamp: Duration::from_nanos(wall),
                     original_len,
                     data: Cow::Owned(data),
-                    options,
+                    options: vec![
+                        EnhancedPacketOption::Flags(direction),
+                        EnhancedPacketOption::Comment(Cow::Owned(comment(p.stage, journey))),
+                    ],
                 })
                 .context("cannot write a packet")?;
             written += 1;
@@ -280,6 +213,137 @@ impl<W: Write> PcapExport<W> {
         let mut out = self.w.into_inner();
         out.flush().context("cannot write")?;
         Ok(self.written)
+    }
+}
+
+/// The report's journeys of a host, found by (stage, time, CPU) of their hops: each packet's
+/// comment.
+struct HopJourneys {
+    packets: Vec<Packet>,
+    by_hop: HashMap<(u8, u64, u64), usize>,
+}
+
+impl HopJourneys {
+    fn build(part: &HostPackets<'_>) -> anyhow::Result<HopJourneys> {
+        // Journeys are built from every stage, whatever stages are exported.
+        let sel = Selection {
+            stages: Vec::new(),
+            ..part.sel.clone()
+        };
+        let j = per_packet::journeys(part.recs, &sel, part.max_hop_gap_ns)?;
+        let packets = per_packet::packets(&j)?;
+        let mut by_hop = HashMap::new();
+        for (i, p) in packets.iter().enumerate() {
+            for h in &p.hops {
+                if let Some(cpu) = h.cpu {
+                    by_hop.entry((h.stage.code(), h.ts_ns, cpu)).or_insert(i);
+                }
+            }
+        }
+        Ok(HopJourneys { packets, by_hop })
+    }
+
+    fn of(&self, stage: Stage, ts: u64, cpu: u64) -> Option<&Packet> {
+        self.by_hop
+            .get(&(stage.code(), ts, cpu))
+            .map(|&i| &self.packets[i])
+    }
+}
+
+/// The selected events of the exported stages, in time order, column by column.
+struct PacketRows {
+    ts: Vec<Option<u64>>,
+    cpu: Vec<Option<u64>>,
+    kind: Vec<Option<String>>,
+    netns: Vec<Option<u64>>,
+    ifindex: Vec<Option<u64>>,
+    family: Vec<Option<u64>>,
+    saddr: Vec<Option<String>>,
+    daddr: Vec<Option<String>>,
+    sport: Vec<Option<u64>>,
+    dport: Vec<Option<u64>>,
+    seq: Vec<Option<u64>>,
+    len: Vec<Option<u64>>,
+    ack: Vec<Option<u64>>,
+    window: Vec<Option<u64>>,
+    flags: Vec<Option<u64>>,
+    hlen: Vec<Option<u64>>,
+}
+
+/// One row of [`PacketRows`] that is a packet with its headers.
+struct PacketRow<'a> {
+    stage: Stage,
+    ts: u64,
+    cpu: u64,
+    /// (network namespace, interface index).
+    interface: (u64, u64),
+    headers: Headers<'a>,
+}
+
+impl PacketRows {
+    fn read(
+        files: &[std::path::PathBuf],
+        sel: &Selection,
+        stages: &[Stage],
+    ) -> anyhow::Result<PacketRows> {
+        let rows = stages
+            .iter()
+            .fold(lit(false), |acc, s| acc.or(col("kind").eq(lit(s.name()))));
+        let lf = sel
+            .apply(scan(files).map_err(crate::queries::frame::one_line)?, rows)
+            .select(COLUMNS.map(col))
+            .sort(
+                ["ts_ns"],
+                SortMultipleOptions::default().with_maintain_order(true),
+            );
+        let df = collect(lf)?;
+        let int = |c: &str| u64s(&df, c);
+        Ok(PacketRows {
+            ts: int("ts_ns")?,
+            cpu: int("cpu")?,
+            kind: strs(&df, "kind")?,
+            netns: int("netns")?,
+            ifindex: int("ifindex")?,
+            family: int("family")?,
+            saddr: strs(&df, "saddr")?,
+            daddr: strs(&df, "daddr")?,
+            sport: int("sport")?,
+            dport: int("dport")?,
+            seq: int("seq")?,
+            len: int("len")?,
+            ack: int("ack")?,
+            window: int("window")?,
+            flags: int("tcp_flags")?,
+            hlen: int("tcp_hlen")?,
+        })
+    }
+
+    fn len(&self) -> usize {
+        self.ts.len()
+    }
+
+    /// Row `i` as a packet; `None` when it has no flow or no TCP header.
+    fn packet(&self, i: usize) -> Option<PacketRow<'_>> {
+        let stage = self.kind[i].as_deref()?.parse::<Stage>().ok()?;
+        Some(PacketRow {
+            stage,
+            ts: self.ts[i]?,
+            cpu: self.cpu[i]?,
+            interface: (self.netns[i].unwrap_or(0), self.ifindex[i].unwrap_or(0)),
+            headers: Headers {
+                family: self.family[i].unwrap_or(4) as u8,
+                saddr: self.saddr[i].as_deref()?,
+                daddr: self.daddr[i].as_deref()?,
+                sport: self.sport[i].unwrap_or(0) as u16,
+                dport: self.dport[i].unwrap_or(0) as u16,
+                seq: self.seq[i].unwrap_or(0) as u32,
+                ack: self.ack[i].unwrap_or(0) as u32,
+                window: self.window[i].unwrap_or(0) as u16,
+                flags: self.flags[i]? as u8,
+                hlen: self.hlen[i]? as u8,
+                payload: self.len[i].unwrap_or(0) as u32,
+            },
+        })
     }
 }
 

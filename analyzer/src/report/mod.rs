@@ -6,6 +6,7 @@
 //! classic TCP reports, which are queries read into the model), [`model`] (the report, also its JSON shape) and [`render`] (table, Markdown,
 //! HTML).
 
+pub mod cgroup_section;
 pub mod command;
 pub mod latency_sections;
 pub mod latency_stats;
@@ -109,7 +110,7 @@ pub fn build_with_journeys(
             (opts.pictures, opts.pooling),
             &owners,
         )?;
-        let cgroups = cgroup_shares(files, sel, &owners, &metas, &l.stages_per_cgroup)?;
+        let cgroups = cgroup_section::build(files, sel, &owners, &metas, &l.stages_per_cgroup)?;
 
         let rx_app = j
             .stages
@@ -255,54 +256,6 @@ pub fn build_with_journeys(
         };
         Ok((report, j))
     })
-}
-
-/// Each cgroup's share: its sockets' totals, its packets' drops and latency, named from the
-/// recordings' metadata; most bytes first.
-fn cgroup_shares(
-    files: &[std::path::PathBuf],
-    sel: &crate::queries::select::Selection,
-    owners: &crate::queries::cgroups::FlowOwners,
-    metas: &[RecordingMeta],
-    latency: &[(u64, StageLatency)],
-) -> anyhow::Result<Vec<CgroupShare>> {
-    if owners.is_empty() {
-        return Ok(Vec::new());
-    }
-    let totals = crate::queries::cgroups::totals(files, sel)?;
-    let drops = crate::queries::cgroups::drops(files, sel, owners)?;
-    let flows = owners.flow_counts();
-    let ids: std::collections::BTreeSet<u64> = totals
-        .keys()
-        .chain(drops.keys())
-        .chain(latency.iter().map(|(id, _)| id))
-        .copied()
-        .collect();
-    let mut shares: Vec<CgroupShare> = ids
-        .into_iter()
-        .map(|id| {
-            let name = metas.iter().flat_map(|m| &m.cgroups).find(|n| n.id == id);
-            let t = totals.get(&id).cloned().unwrap_or_default();
-            CgroupShare {
-                cgroup: id,
-                path: name.and_then(|n| n.path.clone()),
-                workload: name.and_then(|n| n.identity.clone()),
-                flows: flows.get(&id).copied().unwrap_or(0),
-                sockets: t.sockets,
-                bytes_written: t.bytes_written,
-                bytes_read: t.bytes_read,
-                retransmitted_segments: t.retransmitted_segments,
-                drops: drops.get(&id).copied().unwrap_or(0),
-                stages: latency
-                    .iter()
-                    .filter(|(c, l)| *c == id && sel.shows(&l.from, &l.to))
-                    .map(|(_, l)| l.clone())
-                    .collect(),
-            }
-        })
-        .collect();
-    shares.sort_by_key(|s| (std::cmp::Reverse(s.bytes_written + s.bytes_read), s.cgroup));
-    Ok(shares)
 }
 
 /// The optimized plan of the hop scan journeys are split from ([`crate::journeys::segment`]), for
