@@ -45,30 +45,70 @@ pub struct SelectionArgs {
 }
 
 impl SelectionArgs {
+    /// The selection of each host's recordings: with several hosts, one whose recordings do
+    /// not name a cgroup that `--cgroup`/`--container` give contributes nothing (an empty
+    /// selection) rather than stopping the command, unless no host names one.
+    pub fn selections<'a>(
+        &self,
+        hosts: impl IntoIterator<Item = &'a [Recording]>,
+    ) -> anyhow::Result<Vec<Selection>> {
+        let hosts: Vec<&[Recording]> = hosts.into_iter().collect();
+        let chosen: Vec<anyhow::Result<Option<BTreeSet<u64>>>> =
+            hosts.iter().map(|recs| self.chosen_in(recs)).collect();
+        let lenient = hosts.len() > 1 && chosen.iter().any(Result::is_ok);
+        hosts
+            .iter()
+            .zip(chosen)
+            .map(|(recs, ids)| match ids {
+                Ok(ids) => self.select(recs, ids),
+                Err(_) if lenient => {
+                    let mut none = self.select(recs, None)?;
+                    none.cgroup_flows = Some(Arc::new(BTreeSet::new()));
+                    Ok(none)
+                }
+                Err(e) => Err(e),
+            })
+            .collect()
+    }
+
     /// The selection for these recordings (of one host): times count from their start, and
     /// `--cgroup`/`--container` are looked up in what they recorded.
     pub fn selection(&self, recs: &[Recording]) -> anyhow::Result<Selection> {
+        let ids = self.chosen_in(recs)?;
+        self.select(recs, ids)
+    }
+
+    /// The ids of the cgroups `--cgroup`/`--container` name in these recordings (`None` when
+    /// neither is given).
+    fn chosen_in(&self, recs: &[Recording]) -> anyhow::Result<Option<BTreeSet<u64>>> {
+        if self.cgroup.is_empty() && self.container.is_empty() {
+            return Ok(None);
+        }
+        let mut names: Vec<CgroupName> = Vec::new();
+        for n in recs.iter().flat_map(|r| r.meta().cgroups) {
+            if !names.iter().any(|k| k.id == n.id) {
+                names.push(n);
+            }
+        }
+        chosen_cgroups(&self.cgroup, &self.container, &names).map(Some)
+    }
+
+    /// The selection of these recordings, keeping the flows of the cgroups `ids` when given.
+    fn select(&self, recs: &[Recording], ids: Option<BTreeSet<u64>>) -> anyhow::Result<Selection> {
         if let (Some(f), Some(t)) = (self.from, self.to) {
             anyhow::ensure!(f < t, "--from {f:?} is not before --to {t:?}");
         }
-        let metas: Vec<_> = recs.iter().map(|r| r.meta()).collect();
-        let start_ns = metas.iter().map(|m| m.start_ns).min().unwrap_or(0);
-        let cgroup_flows = if self.cgroup.is_empty() && self.container.is_empty() {
-            None
-        } else {
-            let mut names: Vec<CgroupName> = Vec::new();
-            for n in metas.iter().flat_map(|m| &m.cgroups) {
-                if !names.iter().any(|k| k.id == n.id) {
-                    names.push(n.clone());
-                }
+        let start_ns = recs.iter().map(|r| r.meta().start_ns).min().unwrap_or(0);
+        let cgroup_flows = match ids {
+            None => None,
+            Some(ids) => {
+                let files: Vec<_> = recs.iter().flat_map(|r| r.files()).collect();
+                Some(Arc::new(
+                    crate::queries::cgroups::flows_in(&files, &ids)?
+                        .into_iter()
+                        .collect(),
+                ))
             }
-            let ids = chosen_cgroups(&self.cgroup, &self.container, &names)?;
-            let files: Vec<_> = recs.iter().flat_map(|r| r.files()).collect();
-            Some(Arc::new(
-                crate::queries::cgroups::flows_in(&files, &ids)?
-                    .into_iter()
-                    .collect(),
-            ))
         };
         Ok(Selection {
             ports: self.port.clone(),

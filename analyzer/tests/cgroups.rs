@@ -284,3 +284,42 @@ fn diff_compares_one_containers_flows_as_the_report_selects_them() {
         assert_eq!(from_diff, from_report, "{side}");
     }
 }
+
+#[test]
+fn in_a_set_a_host_without_the_container_contributes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = dir.path().join("set");
+    for (host, named) in [("a", true), ("b", false)] {
+        let d = set.join(format!("host={host}"));
+        std::fs::create_dir_all(&d).unwrap();
+        let mut cfg = SynthConfig::new(Mix::Bulk, 20_000, 31);
+        cfg.hostname = Some(host.to_string());
+        tcptape_common::synth::write_file_with_meta(&d.join("r.parquet"), cfg, |m| {
+            if !named {
+                m.cgroups.clear(); // b's recorder named no cgroup
+            }
+        })
+        .unwrap();
+    }
+    let out = tcptape(&[
+        "report",
+        "--format",
+        "json",
+        set.to_str().unwrap(),
+        "--container",
+        "5e1f7c0a9b3d",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let hosts = r["hosts"].as_array().expect("one report per host");
+    let of = |h: &str| hosts.iter().find(|x| x["host"] == h).unwrap();
+    assert!(!of("a")["stages"].as_array().unwrap().is_empty());
+    assert!(of("b")["stages"].as_array().unwrap().is_empty());
+    // No host names it: the one-line error of a single recording.
+    let out = tcptape(&["report", set.to_str().unwrap(), "--container", "ffffffff"]);
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -80,9 +80,12 @@ struct HostJourneys {
     limited: bool,
 }
 
-fn host_journeys(args: &ExportArgs, recs: &[Recording]) -> anyhow::Result<HostJourneys> {
+fn host_journeys(
+    args: &ExportArgs,
+    recs: &[Recording],
+    sel: Selection,
+) -> anyhow::Result<HostJourneys> {
     let start = recs.iter().map(|r| r.meta().start_ns).min().unwrap_or(0);
-    let sel = args.select.selection(recs)?;
     let j = crate::journeys::per_packet::journeys(recs, &sel, args.max_hop_gap.as_nanos() as u64)?;
     let mut all = crate::journeys::per_packet::packets(&j)?;
     drop(j);
@@ -183,14 +186,12 @@ fn run_pcapng(
     out: &mut impl Write,
 ) -> anyhow::Result<i32> {
     // Selections first: a bad --cgroup or --stage creates no file.
-    let sels = hosts
-        .iter()
-        .map(|(_, recs)| {
-            let sel = args.select.selection(recs)?;
-            pcapng::check(recs, &sel)?;
-            Ok(sel)
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let sels = args
+        .select
+        .selections(hosts.iter().map(|(_, recs)| recs.as_slice()))?;
+    for ((_, recs), sel) in hosts.iter().zip(&sels) {
+        pcapng::check(recs, sel)?;
+    }
     let written = to_output(args, out, |w| {
         let mut export = pcapng::PcapExport::new(w)?;
         for ((host, recs), sel) in hosts.iter().zip(&sels) {
@@ -229,9 +230,13 @@ pub fn run(args: &ExportArgs, out: &mut impl Write) -> anyhow::Result<i32> {
         return run_pcapng(args, &hosts, out);
     }
     let origins = origins(&hosts)?;
+    let sels = args
+        .select
+        .selections(hosts.iter().map(|(_, recs)| recs.as_slice()))?;
     let journeys = hosts
         .iter()
-        .map(|(_, recs)| host_journeys(args, recs))
+        .zip(sels)
+        .map(|((_, recs), sel)| host_journeys(args, recs, sel))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let write = |out: &mut dyn Write| -> anyhow::Result<Written> {
         let mut w = TraceWriter::new(out)?;

@@ -20,8 +20,10 @@ pub fn run(args: &ReportArgs, out: &mut impl Write) -> anyhow::Result<i32> {
     let hosts = crate::inputs::open_by_host(&paths)?;
     let steps = Steps::new(report::STEPS * hosts.len() as u64, args.quiet);
     let mut reports = Vec::new();
-    for (host, recs) in &hosts {
-        let mut selection = args.select.selection(recs)?;
+    let selections = args
+        .select
+        .selections(hosts.iter().map(|(_, recs)| recs.as_slice()))?;
+    for ((host, recs), mut selection) in hosts.iter().zip(selections) {
         if let Some(span) = args.around {
             let at = recs
                 .iter()
