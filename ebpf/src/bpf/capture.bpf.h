@@ -701,17 +701,26 @@ static __always_inline bool scope_admit(__u8 kind, const struct flow *f, const s
 #define TCP_TIME_WAIT 6
 #define TCP_NEW_SYN_RECV 12
 
+/* The socket's own cgroup v2; NULL when the socket is not a full one (a request or time-wait
+ * socket has no cgroup) or this kernel keeps the cgroup otherwise. Plain loads where the socket
+ * is a BTF pointer (`direct`): probe reads cost a socket stage about 25 ns a run. */
+static __always_inline struct cgroup *sock_cgroup(struct sock *sk, bool direct)
+{
+	if (!bpf_core_field_exists(sk->sk_cgrp_data.cgroup))
+		return NULL;
+	__u8 state = RD(direct, sk, __sk_common.skc_state);
+	if (state == TCP_TIME_WAIT || state == TCP_NEW_SYN_RECV)
+		return NULL;
+	return RD(direct, sk, sk_cgrp_data.cgroup);
+}
+
 /* The id of the socket's cgroup v2 ancestor at depth `level` (itself at its own depth); 0 when
- * the socket's cgroup is shallower, the socket is not a full one (a request or time-wait socket
- * has no cgroup) or this kernel keeps the cgroup otherwise. */
+ * the socket's cgroup is shallower or sock_cgroup() has none. */
 static __always_inline __u64 sock_cgroup_at(struct sock *sk, __u32 level)
 {
-	if (!bpf_core_field_exists(sk->sk_cgrp_data.cgroup) || level > 64)
+	if (level > 64)
 		return 0;
-	__u8 state = BPF_CORE_READ(sk, __sk_common.skc_state);
-	if (state == TCP_TIME_WAIT || state == TCP_NEW_SYN_RECV)
-		return 0;
-	struct cgroup *cg = BPF_CORE_READ(sk, sk_cgrp_data.cgroup);
+	struct cgroup *cg = sock_cgroup(sk, false);
 	if (!cg || BPF_CORE_READ(cg, level) < (int)level)
 		return 0;
 	if (bpf_core_field_exists(cg->ancestors)) {
@@ -731,16 +740,10 @@ static __always_inline __u64 sock_cgroup_at(struct sock *sk, __u32 level)
 	return 0;
 }
 
-/* The id of the socket's own cgroup v2; 0 as sock_cgroup_at says. Plain loads where the socket
- * is a BTF pointer (`direct`): three probe reads cost a socket stage about 25 ns a run. */
+/* The id of the socket's own cgroup v2; 0 when sock_cgroup() has none. */
 static __always_inline __u64 sock_cgroup_own(struct sock *sk, bool direct)
 {
-	if (!bpf_core_field_exists(sk->sk_cgrp_data.cgroup))
-		return 0;
-	__u8 state = RD(direct, sk, __sk_common.skc_state);
-	if (state == TCP_TIME_WAIT || state == TCP_NEW_SYN_RECV)
-		return 0;
-	struct cgroup *cg = RD(direct, sk, sk_cgrp_data.cgroup);
+	struct cgroup *cg = sock_cgroup(sk, direct);
 	if (!cg)
 		return 0;
 	struct kernfs_node *kn = RD(direct, cg, kn);
