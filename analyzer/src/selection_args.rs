@@ -103,11 +103,7 @@ impl SelectionArgs {
             None => None,
             Some(ids) => {
                 let files: Vec<_> = recs.iter().flat_map(|r| r.files()).collect();
-                Some(Arc::new(
-                    crate::queries::cgroups::flows_in(&files, &ids)?
-                        .into_iter()
-                        .collect(),
-                ))
+                Some(Arc::new(crate::queries::cgroups::flows_in(&files, &ids)?))
             }
         };
         Ok(Selection {

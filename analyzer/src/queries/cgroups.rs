@@ -2,7 +2,7 @@
 //! cgroups, and each cgroup's totals. The `cgroup` column is the socket's own cgroup, on the
 //! socket stages, in the socket's orientation (its local end is the source).
 
-use super::frame::{collect, strs, u64s};
+use super::frame::{collect, flow_values, u64s};
 use super::scan::scan;
 use super::select::{Flow, Selection};
 use polars::prelude::*;
@@ -50,7 +50,7 @@ impl FlowOwners {
         let df = collect(lf)?;
         let (ids, sent) = (u64s(&df, "cgroup")?, u64s(&df, "sent")?);
         let mut best: HashMap<Flow, (u64, u64)> = HashMap::new();
-        for ((f, id), n) in flows_of_frame(&df)?.into_iter().zip(ids).zip(sent) {
+        for ((f, id), n) in flow_values(&df)?.into_iter().zip(ids).zip(sent) {
             let (Some(f), Some(id)) = (f, id) else {
                 continue;
             };
@@ -94,29 +94,9 @@ impl FlowOwners {
     }
 }
 
-fn flows_of_frame(df: &DataFrame) -> anyhow::Result<Vec<Option<Flow>>> {
-    let (sa, sp, da, dp) = (
-        strs(df, "saddr")?,
-        u64s(df, "sport")?,
-        strs(df, "daddr")?,
-        u64s(df, "dport")?,
-    );
-    Ok((0..df.height())
-        .map(|i| match (&sa[i], sp[i], &da[i], dp[i]) {
-            (Some(sa), Some(sp), Some(da), Some(dp)) => Some(Flow {
-                saddr: sa.clone(),
-                sport: sp as u16,
-                daddr: da.clone(),
-                dport: dp as u16,
-            }),
-            _ => None,
-        })
-        .collect())
-}
-
 /// The flows, both directions, of every socket or task event in one of the cgroups `ids`: what
 /// `--cgroup`/`--container` keep.
-pub fn flows_in(files: &[PathBuf], ids: &BTreeSet<u64>) -> anyhow::Result<Vec<Flow>> {
+pub fn flows_in(files: &[PathBuf], ids: &BTreeSet<u64>) -> anyhow::Result<BTreeSet<Flow>> {
     let any = ids.iter().fold(lit(false), |acc, &id| {
         acc.or(col("cgroup").eq(lit(id)).fill_null(lit(false)))
             .or(col("task_cgroup").eq(lit(id)).fill_null(lit(false)))
@@ -127,11 +107,11 @@ pub fn flows_in(files: &[PathBuf], ids: &BTreeSet<u64>) -> anyhow::Result<Vec<Fl
         .group_by([col("saddr"), col("sport"), col("daddr"), col("dport")])
         .agg([len().alias("events")]);
     let mut flows: BTreeSet<Flow> = BTreeSet::new();
-    for f in flows_of_frame(&collect(lf)?)?.into_iter().flatten() {
+    for f in flow_values(&collect(lf)?)?.into_iter().flatten() {
         flows.insert(f.reversed());
         flows.insert(f);
     }
-    Ok(flows.into_iter().collect())
+    Ok(flows)
 }
 
 /// One cgroup's socket events, summed.
@@ -204,7 +184,7 @@ pub fn drops(
     let df = collect(lf)?;
     let n = u64s(&df, "drops")?;
     let mut out = BTreeMap::new();
-    for (f, n) in flows_of_frame(&df)?.into_iter().zip(n) {
+    for (f, n) in flow_values(&df)?.into_iter().zip(n) {
         if let Some(id) = f.and_then(|f| owners.owner(&f)) {
             *out.entry(id).or_insert(0) += n.unwrap_or(0);
         }

@@ -56,8 +56,9 @@ pub fn joined_lists(df: &DataFrame, name: &str, sep: &str) -> PolarsResult<Vec<S
     Ok(out)
 }
 
-/// The flow label of each row, from `saddr`, `sport`, `daddr`, `dport` (`?` where unknown).
-pub fn flows(df: &DataFrame) -> PolarsResult<Vec<String>> {
+/// The flow of each row, from `saddr`, `sport`, `daddr`, `dport` (`None` where a part is
+/// unknown).
+pub fn flow_values(df: &DataFrame) -> PolarsResult<Vec<Option<crate::queries::select::Flow>>> {
     let (sa, sp, da, dp) = (
         strs(df, "saddr")?,
         u64s(df, "sport")?,
@@ -66,15 +67,22 @@ pub fn flows(df: &DataFrame) -> PolarsResult<Vec<String>> {
     );
     Ok((0..df.height())
         .map(|i| match (&sa[i], sp[i], &da[i], dp[i]) {
-            (Some(sa), Some(sp), Some(da), Some(dp)) => crate::queries::select::Flow {
+            (Some(sa), Some(sp), Some(da), Some(dp)) => Some(crate::queries::select::Flow {
                 saddr: sa.clone(),
                 sport: sp as u16,
                 daddr: da.clone(),
                 dport: dp as u16,
-            }
-            .to_string(),
-            _ => "?".to_string(),
+            }),
+            _ => None,
         })
+        .collect())
+}
+
+/// The flow label of each row ([`flow_values`]; `?` where a part is unknown).
+pub fn flows(df: &DataFrame) -> PolarsResult<Vec<String>> {
+    Ok(flow_values(df)?
+        .into_iter()
+        .map(|f| f.map_or_else(|| "?".to_string(), |f| f.to_string()))
         .collect())
 }
 

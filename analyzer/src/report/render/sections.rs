@@ -2,6 +2,7 @@
 
 use crate::report::model::*;
 use crate::units::{bytes, ns, wall};
+use tcptape_common::metadata::CgroupName;
 
 /// One piece of a rendered report.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,14 +57,14 @@ fn with_lat(first: &[&str]) -> Vec<String> {
         .collect()
 }
 
-/// A cgroup as a report names it: the workload when recognised (with the path's last part),
-/// else the path, else its id.
+/// A cgroup as a report names it ([`CgroupName::label`]).
 fn cgroup_label(c: &CgroupShare) -> String {
-    match (&c.workload, &c.path) {
-        (Some(w), _) => w.describe(),
-        (None, Some(p)) => p.clone(),
-        (None, None) => format!("cgroup {} (no path)", c.cgroup),
+    CgroupName {
+        id: c.cgroup,
+        path: c.path.clone(),
+        identity: c.workload.clone(),
     }
+    .label()
 }
 
 fn opt<T: ToString>(v: &Option<T>) -> String {
