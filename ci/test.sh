@@ -12,8 +12,9 @@ target=${CARGO_TARGET_DIR:-target}
 
 step() { printf '\n==> %s\n' "$*"; }
 
-# A clean run writes about 5 GB (debug and release builds, the Python environment, the kernel
-# matrix's images). Say so up front rather than fail in the linker with a bus error.
+# A clean run writes about 5 GB at its peak (the debug build, the Python environment with Spark);
+# the debug build is removed before the kernel matrix's release build and images. Say so up front
+# rather than fail in the linker with a bus error.
 mkdir -p "$target"
 free_kb=$(df -Pk "$target" | awk 'NR == 2 { print $4 }')
 echo "disk: $((free_kb / 1024)) MiB free for $target"
@@ -26,7 +27,8 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends \
-    clang llvm libbpf-dev bpftool iproute2 nftables ethtool iperf3 bpftrace chromium tshark >/dev/null
+    clang llvm libbpf-dev bpftool iproute2 nftables ethtool iperf3 bpftrace chromium tshark \
+    default-jre-headless >/dev/null
   # As root, the kernel tests must run: a skip is a failure.
   export TCPTAPE_E2E_REQUIRED=1
 else
@@ -38,7 +40,9 @@ fi
 
 step "python environment"
 python3 -m venv "$target/pyenv"
-"$target/pyenv/bin/pip" install -q --disable-pip-version-check duckdb pyarrow pandas pytest
+# pyspark (with Java above) runs `tcptape sql stages` on Spark in local mode.
+"$target/pyenv/bin/pip" install -q --disable-pip-version-check --no-cache-dir \
+  duckdb pyarrow pandas pytest pyspark
 
 step "format and lints"
 cargo fmt --all -- --check
@@ -54,12 +58,20 @@ else
   cargo test --workspace --locked --no-fail-fast -- --test-threads=1
 fi
 
-step "python tests (readers, the HTML report in Chromium)"
+step "python tests (readers, the HTML report in Chromium, the SQL on DuckDB and Spark)"
 TCPTAPE_RECORD="$target/debug/tcptape-record" TCPTAPE="$target/debug/tcptape" \
   "$target/pyenv/bin/python" -m pytest -q tests/python
 
 # The kernel matrix: Debian's production kernels under qemu, where fentry and kprobes exist.
 if [ "$(id -u)" = 0 ]; then
+  # It needs the analyzer of this build and a release recorder, not the debug build's test
+  # binaries (about 3 GB): they go before the release build, so the run fits a small disk.
+  step "disk: the debug build's tests are done"
+  mkdir -p "$target/vm"
+  cp "$target/debug/tcptape" "$target/vm/tcptape-analyzer"
+  rm -rf "$target/debug"
+  export TCPTAPE_VM_ANALYZER="$target/vm/tcptape-analyzer"
+  df -Pk "$target" | awk 'NR == 2 { printf "disk: %d MiB free\n", $4 / 1024 }'
   # 6.1 with one virtual CPU, 6.12 with four: per-CPU ring buffers beyond this machine's two.
   for series in 6.1:1 6.12:4; do
     step "kernel matrix: ${series%:*} (${series#*:} CPUs)"

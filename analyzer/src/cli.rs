@@ -44,6 +44,9 @@ pub enum Command {
     /// track per flow, retransmits as instant events, cwnd as counters; several hosts on one
     /// time line.
     Export(crate::export::ExportArgs),
+    /// The report's per stage pair breakdown as SQL for DuckDB or Spark, with the recording or
+    /// set filled in: the same journey rules and counts, run where the recordings live.
+    Sql(crate::sql_command::SqlArgs),
     /// An anonymized copy of a recording for a public ticket: prefix-preserving (Crypto-PAn)
     /// address pseudonyms, pid, comm and cgroup paths removed, ports kept or mapped.
     Anonymize(crate::anonymize_command::AnonymizeArgs),

@@ -25,4 +25,5 @@ pub mod queries;
 pub mod replay;
 pub mod report;
 pub mod selection_args;
+pub mod sql_command;
 pub mod units;

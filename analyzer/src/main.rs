@@ -3,7 +3,9 @@
 use clap::{CommandFactory, Parser};
 use std::io::Write;
 use tcptape_analyzer::cli::{Cli, Command};
-use tcptape_analyzer::{anonymize_command, diff, exit_code, export, info, replay, report};
+use tcptape_analyzer::{
+    anonymize_command, diff, exit_code, export, info, replay, report, sql_command,
+};
 use tcptape_common::shell_integration;
 
 /// The last panic's message, kept by the panic hook instead of printing a backtrace.
@@ -16,6 +18,7 @@ fn run(cli: &Cli, out: &mut impl Write) -> anyhow::Result<i32> {
         Command::Diff(args) => diff::run(args, out),
         Command::Replay(args) => replay::run(args, out),
         Command::Export(args) => export::run(args, out),
+        Command::Sql(args) => sql_command::run(args, out),
         Command::Anonymize(args) => anonymize_command::run(args, out),
         Command::Completions(args) => {
             shell_integration::write_completions(Cli::command(), args.shell, out)?;

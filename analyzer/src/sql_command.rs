@@ -1,0 +1,213 @@
+//! `tcptape sql stages PATH`: the report's per stage pair breakdown as one SQL query for DuckDB
+//! or Spark SQL, with PATH filled in. The query's body (`analyzer/sql/stages.sql`) is the same
+//! text for both engines; only how the engine reads PATH differs.
+
+use crate::exit_code;
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand, ValueEnum};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// The query's text, with `{{source}}` and `{{max_gap_ns}}` to fill in.
+pub const STAGES_SQL: &str = include_str!("../sql/stages.sql");
+
+/// Arguments of `tcptape sql`.
+#[derive(Debug, Args)]
+pub struct SqlArgs {
+    /// The query to print.
+    #[command(subcommand)]
+    pub query: SqlQuery,
+}
+
+/// The queries `tcptape sql` prints.
+#[derive(Debug, Subcommand)]
+pub enum SqlQuery {
+    /// Per stage pair: `from`, `to`, `count`, `p50_ns`, `p90_ns`, `p99_ns`, `max_ns`, over every
+    /// host of PATH pooled; the counts equal `tcptape report --format json` (`stages`, or
+    /// `pooled.stages` for a set), the percentiles are exact (nearest rank).
+    Stages(StagesArgs),
+}
+
+/// The engines the query is printed for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Engine {
+    /// DuckDB (`duckdb -c "$(tcptape sql stages DIR)"`, or `duckdb.sql(...)` in Python).
+    Duckdb,
+    /// Spark SQL (`spark.sql(query)`; see the comment the query starts with).
+    Spark,
+}
+
+/// Arguments of `tcptape sql stages`.
+#[derive(Debug, Args)]
+pub struct StagesArgs {
+    /// A recording (a `.parquet` file or a directory of segments), or a recording set made by
+    /// `tcptape-record --into DIR` (`DIR/host=NAME/...`: hosts are told apart by that directory).
+    #[arg(value_name = "PATH")]
+    pub path: PathBuf,
+    /// The engine that will run the query.
+    #[arg(long, value_enum, default_value_t = Engine::Duckdb)]
+    pub engine: Engine,
+    /// Two hops of one packet id further apart than this are taken as two packets, as in
+    /// `tcptape report --max-hop-gap`.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub max_hop_gap: std::time::Duration,
+}
+
+/// How PATH is laid out, which decides how the engine reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Layout {
+    /// One recording file.
+    File(PathBuf),
+    /// One recording's directory of segments, or a directory of recordings of one host.
+    OneHost(PathBuf),
+    /// A recording set with `host=NAME` directories.
+    Set(PathBuf),
+}
+
+/// True when a `host=NAME` directory is at most `depth` levels below `dir`.
+fn has_host_dirs(dir: &Path, depth: usize) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        let p = e.path();
+        p.is_dir()
+            && (e.file_name().to_string_lossy().starts_with("host=")
+                || (depth > 0 && has_host_dirs(&p, depth - 1)))
+    })
+}
+
+fn layout(path: &Path) -> anyhow::Result<Layout> {
+    let abs = std::fs::canonicalize(path)
+        .with_context(|| format!("{}: no such recording or directory", path.display()))?;
+    if !abs.is_dir() {
+        // A file: read it as the analyzer would, so a foreign file is refused here.
+        tcptape_common::Recording::open(&abs).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        return Ok(Layout::File(abs));
+    }
+    if has_host_dirs(&abs, 2) {
+        return Ok(Layout::Set(abs));
+    }
+    let recordings = crate::inputs::expand(&[abs.to_string_lossy().into_owned()])?;
+    let hosts = crate::inputs::open_by_host(&recordings)?;
+    if hosts.len() > 1 {
+        let names: Vec<&str> = hosts.iter().map(|(h, _)| h.as_str()).collect();
+        bail!(
+            "{}: recordings of {} hosts ({}) outside a host=NAME layout; the query tells hosts \
+             apart by that directory: record with `tcptape-record --into DIR`, or move each \
+             host's files under DIR/host=NAME/",
+            path.display(),
+            hosts.len(),
+            names.join(", ")
+        );
+    }
+    Ok(Layout::OneHost(abs))
+}
+
+/// The relation the query reads (`src`): every column of the recordings and `host`.
+fn source(layout: &Layout, engine: Engine) -> anyhow::Result<String> {
+    let path = match layout {
+        Layout::File(p) | Layout::OneHost(p) | Layout::Set(p) => p.to_string_lossy().into_owned(),
+    };
+    Ok(match engine {
+        Engine::Duckdb => {
+            let quoted = path.replace('\'', "''");
+            match layout {
+                Layout::File(_) => format!("SELECT *, '' AS host FROM read_parquet('{quoted}')"),
+                Layout::OneHost(_) => format!(
+                    "SELECT *, '' AS host FROM read_parquet('{quoted}/**/*.parquet', \
+                     union_by_name = true)"
+                ),
+                Layout::Set(_) => format!(
+                    "SELECT * FROM read_parquet('{quoted}/**/*.parquet', hive_partitioning = true, \
+                     union_by_name = true)"
+                ),
+            }
+        }
+        Engine::Spark => {
+            if path.contains('`') {
+                bail!("{path}: a path with a backtick cannot be named in Spark SQL");
+            }
+            match layout {
+                Layout::File(_) | Layout::OneHost(_) => {
+                    format!("SELECT *, '' AS host FROM parquet.`{path}`")
+                }
+                Layout::Set(_) => format!("SELECT * FROM parquet.`{path}`"),
+            }
+        }
+    })
+}
+
+/// The stages query for `engine` over `path`.
+pub fn stages_query(
+    path: &Path,
+    engine: Engine,
+    max_hop_gap: std::time::Duration,
+) -> anyhow::Result<String> {
+    let layout = layout(path)?;
+    let mut q = String::new();
+    if engine == Engine::Spark {
+        // Spark's constraint propagation grows with the query's many joins and windows: with it,
+        // planning takes a 3 GB driver heap; without it, seconds and the default heap.
+        q.push_str(
+            "-- Spark: first spark.sql(\"SET spark.sql.constraintPropagation.enabled=false\"),\n\
+             -- or plan with a driver heap of 4 GB (spark.driver.memory).\n",
+        );
+    }
+    q.push_str(
+        &STAGES_SQL
+            .replace("{{source}}", &source(&layout, engine)?)
+            .replace("{{max_gap_ns}}", &max_hop_gap.as_nanos().to_string()),
+    );
+    Ok(q)
+}
+
+/// Runs `tcptape sql`.
+pub fn run(args: &SqlArgs, out: &mut impl Write) -> anyhow::Result<i32> {
+    match &args.query {
+        SqlQuery::Stages(a) => {
+            let q = stages_query(&a.path, a.engine, a.max_hop_gap)?;
+            out.write_all(q.as_bytes())?;
+        }
+    }
+    Ok(exit_code::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_query_has_no_placeholder_left_and_names_the_result_columns() {
+        let q = STAGES_SQL
+            .replace("{{source}}", "SELECT 1")
+            .replace("{{max_gap_ns}}", "1");
+        assert!(!q.contains("{{"), "a placeholder is left");
+        for col in [
+            "AS from",
+            "AS to",
+            "AS count",
+            "AS p50_ns",
+            "AS p90_ns",
+            "AS p99_ns",
+            "AS max_ns",
+        ] {
+            assert!(q.contains(col), "{col}");
+        }
+    }
+
+    #[test]
+    fn a_set_is_read_with_its_host_directories_and_a_file_as_one_host() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("host=a/date=2026-01-01")).unwrap();
+        let set = Layout::Set(dir.path().to_path_buf());
+        let duck = source(&set, Engine::Duckdb).unwrap();
+        assert!(duck.contains("hive_partitioning = true"), "{duck}");
+        assert!(has_host_dirs(dir.path(), 2));
+        let spark = source(&Layout::File("/r/it's.parquet".into()), Engine::Spark).unwrap();
+        assert_eq!(spark, "SELECT *, '' AS host FROM parquet.`/r/it's.parquet`");
+        let duck = source(&Layout::File("/r/it's.parquet".into()), Engine::Duckdb).unwrap();
+        assert!(duck.contains("'/r/it''s.parquet'"), "{duck}");
+        assert!(source(&Layout::File("/r/a`b".into()), Engine::Spark).is_err());
+    }
+}
