@@ -223,36 +223,61 @@ transmission AS (
 ),
 -- A transmission's data came from the write whose [seq, seq + len) holds its sequence number,
 -- written at most the gap before it; the first transmission of a sequence number of a write
--- takes it (later ones are retransmissions). Sequence numbers are taken relative to the
--- socket's first write, as TCP's wrap.
-seq_base AS (
-  SELECT host, sock, min_by(seq, ts) AS s0 FROM writes GROUP BY host, sock
+-- takes it (later ones are retransmissions). Sequence numbers wrap, so they are unwrapped per
+-- socket (`u`): a write's is the sum of the forward steps from the socket's first write (writes
+-- append), a transmission's a step of under 2^31 either way from the latest write before it.
+write_step AS (
+  SELECT writes.*,
+    coalesce(((seq - lag(seq) OVER w) % 4294967296 + 4294967296) % 4294967296, 0) AS step,
+    first_value(seq) OVER w AS s0
+  FROM writes
+  WINDOW w AS (PARTITION BY host, sock ORDER BY ts, seq)
 ),
 seq_order AS (
-  SELECT w.host, w.sock, ((w.seq - b.s0) % 4294967296 + 4294967296) % 4294967296 AS rel, w.ts,
-    w.seq, w.len
-  FROM writes w JOIN seq_base b ON b.host = w.host AND b.sock = w.sock
+  SELECT host, sock, ts, seq, len, s0,
+    CAST(sum(step) OVER (PARTITION BY host, sock ORDER BY ts, seq
+                         ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS BIGINT) AS u
+  FROM write_step
+),
+tx_near AS (
+  SELECT v.*,
+    coalesce(max(u) OVER (PARTITION BY host, sock ORDER BY t, typ
+                          ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW), 0) AS lu,
+    max(s0) OVER (PARTITION BY host, sock) AS base
+  FROM (
+    SELECT host, sock, 0 AS typ, ts AS t, u, s0, NULL AS skb, NULL AS jn, NULL AS seq,
+      NULL AS fk, NULL AS ft
+    FROM seq_order
+    UNION ALL
+    SELECT host, sock, 1 AS typ, ft AS t, NULL AS u, NULL AS s0, skb, jn, seq, fk, ft
+    FROM transmission
+  ) v
+),
+tx_unwrapped AS (
+  SELECT host, sock, skb, jn, seq, fk, ft,
+    lu + ((((seq - (base + lu) % 4294967296) % 4294967296) + 4294967296 + 2147483648)
+      % 4294967296) - 2147483648 AS u
+  FROM tx_near
+  WHERE typ = 1 AND base IS NOT NULL
 ),
 write_before AS (
-  SELECT u.*,
-    max(CASE WHEN typ = 0 THEN rel END) OVER (
-      PARTITION BY host, sock ORDER BY rel, typ ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
-    ) AS wrel
+  SELECT v.*,
+    max(CASE WHEN typ = 0 THEN u END) OVER (
+      PARTITION BY host, sock ORDER BY u, typ ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+    ) AS wu
   FROM (
-    SELECT host, sock, rel, 0 AS typ, NULL AS skb, NULL AS jn, NULL AS seq, NULL AS fk,
+    SELECT host, sock, u, 0 AS typ, NULL AS skb, NULL AS jn, NULL AS seq, NULL AS fk,
       NULL AS ft
     FROM seq_order
     UNION ALL
-    SELECT x.host, x.sock, ((x.seq - b.s0) % 4294967296 + 4294967296) % 4294967296 AS rel,
-      1 AS typ, x.skb, x.jn, x.seq, x.fk, x.ft
-    FROM transmission x JOIN seq_base b ON b.host = x.host AND b.sock = x.sock
-  ) u
+    SELECT host, sock, u, 1 AS typ, skb, jn, seq, fk, ft FROM tx_unwrapped
+  ) v
 ),
 write_match AS (
   SELECT x.host, x.sock, x.skb, x.jn, x.fk, x.ft, x.seq, w.ts AS wts, w.seq AS wseq,
     row_number() OVER (PARTITION BY x.host, x.skb, x.jn ORDER BY w.ts DESC) AS latest
   FROM write_before x
-  JOIN seq_order w ON w.host = x.host AND w.sock = x.sock AND w.rel = x.wrel
+  JOIN seq_order w ON w.host = x.host AND w.sock = x.sock AND w.u = x.wu
   WHERE x.typ = 1 AND w.ts <= x.ft AND x.ft - w.ts <= {{max_gap_ns}}
     AND ((x.seq - w.seq) % 4294967296 + 4294967296) % 4294967296 < w.len
 ),

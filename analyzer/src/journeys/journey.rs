@@ -82,6 +82,16 @@ pub fn match_writes(
             let x = xmits[j];
             j += 1;
             while i < writes.len() && writes[i].sock == sock && writes[i].ts <= x.t0 {
+                // Data 2 GiB behind the newest write is never sent for the first time (a TCP
+                // window is at most 1 GiB): dropping it keeps the queue's sequence numbers
+                // within half their space, where the wrapped order below holds, however many
+                // GiB a socket sends within the horizon.
+                while queue
+                    .front()
+                    .is_some_and(|p| writes[i].seq.wrapping_sub(p.w.seq) >= 1 << 31)
+                {
+                    queue.pop_front();
+                }
                 queue.push_back(Pending {
                     w: writes[i],
                     sent: Vec::new(),
@@ -703,6 +713,20 @@ mod tests {
             match_writes(&mut ws, &mut xs, H),
             vec![(0, 100), (1, 100), (2, 110)]
         );
+    }
+
+    #[test]
+    fn more_than_4_gib_within_the_horizon_matches_the_latest_writes() {
+        // 1 GiB writes, five of them within the horizon: the sequence space wraps once and the
+        // first write's range holds the fifth's sequence numbers again.
+        const G: u32 = 1 << 30;
+        let mut ws: Vec<Write> = (0..5u32)
+            .map(|k| w(100 + u64::from(k), k.wrapping_mul(G), G))
+            .collect();
+        // The fifth write (seq 4 GiB ≡ 0) holds 10, sent once (the second is a retransmission);
+        // the fourth holds 3 GiB + 7.
+        let mut xs = [x(0, 200, 10), x(1, 201, 10), x(2, 202, 3 * G + 7)];
+        assert_eq!(match_writes(&mut ws, &mut xs, H), vec![(0, 104), (2, 103)]);
     }
 
     #[test]
