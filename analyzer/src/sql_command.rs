@@ -41,7 +41,8 @@ pub enum Engine {
 #[derive(Debug, Args)]
 pub struct StagesArgs {
     /// A recording (a `.parquet` file or a directory of segments), or a recording set made by
-    /// `tcptape-record --into DIR` (`DIR/host=NAME/...`: hosts are told apart by that directory).
+    /// `tcptape-record --into DIR` (`DIR/host=NAME/...`: hosts are told apart by that directory);
+    /// a URL (`s3://bucket/fleet`, `hdfs://…`) is taken as a set the engine reads.
     #[arg(value_name = "PATH")]
     pub path: PathBuf,
     /// The engine that will run the query.
@@ -78,6 +79,10 @@ fn has_host_dirs(dir: &Path, depth: usize) -> bool {
 }
 
 fn layout(path: &Path) -> anyhow::Result<Layout> {
+    // A set in object storage or HDFS (`s3://…`, `hdfs://…`): read by the engine, not here.
+    if path.to_string_lossy().contains("://") {
+        return Ok(Layout::Set(path.to_path_buf()));
+    }
     let abs = std::fs::canonicalize(path)
         .with_context(|| format!("{}: no such recording or directory", path.display()))?;
     if !abs.is_dir() {
@@ -209,5 +214,15 @@ mod tests {
         let duck = source(&Layout::File("/r/it's.parquet".into()), Engine::Duckdb).unwrap();
         assert!(duck.contains("'/r/it''s.parquet'"), "{duck}");
         assert!(source(&Layout::File("/r/a`b".into()), Engine::Spark).is_err());
+    }
+
+    #[test]
+    fn a_url_is_a_set_the_engine_reads() {
+        let l = layout(Path::new("s3://bucket/fleet")).unwrap();
+        assert_eq!(l, Layout::Set("s3://bucket/fleet".into()));
+        assert_eq!(
+            source(&l, Engine::Spark).unwrap(),
+            "SELECT * FROM parquet.`s3://bucket/fleet`"
+        );
     }
 }
