@@ -164,7 +164,7 @@ def relabelled(src, dst, factor, shift):
 def test_sequence_numbers_that_wrap_and_sockets_past_4_gib_keep_every_write_match(tmp_path):
     """Relabelling sequence numbers changes no time: the writes' pair must stay as it was, in the
     report and in the query, when the ranges wrap and when a socket sends over 4 GiB within the
-    gap (synthetic-bulk's sockets send about 22 MB each: times 400 is 8.8 GB in 35 ms)."""
+    gap (synthetic-bulk's sockets send about 250 MB each: times 400 is about 100 GB in 349 ms)."""
     src = ROOT / "samples" / "synthetic-bulk.parquet"
     base = by_pair(report(src)["stages"])[("tx_sendmsg", "tx_tcp_xmit")]
     for name, factor, shift in (("wrapped", 1, 2**32 - 1_000_000_000), ("over-4-gib", 400, 0)):
