@@ -8,7 +8,7 @@
 #
 # Needs: cargo, GNU time, python3 with duckdb and pyspark (`pip install duckdb pyspark`), Java.
 # PYTHON picks the interpreter; TCPTAPE_BIN / TCPTAPE_RECORD_BIN use built binaries. The set is
-# the one of fleet_set.sh (synthetic hosts, seeds 1..HOSTS, bulk mix), made when missing.
+# synthetic_set.sh's (the one fleet_set.sh reads), made where missing.
 set -euo pipefail
 HOSTS=${1:-50}
 EVENTS=${2:-1000000}
@@ -22,13 +22,7 @@ RECORD=${TCPTAPE_RECORD_BIN:-$TARGET/release/tcptape-record}
 [ -n "${TCPTAPE_RECORD_BIN:-}" ] || (cd "$ROOT" && cargo build --release -q -p tcptape-recorder)
 
 SET="$WORK/set-$HOSTS-$EVENTS"
-for i in $(seq -f '%03g' 1 "$HOSTS"); do
-    dir="$SET/host=h$i/date=2026-01-01"
-    [ -f "$dir/tcptape.parquet" ] && continue
-    mkdir -p "$dir"
-    "$RECORD" synth -q -o "$dir/tcptape.parquet" --events "$EVENTS" --seed "$((10#$i))" \
-        --mix bulk --hostname "h$i"
-done
+"$ROOT/analyzer/benches/synthetic_set.sh" "$HOSTS" "$EVENTS" "$SET" "$RECORD"
 echo "machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(free -g | awk '/Mem:/{print $2}') GiB RAM, $(uname -sr)"
 echo "set: $SET ($(du -shL "$SET" | cut -f1), $HOSTS hosts × $EVENTS events)"
 cat "$SET"/host=*/date=*/*.parquet > /dev/null # the page cache holds the set for every run

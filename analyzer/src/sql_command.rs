@@ -65,19 +65,6 @@ enum Layout {
     Set(PathBuf),
 }
 
-/// True when a `host=NAME` directory is at most `depth` levels below `dir`.
-fn has_host_dirs(dir: &Path, depth: usize) -> bool {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return false;
-    };
-    entries.flatten().any(|e| {
-        let p = e.path();
-        p.is_dir()
-            && (e.file_name().to_string_lossy().starts_with("host=")
-                || (depth > 0 && has_host_dirs(&p, depth - 1)))
-    })
-}
-
 fn layout(path: &Path) -> anyhow::Result<Layout> {
     // A set in object storage or HDFS (`s3://…`, `hdfs://…`): read by the engine, not here.
     if path.to_string_lossy().contains("://") {
@@ -90,10 +77,16 @@ fn layout(path: &Path) -> anyhow::Result<Layout> {
         tcptape_common::Recording::open(&abs).map_err(|e| anyhow::anyhow!("{e:#}"))?;
         return Ok(Layout::File(abs));
     }
-    if has_host_dirs(&abs, 2) {
+    let recordings = crate::inputs::expand(&[abs.to_string_lossy().into_owned()])?;
+    let in_host_dir = |p: &PathBuf| {
+        p.strip_prefix(&abs).is_ok_and(|rel| {
+            rel.components()
+                .any(|c| c.as_os_str().to_string_lossy().starts_with("host="))
+        })
+    };
+    if recordings.iter().any(in_host_dir) {
         return Ok(Layout::Set(abs));
     }
-    let recordings = crate::inputs::expand(&[abs.to_string_lossy().into_owned()])?;
     let hosts = crate::inputs::open_by_host(&recordings)?;
     if hosts.len() > 1 {
         let names: Vec<&str> = hosts.iter().map(|(h, _)| h.as_str()).collect();
@@ -204,11 +197,16 @@ mod tests {
     #[test]
     fn a_set_is_read_with_its_host_directories_and_a_file_as_one_host() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("host=a/date=2026-01-01")).unwrap();
-        let set = Layout::Set(dir.path().to_path_buf());
+        let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/bulk-loss.parquet");
+        let at = dir.path().join("host=a/date=2026-01-01");
+        std::fs::create_dir_all(&at).unwrap();
+        std::fs::copy(&sample, at.join("t.parquet")).unwrap();
+        let set = layout(dir.path()).unwrap();
+        assert!(matches!(set, Layout::Set(_)), "{set:?}");
         let duck = source(&set, Engine::Duckdb).unwrap();
         assert!(duck.contains("hive_partitioning = true"), "{duck}");
-        assert!(has_host_dirs(dir.path(), 2));
+        let one = layout(&at).unwrap();
+        assert!(matches!(one, Layout::OneHost(_)), "{one:?}");
         let spark = source(&Layout::File("/r/it's.parquet".into()), Engine::Spark).unwrap();
         assert_eq!(spark, "SELECT *, '' AS host FROM parquet.`/r/it's.parquet`");
         let duck = source(&Layout::File("/r/it's.parquet".into()), Engine::Duckdb).unwrap();

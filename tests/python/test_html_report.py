@@ -18,6 +18,7 @@ import subprocess
 import zlib
 
 import pytest
+from tcptape_bins import analyzer, unavailable
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 # The colour of the hop that takes most time (analyzer/src/report/render/path_drawing.rs).
@@ -25,28 +26,12 @@ DOMINANT = (0xD6, 0x27, 0x28)
 UNITS = {"ns": 1, "µs": 1e3, "ms": 1e6, "s": 1e9}
 
 
-def analyzer() -> str:
-    path = os.environ.get("TCPTAPE")
-    if path:
-        return path
-    target = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
-    for profile in ("debug", "release"):
-        candidate = target / profile / "tcptape"
-        if candidate.exists():
-            return str(candidate)
-    pytest.fail("tcptape is not built: run `cargo build -p tcptape-analyzer` first")
-
-
 def chromium() -> str:
     for name in ("chromium", "chromium-browser", "google-chrome"):
         path = shutil.which(name)
         if path:
             return path
-    message = "chromium is not installed (apt-get install chromium): the HTML report is not checked"
-    if os.environ.get("TCPTAPE_E2E_REQUIRED") == "1":
-        pytest.fail(message)
-    print(f"\nSKIPPED LOUDLY: {message}")
-    pytest.skip(message)
+    unavailable("chromium is not installed (apt-get install chromium): the HTML report is not checked")
 
 
 def browser(*args) -> subprocess.CompletedProcess:

@@ -6,7 +6,6 @@ cargo; override with TCPTAPE_RECORD) and duckdb, pyarrow, pandas.
 """
 
 import json
-import os
 import pathlib
 import re
 import subprocess
@@ -15,20 +14,9 @@ import duckdb
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from tcptape_bins import recorder
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-
-
-def recorder() -> str:
-    path = os.environ.get("TCPTAPE_RECORD")
-    if path:
-        return path
-    target = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
-    for profile in ("debug", "release"):
-        candidate = target / profile / "tcptape-record"
-        if candidate.exists():
-            return str(candidate)
-    pytest.fail("tcptape-record is not built: run `cargo build -p tcptape-recorder` first")
 
 
 def documented_schema():

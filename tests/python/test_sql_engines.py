@@ -13,13 +13,13 @@ so, unless TCPTAPE_E2E_REQUIRED=1 (ci/test.sh as root), where they fail.
 """
 
 import json
-import os
 import pathlib
 import shutil
 import subprocess
 
 import duckdb
 import pytest
+from tcptape_bins import analyzer, unavailable
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SAMPLES = sorted((ROOT / "samples").glob("*.parquet"))
@@ -34,18 +34,6 @@ COLUMNS = ["count", "p50_ns", "p90_ns", "p99_ns", "max_ns"]
 # The report's pooled percentiles: the upper edge (less 1 ns) of the 1/100-decade bin that holds
 # the exact value.
 POOLED_RATIO = 10 ** (1 / 100)
-
-
-def analyzer() -> str:
-    path = os.environ.get("TCPTAPE")
-    if path:
-        return path
-    target = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
-    for profile in ("debug", "release"):
-        candidate = target / profile / "tcptape"
-        if candidate.exists():
-            return str(candidate)
-    pytest.fail("tcptape is not built: run `cargo build -p tcptape-analyzer` first")
 
 
 def query(path, engine) -> str:
@@ -195,10 +183,7 @@ def spark():
     if message is None and shutil.which("java") is None:
         message = "no Java runtime (apt-get install default-jre-headless): Spark cannot run"
     if message:
-        if os.environ.get("TCPTAPE_E2E_REQUIRED") == "1":
-            pytest.fail(message)
-        print(f"\nSKIPPED LOUDLY: {message}")
-        pytest.skip(message)
+        unavailable(message)
     session = (
         SparkSession.builder.master("local[2]")
         .appName("tcptape-sql-test")
