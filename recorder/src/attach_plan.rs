@@ -408,6 +408,8 @@ pub struct ContextOutcome {
     pub chosen: Option<Mechanism>,
     /// Every attempt, in order.
     pub attempts: Vec<Attempt>,
+    /// The programs attached (none when nothing was).
+    pub programs: Vec<&'static str>,
 }
 
 impl ContextOutcome {
@@ -431,8 +433,12 @@ impl ContextOutcome {
 
 /// Attaches [`CONTEXT`] through `loader`.
 pub fn attach_context(loader: &mut dyn ProgramLoader) -> ContextOutcome {
-    let (chosen, attempts, _) = attach_first(CONTEXT, loader);
-    ContextOutcome { chosen, attempts }
+    let (chosen, attempts, programs) = attach_first(CONTEXT, loader);
+    ContextOutcome {
+        chosen,
+        attempts,
+        programs,
+    }
 }
 
 impl StageOutcome {

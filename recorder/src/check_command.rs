@@ -24,6 +24,8 @@ pub struct Attached {
     pub warnings: Vec<String>,
     /// How the stages learn whether they run in softirq (`None`: they cannot).
     pub softirq_context: Option<Mechanism>,
+    /// The programs that tell them (they record nothing, but run at every softirq).
+    pub context_programs: Vec<&'static str>,
 }
 
 /// Checks privileges and BTF, then loads the object with rings of `ring_bytes` in all and
@@ -50,6 +52,7 @@ pub fn attach_every_stage(no_fentry: bool, ring_bytes: u64) -> anyhow::Result<At
         outcomes,
         warnings: warning.into_iter().chain(context.warning()).collect(),
         softirq_context: context.chosen,
+        context_programs: context.programs,
     })
 }
 
@@ -64,6 +67,7 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<()> {
         outcomes,
         warnings,
         softirq_context,
+        ..
     } = attach_every_stage(args.no_fentry, 0)?;
     drop(loader);
     if args.json {

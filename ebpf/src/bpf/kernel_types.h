@@ -79,8 +79,15 @@ typedef struct {
 } possible_net_t;
 
 struct net_device {
+	/* A plain field before 6.12, a bitfield since: read with BPF_CORE_READ_BITFIELD. */
+	unsigned long priv_flags : 32;
 	int ifindex;
 	possible_net_t nd_net;
+};
+
+/* Its value moved between versions: read with bpf_core_enum_value. */
+enum netdev_priv_flags {
+	IFF_NO_QUEUE = 1 << 21,
 };
 
 struct in6_addr {

@@ -158,7 +158,7 @@ SEC("fexit/tcp_sendmsg")
 int BPF_PROG(tx_sendmsg__fentry__tcp_sendmsg_return, struct sock *sk, struct msghdr *msg,
 	     __u64 size, int ret)
 {
-	return on_sendmsg_return(sk, COOKIE_HELPER, ret);
+	return on_sendmsg_return(sk, COOKIE_HELPER, ret, false);
 }
 
 SEC("kprobe/tcp_sendmsg")
@@ -185,7 +185,7 @@ int BPF_PROG(tx_sendmsg__tp_btf__tcp_sendmsg_locked, struct sock *sk, struct msg
 SEC("tp_btf/sock_send_length")
 int BPF_PROG(tx_sendmsg__tp_btf__sock_send_length, struct sock *sk, int ret, int flags)
 {
-	return on_sendmsg_return(sk, COOKIE_HELPER, ret);
+	return on_sendmsg_return(sk, COOKIE_HELPER, ret, true);
 }
 
 /* The classic record names no socket (its skb, the write queue's tail, has none either): the
@@ -201,7 +201,7 @@ int tx_sendmsg__tracepoint__sock_send_length(struct trace_event_raw_sock_msg_len
 {
 	if (ctx->protocol != IPPROTO_TCP)
 		return 0;
-	return on_sendmsg_return((struct sock *)ctx->sk, COOKIE_READ, ctx->ret);
+	return on_sendmsg_return((struct sock *)ctx->sk, COOKIE_READ, ctx->ret, false);
 }
 
 SEC("fentry/__tcp_transmit_skb")
