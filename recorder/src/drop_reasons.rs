@@ -1,4 +1,5 @@
-//! Names of the kernel's drop reasons (`enum skb_drop_reason`), read from the host's BTF.
+//! Names of the kernel's drop reasons (`enum skb_drop_reason`), read from the host's BTF, and
+//! the one device flag the programs test (`IFF_NO_QUEUE`).
 //!
 //! The eBPF programs record the raw value; the value-to-name table differs between kernels, so
 //! it is taken from the recording host's `/sys/kernel/btf/vmlinux` and stored with the
@@ -109,6 +110,21 @@ pub fn host_drop_reasons() -> HashMap<u32, String> {
         .unwrap_or_default()
 }
 
+/// The value of `IFF_NO_QUEUE` in this host's `enum netdev_priv_flags`; 0 when unknown. Given to
+/// the programs at load: the enum is a BTF ENUM64 on some kernels (6.1), which a CO-RE
+/// relocation from an object built by clang 14 (ENUM only) cannot match.
+pub fn host_iff_no_queue() -> u32 {
+    std::fs::read("/sys/kernel/btf/vmlinux")
+        .ok()
+        .and_then(|b| enum_members(&b, "netdev_priv_flags").ok().flatten())
+        .and_then(|m| {
+            m.into_iter()
+                .find(|(_, name)| name == "IFF_NO_QUEUE")
+                .map(|(v, _)| v)
+        })
+        .unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,5 +211,7 @@ mod tests {
         }
         let m = host_drop_reasons();
         assert_eq!(m.get(&2).map(String::as_str), Some("NOT_SPECIFIED"));
+        // One bit, where 6.1 to 6.18 keep it.
+        assert_eq!(host_iff_no_queue(), 1 << 19);
     }
 }

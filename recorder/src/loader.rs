@@ -169,6 +169,7 @@ impl AyaLoader {
         let nifindex = f.ifaces.len() as u32;
         let (cgroup_ids, cgroup_levels) = f.cgroup_arrays();
         let (page_offset_base_at, vmemmap_base_at) = crate::kernel_symbols::page_bases();
+        let iff_no_queue = crate::drop_reasons::host_iff_no_queue();
         let ebpf = EbpfLoader::new()
             .btf(Some(&btf))
             .map_max_entries(names::RINGS, possible_cpus().map_err(LoadError::Kernel)?)
@@ -194,6 +195,7 @@ impl AyaLoader {
             .override_global("wake_bytes", &cfg.rings.wake_bytes(), true)
             .override_global("targ_page_offset_base_at", &page_offset_base_at, true)
             .override_global("targ_vmemmap_base_at", &vmemmap_base_at, true)
+            .override_global("targ_iff_no_queue", &iff_no_queue, true)
             .load(tcptape_ebpf::object())
             .map_err(|e| LoadError::of(format!("cannot load the eBPF object: {e}"), &e))?;
         let mut loader = AyaLoader {

@@ -211,6 +211,11 @@ static __always_inline bool in_softirq_now(void)
 	return v && *v;
 }
 
+/* IFF_NO_QUEUE of this kernel's enum netdev_priv_flags, read from its BTF by the recorder
+ * (recorder/src/drop_reasons.rs); 0 when unknown, and then no device is taken for one without a
+ * queue. */
+const volatile __u32 targ_iff_no_queue = 0;
+
 /* True for a device without a queue of its own (IFF_NO_QUEUE: loopback, veth, and the virtual
  * devices that hand an skb on, vlan, macvlan, bonds). Loopback and veth give the sender's skb to
  * the receive path, so there is no driver completion to record; the others hand it to a lower
@@ -219,12 +224,11 @@ static __always_inline bool in_softirq_now(void)
  * delete per packet for no event. */
 static __always_inline bool dev_has_no_queue(struct net_device *dev, bool direct)
 {
-	__u64 no_queue = bpf_core_enum_value(enum netdev_priv_flags, IFF_NO_QUEUE);
-	if (!dev || !no_queue)
+	if (!dev || !targ_iff_no_queue)
 		return false;
 	__u64 flags = direct ? BPF_CORE_READ_BITFIELD(dev, priv_flags)
 			     : BPF_CORE_READ_BITFIELD_PROBED(dev, priv_flags);
-	return flags & no_queue;
+	return flags & targ_iff_no_queue;
 }
 
 /* Skbs handed to a driver (tx_driver) and not yet freed: the device they came in on (0 for a

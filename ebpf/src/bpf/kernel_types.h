@@ -85,11 +85,6 @@ struct net_device {
 	possible_net_t nd_net;
 };
 
-/* Its value moved between versions: read with bpf_core_enum_value. */
-enum netdev_priv_flags {
-	IFF_NO_QUEUE = 1 << 21,
-};
-
 struct in6_addr {
 	union {
 		__u8 u6_addr8[16];
