@@ -17,6 +17,10 @@
 #
 # OVERHEAD_STAGES=LIST adds a run recording only those stages (`--stage LIST`, e.g. `tcp`).
 #
+# OVERHEAD_KERNEL=1 ends with recorder/scripts/kernel_cost.sh (same seconds and rounds): the
+# kernel's program time per recorded event beside the floor's time a run. With OVERHEAD_FLOOR=1
+# and OVERHEAD_RR=1 too, every overhead figure of the README's Benchmarks comes from this one run.
+#
 # OVERHEAD_RR=1 adds, after the bulk rounds, as many rounds of a 64-byte TCP ping-pong (sockperf,
 # full round trips) over the same veth: not recording, all stages, --sample 100 (and the floor
 # with OVERHEAD_FLOOR=1), interleaved; the median round trip of each and what each adds.
@@ -201,3 +205,8 @@ for mode in modes:
           f"recorder CPU {med(per_m):.3f} s per million events, "
           f"{med(cpu) / secs:.0%} of one CPU (start-up included)")
 PY
+if [[ "${OVERHEAD_KERNEL:-0}" == 1 ]]; then
+    echo
+    echo "kernel time per recorded event (recorder/scripts/kernel_cost.sh $secs $rounds):"
+    "$here/kernel_cost.sh" "$secs" "$rounds"
+fi
