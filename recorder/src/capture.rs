@@ -2,7 +2,8 @@
 //! ([`crate::drain_loop`]) until a limit, a signal or the duration ends it, and the summary.
 //!
 //! Each CPU's programs stage events and write them into that CPU's ring a batch at a time, and
-//! wake the reader only once `wake_bytes` wait there (`BPF_RB_NO_WAKEUP` below that). Batches go
+//! wake the reader once, with the batch that brings `wake_bytes` to wait there (`BPF_RB_NO_WAKEUP`
+//! for every other batch). Batches go
 //! to the writer thread; the kernel's counters ([`crate::kernel_counters`]) are read once a second
 //! and at the end, and what the CPUs still had staged once the programs are detached.
 

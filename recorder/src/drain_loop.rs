@@ -2,8 +2,8 @@
 //! still have staged) into batches for the writer, until a limit, a signal or the duration ends
 //! the recording; reads the kernel's counters once a second for the live view and the metadata.
 //!
-//! The programs wake the reader only once `wake_bytes` wait in a ring, so the loop also polls
-//! on a short timer.
+//! The programs wake the reader only when `wake_bytes` come to wait in a ring (once per
+//! crossing), so the loop drains every ring empty when woken and also polls on a short timer.
 
 use crate::budget_thread::BudgetShared;
 use crate::flight_control::{self, FlightControl};
