@@ -935,13 +935,13 @@ static __always_inline void batch_write(struct tcptape_batch *b, __u32 n)
 	if (!ring) {
 		count(&LOST, 0, n);
 	} else {
-		/* Only the batch that takes the ring past `wake_bytes` wakes the reader: a wakeup is
-		 * an interrupt to this CPU (an exit in a virtual machine), and one per batch while the
-		 * woken reader catches up cost about 18 ns per event. The reader drains the ring
-		 * empty once woken, so the next crossing comes after it has caught up. */
+		/* Only the batch that takes the ring past `wake_bytes` wakes the reader: a wakeup
+		 * is an interrupt to this CPU (an exit in a virtual machine), and one per batch
+		 * while the woken reader caught up cost about 18 ns per event. The reader drains
+		 * the ring empty once woken, so the next crossing comes after it caught up. */
 		__u64 before = bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA);
-		__u64 flags = before < wake_bytes && before + bytes >= wake_bytes ? BPF_RB_FORCE_WAKEUP
-										 : BPF_RB_NO_WAKEUP;
+		bool crossing = before < wake_bytes && before + bytes >= wake_bytes;
+		__u64 flags = crossing ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
 		if (bytes && bpf_ringbuf_output(ring, b->events, bytes, flags))
 			count(&LOST, 0, n);
 	}
@@ -1051,9 +1051,9 @@ static __always_inline int on_packet_seq(__u8 kind, struct sk_buff *skb, enum hd
 		return 0;
 	if (seq && p.seq != *seq)
 		return 0;
+	struct net_device *dev = RD(direct, skb, dev);
 	/* What the driver is handed, for tx_done (only when tx_done is recorded: targ_stages is
 	 * constant, so the verifier drops this otherwise). */
-	struct net_device *dev = RD(direct, skb, dev);
 	if (kind == ST_TX_DRIVER && (targ_stages & (1U << ST_TX_DONE)) && port_match(&p.flow) &&
 	    addr_match(&p.flow) && !dev_has_no_queue(dev, direct) && flow_kept(&p.flow)) {
 		__u64 key = (__u64)skb;
@@ -1116,7 +1116,9 @@ static __always_inline int on_tx_done(struct sk_buff *skb, bool direct)
 	if (!skb)
 		return 0;
 	__u16 proto = bpf_ntohs(RD(direct, skb, protocol));
-	if ((proto != ETH_P_IP && proto != ETH_P_IPV6) || dev_has_no_queue(RD(direct, skb, dev), direct))
+	if (proto != ETH_P_IP && proto != ETH_P_IPV6)
+		return 0;
+	if (dev_has_no_queue(RD(direct, skb, dev), direct))
 		return 0;
 	__u64 key = (__u64)skb;
 	struct tx_sent *found = bpf_map_lookup_elem(&TX_SENT, &key);

@@ -79,7 +79,7 @@ typedef struct {
 } possible_net_t;
 
 struct net_device {
-	/* A plain field before 6.12, a bitfield since: read with BPF_CORE_READ_BITFIELD. */
+	/* A plain field on 6.1, a bitfield on 6.18: read with BPF_CORE_READ_BITFIELD. */
 	unsigned long priv_flags : 32;
 	int ifindex;
 	possible_net_t nd_net;
