@@ -3,9 +3,9 @@
 //!
 //! Each CPU's programs stage events and write them into that CPU's ring a batch at a time, and
 //! wake the reader once, with the batch that brings `wake_bytes` to wait there (`BPF_RB_NO_WAKEUP`
-//! for every other batch). Batches go
-//! to the writer thread; the kernel's counters ([`crate::kernel_counters`]) are read once a second
-//! and at the end, and what the CPUs still had staged once the programs are detached.
+//! for every other batch). Batches go to the writer thread; the kernel's counters
+//! ([`crate::kernel_counters`]) are read once a second and at the end, and what the CPUs still
+//! had staged once the programs are detached.
 
 use crate::attach_plan::{anything_recorded, attach_context, attach_selected, PLAN, TASK_STAGES};
 use crate::budget_thread::BudgetThread;

@@ -102,21 +102,24 @@ pub fn enum_members(btf: &[u8], name: &str) -> Result<Option<HashMap<u32, String
     Ok(None)
 }
 
-/// The drop-reason names of this host, or an empty table when its BTF has none.
-pub fn host_drop_reasons() -> HashMap<u32, String> {
+/// The members of this host's enum `name` (from `/sys/kernel/btf/vmlinux`); `None` when the
+/// host has no BTF, or no such enum.
+fn host_enum(name: &str) -> Option<HashMap<u32, String>> {
     std::fs::read("/sys/kernel/btf/vmlinux")
         .ok()
-        .and_then(|b| enum_members(&b, "skb_drop_reason").ok().flatten())
-        .unwrap_or_default()
+        .and_then(|b| enum_members(&b, name).ok().flatten())
+}
+
+/// The drop-reason names of this host, or an empty table when its BTF has none.
+pub fn host_drop_reasons() -> HashMap<u32, String> {
+    host_enum("skb_drop_reason").unwrap_or_default()
 }
 
 /// The value of `IFF_NO_QUEUE` in this host's `enum netdev_priv_flags`; 0 when unknown. Given to
 /// the programs at load: the enum is a BTF ENUM64 on some kernels (6.1), which a CO-RE
 /// relocation from an object built by clang 14 (ENUM only) cannot match.
 pub fn host_iff_no_queue() -> u32 {
-    std::fs::read("/sys/kernel/btf/vmlinux")
-        .ok()
-        .and_then(|b| enum_members(&b, "netdev_priv_flags").ok().flatten())
+    host_enum("netdev_priv_flags")
         .and_then(|m| {
             m.into_iter()
                 .find(|(_, name)| name == "IFF_NO_QUEUE")
