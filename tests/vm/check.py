@@ -8,8 +8,8 @@ checks the recordings against the ground truth the VM set up:
 * the attach plan chooses the expected mechanism (fentry, or kprobe when fentry is disabled) for
   the function stages, and the recording has events of each of them;
 * netem delay D on the sender's link 1: the qdisc stage (tx_qdisc_enq -> tx_qdisc_deq of the same
-  skb) has its median within +-5% of D, and every sendmsg -> app-read journey over that link
-  takes at least D;
+  skb) has its shortest pair within 5 % of D and its median between D - 5 % and D + 5 ms (see
+  `qdisc_delay_rule`), and every sendmsg -> app-read journey over that link takes at least D;
 * netem loss on link 2: the segments of the recorded retransmissions equal the TcpRetransSegs
   delta of each namespace (short by at most 1 %: see docs/recorder.md), when no event was lost.
 
@@ -27,7 +27,14 @@ import duckdb
 
 FUNCTION_STAGES = ["rx_ip", "rx_tcp", "rx_tcp_est", "tx_sendmsg", "tx_tcp_xmit"]
 RUNS = [("default", "fentry"), ("nofentry", "kprobe")]
+# netem holds every packet D from its enqueue and releases it from an hrtimer: never early, but
+# late by the guest's timer latency, which under TCG on a busy host reached a 1.7 ms median (a
+# 20 ms delay read 21.7 ms). A pair can also read a little short: the guest's clock is the
+# host's, and a vCPU thread preempted between netem's clock read and the enqueue tracepoint's
+# loses that time (99.48 ms seen for 100 ms). So: no pair shorter than D - 5 %, the shortest
+# within 5 % of D (the timestamps are right), the median at most D + 5 ms.
 QDISC_TOLERANCE = 0.05
+QDISC_LATE_NS = 5_000_000
 
 
 class Checks:
@@ -123,6 +130,17 @@ def print_plan(title, stages):
             failed = [a for a in s.get("attempts", []) if a.get("error")]
         why = "; ".join(f"{f['mechanism']}: {f['error']}" for f in failed)
         print(f"    {s['stage']:<14} {s.get('chosen') or '-':<11} {why[:160]}")
+
+
+def qdisc_delay_rule(d_ns, n, med, lo):
+    """(name, ok) of the qdisc-stage check against a netem delay of `d_ns` (see QDISC_LATE_NS):
+    the shortest pair within 5 % of D, the median between D - 5 % and D + 5 ms."""
+    name = (f"qdisc stage = netem delay: shortest within +-{int(QDISC_TOLERANCE * 100)}%, "
+            f"median within -{int(QDISC_TOLERANCE * 100)}% / +{QDISC_LATE_NS // 1_000_000} ms")
+    ok = (n > 0 and med is not None and lo is not None
+          and abs(lo - d_ns) <= QDISC_TOLERANCE * d_ns
+          and d_ns * (1 - QDISC_TOLERANCE) <= med <= d_ns + QDISC_LATE_NS)
+    return name, ok
 
 
 def ms(ns):
@@ -273,8 +291,8 @@ def check_run(c, args, results, env, run, expect):
         [int(env["ifindex_va1"]), netns_a],
     ).fetchone()
     n, med, lo, hi = qd
-    ok = n > 0 and med is not None and abs(med - d_ns) <= QDISC_TOLERANCE * d_ns
-    c.check(f"{run}: qdisc stage median = netem delay +-{int(QDISC_TOLERANCE * 100)}%", ok,
+    name, ok = qdisc_delay_rule(d_ns, n, med, lo)
+    c.check(f"{run}: {name}", ok,
             f"{n} enqueue->dequeue pairs on va1, median {ms(med)} (min {ms(lo)}, max {ms(hi)}),"
             f" netem delay {ms(d_ns)}")
 
