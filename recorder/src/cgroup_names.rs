@@ -35,17 +35,19 @@ impl CgroupNames {
     /// Notes the cgroups of these events and looks up the new ones (one walk of the hierarchy,
     /// stopped once all are found).
     pub fn note(&mut self, events: &[RawEvent]) {
-        // Consecutive events mostly name the same cgroup: a map lookup only when it changes.
-        let mut last = None;
+        // Consecutive events mostly name the same cgroups: a map lookup only when the
+        // socket's or the task's changes (one `last` for both made every event with both a
+        // lookup when they differ).
+        let mut last = [None; 2];
         for e in events {
-            for (bit, id) in [
-                (valid::CGROUP, e.cgroup),
-                (valid::TASK_CGROUP, e.task_cgroup),
+            for (k, bit, id) in [
+                (0, valid::CGROUP, e.cgroup),
+                (1, valid::TASK_CGROUP, e.task_cgroup),
             ] {
-                if !e.has(bit) || last == Some(id) {
+                if !e.has(bit) || last[k] == Some(id) {
                     continue;
                 }
-                last = Some(id);
+                last[k] = Some(id);
                 if !self.names.contains_key(&id) {
                     self.pending.insert(id);
                 }
