@@ -18,8 +18,8 @@
 use std::time::Duration;
 use tcptape_common::metadata::SamplingStep;
 
-/// The budget when `--budget` is not given: about 3.5 % of one CPU for the recorder at the
-/// ~350 ns per event `check --cost` assumes, and about 1 MB/s of disk at 10.5 bytes per event.
+/// The budget when `--budget` is not given: about 3.3 % of one CPU for the recorder at the
+/// ~330 ns per event `check --cost` assumes, and about 1 MB/s of disk at 10.5 bytes per event.
 pub const DEFAULT_BUDGET: u64 = 100_000;
 
 /// The window of the prediction from the kernel's counters.
