@@ -10,7 +10,7 @@ use crate::tcp_names::{ca_state_name, tcp_state_name};
 use arrow_array::types::{
     ArrowPrimitiveType, Int32Type, UInt16Type, UInt32Type, UInt64Type, UInt8Type,
 };
-use arrow_array::{ArrayRef, PrimitiveArray, RecordBatch, StringArray, UInt64Array};
+use arrow_array::{ArrayRef, PrimitiveArray, RecordBatch, StringArray};
 use arrow_buffer::{BooleanBuffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use rustc_hash::FxHashMap;
 use std::collections::HashMap;
@@ -190,12 +190,12 @@ impl BatchEncoder {
         };
         let n = events.len();
 
-        // The `valid` words side by side (FLOW cleared for families that are neither IPv4 nor
+        // The `valid` words side by side (FLOW cleared where the family is neither IPv4 nor
         // IPv6): the 17 null bitmaps are read from 32 KiB, not from the 1.4 MB batch each.
         let valid_words: Vec<u32> = events
             .iter()
             .map(|ev| {
-                if matches!(ev.family, AF_INET | AF_INET6) {
+                if ev.has_flow() {
                     ev.valid
                 } else {
                     ev.valid & !valid::FLOW
@@ -213,33 +213,28 @@ impl BatchEncoder {
         for ev in events {
             kind.push(Stage::from_code(ev.kind).map_or("", Stage::name));
         }
-        // Consecutive events of one task are common: the previous row's name is copied before
-        // the cache is asked.
-        let mut comm = TextColumn::with_capacity(n, n * 8);
-        let mut last_comm = None;
-        for ev in events {
-            if !ev.has(valid::PID) {
-                comm.push("");
-                last_comm = None;
-            } else if last_comm == Some(ev.comm) {
-                comm.repeat_last();
-            } else {
-                comm.push(self.cache.comm(ev));
-                last_comm = Some(ev.comm);
-            }
-        }
-        let saddr = self.addr_column(events, |ev| &ev.saddr);
-        let daddr = self.addr_column(events, |ev| &ev.daddr);
-        let skb: ScalarBuffer<u64> = events
-            .iter()
-            .map(|ev| {
-                if ev.has(valid::SKB) {
-                    self.skb_ids.id(&self.ctx.skb_hasher, ev.skb)
-                } else {
-                    0
-                }
-            })
-            .collect();
+        let cache = &mut self.cache;
+        let comm = cached_text_column(
+            events,
+            n * 8,
+            cache,
+            |ev| ev.has(valid::PID).then_some(ev.comm),
+            |c, ev| c.comm(ev),
+        );
+        let saddr = cached_text_column(
+            events,
+            n * 10,
+            cache,
+            |ev| ev.has_flow().then_some((ev.family, ev.saddr)),
+            |c, ev| c.addr(ev.family, &ev.saddr).unwrap_or(""),
+        );
+        let daddr = cached_text_column(
+            events,
+            n * 10,
+            cache,
+            |ev| ev.has_flow().then_some((ev.family, ev.daddr)),
+            |c, ev| c.addr(ev.family, &ev.daddr).unwrap_or(""),
+        );
         let ca_state = name_column(events, valid::CA_STATE, |ev| ca_state_name(ev.ca_state));
         let state = name_column(events, valid::STATE, |ev| tcp_state_name(ev.state));
         let old_state = name_column(events, valid::STATE, |ev| tcp_state_name(ev.old_state));
@@ -262,7 +257,13 @@ impl BatchEncoder {
             primitive::<UInt64Type>(events, None, |ev| ev.ts_ns),
             primitive::<UInt16Type>(events, None, |ev| ev.cpu.min(u16::MAX as u32) as u16),
             kind.finish(None),
-            Arc::new(UInt64Array::new(skb, bit(valid::SKB))),
+            primitive::<UInt64Type>(events, bit(valid::SKB), |ev| {
+                if ev.has(valid::SKB) {
+                    self.skb_ids.id(&self.ctx.skb_hasher, ev.skb)
+                } else {
+                    0
+                }
+            }),
             primitive::<UInt64Type>(events, bit(valid::SOCK), |ev| ev.sock),
             primitive::<UInt32Type>(events, pid_ok.clone(), |ev| ev.pid),
             comm.finish(pid_ok),
@@ -305,34 +306,6 @@ impl BatchEncoder {
         RecordBatch::try_new(arrow_schema(), columns)
             .expect("encoder columns match the schema by construction")
     }
-
-    /// The text of one address column (`saddr` or `daddr`); rows without a flow get "" under
-    /// the flow's null bitmap. Consecutive events of one flow are common, so the previous row's
-    /// text is reused before the cache is asked.
-    fn addr_column(
-        &mut self,
-        events: &[RawEvent],
-        addr: impl Fn(&RawEvent) -> &[u8; 16],
-    ) -> TextColumn {
-        let mut col = TextColumn::with_capacity(events.len(), events.len() * 10);
-        let mut last: Option<(u16, [u8; 16])> = None;
-        for ev in events {
-            let flow = ev.has(valid::FLOW) && matches!(ev.family, AF_INET | AF_INET6);
-            if !flow {
-                col.push("");
-                last = None;
-                continue;
-            }
-            let key = (ev.family, *addr(ev));
-            if last == Some(key) {
-                col.repeat_last();
-            } else {
-                col.push(self.cache.addr(key.0, &key.1).unwrap_or(""));
-                last = Some(key);
-            }
-        }
-        col
-    }
 }
 
 /// The null bitmap of the rows whose `valid` word has every bit of `flag`; `None` when all do.
@@ -348,10 +321,36 @@ fn validity(valid_words: &[u32], flag: u32) -> Option<NullBuffer> {
 fn primitive<T: ArrowPrimitiveType>(
     events: &[RawEvent],
     nulls: Option<NullBuffer>,
-    value: impl Fn(&RawEvent) -> T::Native,
+    value: impl FnMut(&RawEvent) -> T::Native,
 ) -> ArrayRef {
     let values: ScalarBuffer<T::Native> = events.iter().map(value).collect();
     Arc::new(PrimitiveArray::<T>::new(values, nulls))
+}
+
+/// A text column formatted through the cache: `key` is `None` for a row without a value ("" under
+/// the column's null bitmap), and a row whose key equals the previous row's copies its text
+/// rather than asking the cache (consecutive events of one task or one flow are common).
+fn cached_text_column<K: PartialEq>(
+    events: &[RawEvent],
+    bytes: usize,
+    cache: &mut TextCache,
+    key: impl Fn(&RawEvent) -> Option<K>,
+    text: impl for<'c> Fn(&'c mut TextCache, &RawEvent) -> &'c str,
+) -> TextColumn {
+    let mut col = TextColumn::with_capacity(events.len(), bytes);
+    let mut last = None;
+    for ev in events {
+        let k = key(ev);
+        if k.is_none() {
+            col.push("");
+        } else if k == last {
+            col.repeat_last();
+        } else {
+            col.push(text(cache, ev));
+        }
+        last = k;
+    }
+    col
 }
 
 /// A column of fixed names (TCP states), "" where `flag` is not valid.

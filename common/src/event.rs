@@ -302,6 +302,12 @@ impl RawEvent {
         self.valid & flags == flags
     }
 
+    /// True when the event carries a flow the files can name: `FLOW` valid and an IPv4 or IPv6
+    /// family (any other family's addresses are not written).
+    pub const fn has_flow(&self) -> bool {
+        self.has(valid::FLOW) && matches!(self.family, AF_INET | AF_INET6)
+    }
+
     /// The task name up to its first NUL, lossily decoded.
     pub fn comm_str(&self) -> std::borrow::Cow<'_, str> {
         let end = self

@@ -2,7 +2,7 @@
 //! tests) rather than as columns.
 
 use crate::encode::{ip_from_bytes, EncodeContext};
-use crate::event::{valid, RawEvent, AF_INET, AF_INET6};
+use crate::event::{valid, RawEvent, AF_INET};
 use crate::schema::{COLUMNS, V1_COLUMNS};
 use crate::stage::Stage;
 use crate::tcp_names::{ca_state_name, tcp_state_name};
@@ -125,7 +125,7 @@ impl Record {
     /// The row a raw event becomes when encoded with `ctx`; `None` for an unknown stage.
     pub fn from_raw(ev: &RawEvent, ctx: &EncodeContext) -> Option<Record> {
         let stage = Stage::from_code(ev.kind)?;
-        let flow = ev.has(valid::FLOW) && matches!(ev.family, AF_INET | AF_INET6);
+        let flow = ev.has_flow();
         let tcp = |v: u32| ev.has(valid::TCP).then_some(v);
         let pid = ev.has(valid::PID);
         Some(Record {
